@@ -1,0 +1,161 @@
+"""Encode and decode MQTT payloads: protobuf binary by default, the protobuf JSON mapping when a
+device says so with the MQTT 5 content type. Every decoded message is validated before use."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from lockerhub.errors import PayloadError
+from lockerhub.topics import Kind
+from lockerhub.v1 import device_pb2
+
+CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
+CONTENT_TYPE_JSON = "application/json"
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+# Timestamps before 2020 or absurdly far ahead are device clock faults, not data.
+_MIN_TS_MS = 1_577_836_800_000
+_MAX_TS_MS = 4_102_444_800_000
+_MAX_ID_LEN = 64
+_MAX_TEXT_LEN = 512
+
+M = TypeVar("M", bound=Message)
+
+MESSAGE_TYPES: dict[Kind, type[Message]] = {
+    Kind.STATUS: device_pb2.DeviceStatus,
+    Kind.TELEMETRY: device_pb2.Telemetry,
+    Kind.EVENT: device_pb2.DeviceEvent,
+    Kind.COMMAND: device_pb2.Command,
+    Kind.COMMAND_RESULT: device_pb2.CommandResult,
+}
+
+
+def encode(message: Message) -> bytes:
+    """Protobuf binary encoding (content type CONTENT_TYPE_PROTOBUF)."""
+    return message.SerializeToString(deterministic=True)
+
+
+def encode_json(message: Message) -> bytes:
+    """Protobuf JSON mapping (content type CONTENT_TYPE_JSON), for third-party devices and tests."""
+    return json_format.MessageToJson(message, indent=None).encode()
+
+
+def decode(
+    kind: Kind,
+    payload: bytes,
+    *,
+    content_type: str | None = None,
+    max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> Message:
+    """Decode and validate the payload of a ``kind`` topic.
+
+    Raises:
+        PayloadError: oversized, undecodable, of an unknown content type, or failing validation.
+    """
+    if len(payload) > max_bytes:
+        raise PayloadError("oversized", f"{len(payload)} bytes exceeds the {max_bytes}-byte limit")
+    message = MESSAGE_TYPES[kind]()
+    ct = (content_type or CONTENT_TYPE_PROTOBUF).split(";")[0].strip().lower()
+    try:
+        if ct == CONTENT_TYPE_PROTOBUF:
+            message.ParseFromString(payload)
+        elif ct == CONTENT_TYPE_JSON:
+            json_format.Parse(payload.decode("utf-8"), message, ignore_unknown_fields=False)
+        else:
+            raise PayloadError("content_type", f"unsupported content type {ct[:60]!r}")
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError("undecodable", f"cannot decode {kind.value} payload: {exc!s:.200}") from exc
+    _VALIDATORS[kind](message)
+    return message
+
+
+def _check_ts(ts_ms: int, field: str) -> None:
+    if not _MIN_TS_MS <= ts_ms <= _MAX_TS_MS:
+        raise PayloadError("invalid", f"{field}={ts_ms} is not a plausible UTC epoch-ms time")
+
+
+def _check_id(value: str, field: str, *, required: bool = True) -> None:
+    if required and not value:
+        raise PayloadError("invalid", f"{field} is required")
+    if len(value) > _MAX_ID_LEN or any(c in value for c in "/+#\x00"):
+        raise PayloadError("invalid", f"{field} is not a valid id")
+
+
+def _check_text(value: str, field: str) -> None:
+    if len(value) > _MAX_TEXT_LEN:
+        raise PayloadError("invalid", f"{field} longer than {_MAX_TEXT_LEN} characters")
+
+
+def _validate_status(m: Message) -> None:
+    assert isinstance(m, device_pb2.DeviceStatus)
+    if m.state == device_pb2.DeviceStatus.STATE_UNSPECIFIED:
+        raise PayloadError("invalid", "state is required")
+    _check_ts(m.ts_ms, "ts_ms")
+    seen: set[str] = set()
+    for c in m.compartments:
+        _check_id(c.compartment_id, "compartments.compartment_id")
+        if c.compartment_id in seen:
+            raise PayloadError("invalid", "compartments has a duplicate compartment_id")
+        seen.add(c.compartment_id)
+        if min(c.inner.width_mm, c.inner.height_mm, c.inner.depth_mm) == 0:
+            raise PayloadError("invalid", "compartments.inner dimensions must be positive")
+    _check_text(m.firmware_version, "firmware_version")
+
+
+def _validate_telemetry(m: Message) -> None:
+    assert isinstance(m, device_pb2.Telemetry)
+    _check_ts(m.ts_ms, "ts_ms")
+    for c in m.compartments:
+        _check_id(c.compartment_id, "compartments.compartment_id")
+    if not (m.energy_wh >= 0 and m.power_w >= 0):  # also rejects NaN
+        raise PayloadError("invalid", "energy_wh and power_w must be non-negative numbers")
+
+
+def _validate_event(m: Message) -> None:
+    assert isinstance(m, device_pb2.DeviceEvent)
+    _check_id(m.event_id, "event_id")
+    if m.seq == 0:
+        raise PayloadError("invalid", "seq must be >= 1")
+    _check_ts(m.ts_ms, "ts_ms")
+    body = m.WhichOneof("body")
+    if body is None:
+        raise PayloadError("invalid", "event body is required")
+    if body == "deposited":
+        _check_id(m.deposited.parcel_id, "deposited.parcel_id")
+        _check_id(m.deposited.compartment_id, "deposited.compartment_id")
+        _check_id(m.deposited.courier_id, "deposited.courier_id", required=False)
+    elif body == "picked_up":
+        _check_id(m.picked_up.parcel_id, "picked_up.parcel_id")
+        _check_id(m.picked_up.compartment_id, "picked_up.compartment_id")
+    elif body == "door_changed":
+        _check_id(m.door_changed.compartment_id, "door_changed.compartment_id")
+    elif body == "alarm":
+        _check_id(m.alarm.compartment_id, "alarm.compartment_id", required=False)
+        _check_text(m.alarm.detail, "alarm.detail")
+
+
+def _validate_command(m: Message) -> None:
+    assert isinstance(m, device_pb2.Command)
+    _check_id(m.command_id, "command_id")
+    _check_ts(m.issued_ms, "issued_ms")
+    _check_ts(m.expires_ms, "expires_ms")
+    if m.WhichOneof("body") is None:
+        raise PayloadError("invalid", "command body is required")
+
+
+def _validate_command_result(m: Message) -> None:
+    assert isinstance(m, device_pb2.CommandResult)
+    _check_id(m.command_id, "command_id")
+    _check_ts(m.ts_ms, "ts_ms")
+    _check_text(m.detail, "detail")
+
+
+_VALIDATORS = {
+    Kind.STATUS: _validate_status,
+    Kind.TELEMETRY: _validate_telemetry,
+    Kind.EVENT: _validate_event,
+    Kind.COMMAND: _validate_command,
+    Kind.COMMAND_RESULT: _validate_command_result,
+}

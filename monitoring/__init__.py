@@ -1,7 +1,7 @@
 """Prometheus and Grafana material for lockerhub ops teams.
 
-The files live beside this module (``prometheus/``); ``scrape_config`` renders the same scrape job for
-a hub on another address (tests and the demo run the hub on free ports).
+The files live beside this module (``prometheus/``); ``scrape_config`` renders the same scrape
+job for a hub on another address (tests and the demo run the hub on free ports).
 """
 
 from __future__ import annotations

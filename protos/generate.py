@@ -1,4 +1,4 @@
-"""Regenerate the Python code for protos/lockerhub/v1 (called by `make proto` and the staleness test)."""
+"""Regenerate the Python code for protos/lockerhub/v1 (`make proto` and the staleness test)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def proto_files() -> list[Path]:
 
 def generate(out_root: Path) -> list[Path]:
     """Run protoc (grpcio-tools + mypy-protobuf plugins) writing into out_root; return the files."""
-    from grpc_tools import protoc  # noqa: PLC0415  (dev-only dependency)
+    from grpc_tools import protoc
 
     out_root.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent

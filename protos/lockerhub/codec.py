@@ -66,7 +66,9 @@ def decode(
         else:
             raise PayloadError("content_type", f"unsupported content type {ct[:60]!r}")
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        raise PayloadError("undecodable", f"cannot decode {kind.value} payload: {exc!s:.200}") from exc
+        raise PayloadError(
+            "undecodable", f"cannot decode {kind.value} payload: {exc!s:.200}"
+        ) from exc
     _VALIDATORS[kind](message)
     return message
 

@@ -68,8 +68,9 @@ def build(cls: type[T], table: Mapping[str, Any], *, error: type[Exception], pre
             and f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING
         ]
-        where = prefix.rstrip(".") or "config"
-        raise error(f"{where}: missing required key {', '.join(missing) or exc}") from exc
+        if not missing:
+            raise error(f"{prefix.rstrip('.') or 'config'}: {exc}") from exc
+        raise error(f"{prefix}{missing[0]}: required key is missing") from exc
 
 
 def apply_env(
@@ -142,9 +143,7 @@ def _convert(value: Any, target: Any, key: str, error: type[Exception]) -> Any:
         bool: (isinstance(value, bool), "true or false"),
         int: (isinstance(value, int) and not isinstance(value, bool), "an integer"),
         float: (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value),
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
             "a number",
         ),
         str: (isinstance(value, str), "a string"),

@@ -1,8 +1,8 @@
 """The MQTT topic tree: the only place topic names are built and parsed.
 
-Every device has its own subtree ``lockerhub/v1/<site>/<device>/<kind>``; the broker's ACLs (written
-by ``hub.provisioning``) let a device touch nothing outside it. docs/asyncapi.yaml documents the same
-tree for people and other tools.
+Every device has its own subtree ``lockerhub/v1/<site>/<device>/<kind>``; the broker's ACLs
+(written by ``hub.broker``) let a device touch nothing outside it. docs/asyncapi.yaml documents
+the same tree for people and other tools.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def spec(kind: Kind) -> TopicSpec:
 
 
 def validate_id(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid site or device id, else raise TopicError naming ``what``."""
+    """Return ``value`` if it is a valid site or device id, else raise TopicError naming it."""
     if not _ID.fullmatch(value):
         raise TopicError(
             f"{what} {value[:70]!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . -, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from lockerhub.codec import MESSAGE_TYPES
 from lockerhub.topics import TOPIC_ROOT, Direction, Kind, spec
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from lockerhub.config import load_settings
 
 
@@ -54,7 +55,8 @@ def test_defaults_file_and_env(tmp_path: Path) -> None:
     assert s.net == Net(host="broker", port=1900, tls=True)
     assert s.sites == (Site(id="a", lat=1.0),)
     s = load(tmp_path, "", {"APP_SITES": '[{"id": "b"}]', "APP_NET__PORT": "2000"})
-    assert s.sites == (Site(id="b"),) and s.net.port == 2000
+    assert s.sites == (Site(id="b"),)
+    assert s.net.port == 2000
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,7 @@ def test_defaults_file_and_env(tmp_path: Path) -> None:
         ("[net]\nport = 70000\n", {}, "net.port"),
         ("[net]\ntls = 1\n", {}, "net.tls"),
         ("net = 5\n", {}, "net"),
-        ("[[sites]]\nlat = 1\n", {}, "sites[0]"),
+        ("[[sites]]\nlat = 1\n", {}, "sites[0].id"),
         ("sites = [1]\n", {}, "sites[0]"),
         ("path = 3\n", {}, "path"),
         ("[net\n", {}, "not valid TOML"),

@@ -10,8 +10,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("protos_generate", ROOT / "protos" / "generate.py")
-    assert spec is not None and spec.loader is not None
+    spec = importlib.util.spec_from_file_location(
+        "protos_generate", ROOT / "protos" / "generate.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["protos_generate"] = module
     spec.loader.exec_module(module)

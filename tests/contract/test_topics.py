@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from lockerhub.errors import TopicError
 from lockerhub.topics import Direction, Kind, Topic, device_filter, device_subtree, shared, spec
 
@@ -46,9 +47,11 @@ def test_parse_rejects_topics_outside_the_tree(topic: str) -> None:
 
 
 def test_delivery_rules() -> None:
-    assert spec(Kind.STATUS).retain and spec(Kind.STATUS).qos == 1
+    assert spec(Kind.STATUS).retain
+    assert spec(Kind.STATUS).qos == 1
     assert spec(Kind.TELEMETRY).qos == 0
-    assert spec(Kind.EVENT).qos == 1 and not spec(Kind.EVENT).retain
+    assert spec(Kind.EVENT).qos == 1
+    assert not spec(Kind.EVENT).retain
     assert spec(Kind.COMMAND).direction is Direction.HUB_TO_DEVICE
     assert spec(Kind.COMMAND_RESULT).direction is Direction.DEVICE_TO_HUB
 

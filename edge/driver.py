@@ -1,0 +1,118 @@
+"""The hardware driver interface: the only way the agent touches relays, sensors, meter and inputs.
+
+Drivers: ``firmware_sim.cabinet.SimulatedCabinet`` (in-process simulator) now; a Modbus driver for
+real lock/input boards and meters later (issue 4) implements the same Protocol.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+
+class SizeClass(enum.StrEnum):
+    """Compartment size class (matches lockerhub.v1.SizeClass)."""
+
+    XS = "XS"
+    S = "S"
+    M = "M"
+    L = "L"
+    XL = "XL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompartmentSpec:
+    """One compartment as the hardware has it: id, size class, inner dimensions, limits, zone."""
+
+    compartment_id: str
+    size: SizeClass
+    width_mm: int
+    height_mm: int
+    depth_mm: int
+    max_weight_g: int
+    chilled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """Energy meter sample: cumulative active energy (Wh) and instantaneous power (W)."""
+
+    energy_wh: float
+    power_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class DoorChanged:
+    """A door sensor changed state."""
+
+    compartment_id: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChanged:
+    """An item (presence) sensor changed state."""
+
+    compartment_id: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """The courier scanner read a code (a parcel id)."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeypadEntry:
+    """A recipient entered a code on the keypad. Personal data: never log ``code``."""
+
+    code: str
+
+    def __repr__(self) -> str:
+        return "KeypadEntry(code=<redacted>)"
+
+
+InputEvent = DoorChanged | ItemChanged | Scanned | KeypadEntry
+
+
+@runtime_checkable
+class HardwareDriver(Protocol):
+    """What the agent needs from a cabinet's hardware. Every method may raise DriverError."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def compartments(self) -> Sequence[CompartmentSpec]:
+        """The compartments this hardware has, in a stable order."""
+        ...
+
+    async def fire_relay(self, compartment_id: str) -> None:
+        """Pulse the lock relay of a compartment (a pulse is not proof the door opened)."""
+        ...
+
+    async def read_door(self, compartment_id: str) -> bool:
+        """True when the door sensor reads open."""
+        ...
+
+    async def read_item(self, compartment_id: str) -> bool:
+        """True when the item sensor detects something inside."""
+        ...
+
+    async def read_meter(self) -> MeterReading:
+        """The cabinet's energy meter."""
+        ...
+
+    def inputs(self) -> AsyncIterator[InputEvent]:
+        """Sensor changes and keypad/scanner entries, in the order they happened."""
+        ...

@@ -1,0 +1,30 @@
+"""The edge agent's exception tree; third-party errors are translated at the boundary.
+
+EdgeError
+├── ConfigError   a settings file or environment variable is wrong (message names the key)
+├── DriverError   the hardware (or its simulator) failed or refused an operation
+├── StorageError  the local SQLite database failed (wraps sqlite3/aiosqlite errors)
+└── LinkError     the MQTT link is down or a publish/subscribe failed (wraps aiomqtt errors)
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error the edge agent raises on purpose."""
+
+
+class ConfigError(EdgeError):
+    """Invalid configuration; the message names the offending TOML key or environment variable."""
+
+
+class DriverError(EdgeError):
+    """A hardware driver operation failed (relay, sensor, meter or input)."""
+
+
+class StorageError(EdgeError):
+    """The local database could not be opened, migrated, read or written."""
+
+
+class LinkError(EdgeError):
+    """The MQTT link to the broker is down or an MQTT operation failed."""

@@ -1,0 +1,222 @@
+"""The MQTT link to the broker: one connection as an async context manager wrapping aiomqtt.
+
+It connects with Clean Start 0 and a finite Session Expiry (MQTT 5, 3.1.2.4 and 3.1.2.11.2) so QoS 1
+commands queue at the broker during short outages, sets the retained OFFLINE last will, subscribes
+to the device's own command topic, publishes with the protobuf content type (3.3.2.3.9) and decodes
+incoming commands at ingress. Reconnecting is the caller's job (edge.agent); aiomqtt errors become
+LinkError here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+from google.protobuf.message import Message
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.errors import LinkError
+from edge.settings import BrokerSettings
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF, DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
+from lockerhub.errors import PayloadError
+from lockerhub.topics import Kind, Topic, spec
+from lockerhub.v1 import device_pb2
+
+log = logging.getLogger(__name__)
+
+_LOG_TRUNCATE = 80
+
+
+def _properties(packet: int, v5: bool) -> Properties | None:
+    if not v5:
+        return None
+    props = Properties(packet)  # type: ignore[no-untyped-call]
+    props.ContentType = CONTENT_TYPE_PROTOBUF
+    return props
+
+
+class Link:
+    """One MQTT connection of a device; enter it to connect, exit it to disconnect.
+
+    Args:
+        broker: broker address, credentials and session settings.
+        site, device: the device's identity (its topic subtree).
+        will: the OFFLINE DeviceStatus the broker publishes if the connection dies.
+        dropped: counter dict to update with dropped commands by reason (outlives the link).
+    """
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        *,
+        site: str,
+        device: str,
+        will: device_pb2.DeviceStatus,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        dropped: dict[str, int] | None = None,
+    ) -> None:
+        self._broker = broker
+        self._v5 = broker.protocol == "5"
+        self._site = site
+        self._device = device
+        self._will = will
+        self._max_payload_bytes = max_payload_bytes
+        self._client: aiomqtt.Client | None = None
+        self._cmd_topic = str(Topic(site, device, Kind.COMMAND))
+        # Dropped incoming messages by reason (bounded tokens: fit for metric labels).
+        self.dropped: dict[str, int] = {} if dropped is None else dropped
+
+    def topic(self, kind: Kind) -> str:
+        """This device's topic of ``kind``."""
+        return str(Topic(self._site, self._device, kind))
+
+    async def __aenter__(self) -> Self:
+        b = self._broker
+        status = spec(Kind.STATUS)
+        if self._v5:
+            connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            connect_props.SessionExpiryInterval = b.session_expiry_s
+            session: dict[str, Any] = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": connect_props,
+            }
+        else:  # MQTT 3.1.1 keeps the session with clean_session=0 (no expiry to set).
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+        client = aiomqtt.Client(
+            b.host,
+            b.port,
+            username=b.username or None,
+            password=b.password or None,
+            identifier=b.client_id or self._device,
+            keepalive=b.keepalive_s,
+            # aiomqtt bounds calls with asyncio.wait_for, which on Python 3.11 can swallow a
+            # cancellation that races with completion (CPython gh-86296), leaving shutdown hung;
+            # we bound every call with asyncio.timeout instead.
+            timeout=math.inf,
+            will=aiomqtt.Will(
+                self.topic(Kind.STATUS),
+                encode(self._will),
+                qos=status.qos,
+                retain=status.retain,
+                properties=_properties(PacketTypes.WILLMESSAGE, self._v5),
+            ),
+            **session,
+        )
+        try:
+            async with asyncio.timeout(b.publish_timeout_s):
+                await client.__aenter__()
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            raise LinkError(f"cannot connect to {b.host}:{b.port}: {exc!r}") from exc
+        self._client = client
+        try:
+            async with asyncio.timeout(b.publish_timeout_s):
+                granted = await client.subscribe(self._cmd_topic, qos=spec(Kind.COMMAND).qos)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            await self._close()
+            raise LinkError(f"cannot subscribe to commands: {exc!r}") from exc
+        codes = [code.value if isinstance(code, ReasonCode) else int(code) for code in granted]
+        if any(code >= 0x80 for code in codes):
+            # 0x87 Not authorized (MQTT 5, 3.9.3): the broker's ACL refused our own cmd topic.
+            await self._close()
+            raise LinkError(f"broker refused the command subscription (reason codes {codes})")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(self._broker.publish_timeout_s):
+                await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.debug("disconnect after a broken connection: %r", exc)
+
+    @property
+    def client(self) -> aiomqtt.Client:
+        if self._client is None:
+            raise LinkError("link is not connected")
+        return self._client
+
+    async def publish(self, kind: Kind, payload: bytes) -> None:
+        """Publish on this device's ``kind`` topic with that kind's QoS and retain flag.
+
+        For QoS 1 this returns once the broker acknowledged (PUBACK).
+
+        Raises:
+            LinkError: not connected, the publish failed or was not acknowledged in time.
+        """
+        rules = spec(kind)
+        client = self.client
+        try:
+            async with asyncio.timeout(self._broker.publish_timeout_s):
+                await client.publish(
+                    self.topic(kind),
+                    payload,
+                    qos=rules.qos,
+                    retain=rules.retain,
+                    properties=_properties(PacketTypes.PUBLISH, self._v5),
+                )
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            raise LinkError(f"publish on {kind.value} failed: {exc!r}") from exc
+
+    async def publish_message(self, kind: Kind, message: Message) -> None:
+        """Encode ``message`` (protobuf binary) and publish it on ``kind``."""
+        await self.publish(kind, encode(message))
+
+    async def commands(self) -> AsyncIterator[device_pb2.Command]:
+        """Decoded commands for this device, as they arrive; bad ones are logged and dropped.
+
+        Raises:
+            LinkError: when the connection is lost.
+        """
+        try:
+            async for msg in self.client.messages:
+                command = self._decode(msg)
+                if command is not None:
+                    yield command
+        except aiomqtt.MqttError as exc:
+            raise LinkError(f"connection lost: {exc}") from exc
+
+    def _decode(self, msg: aiomqtt.Message) -> device_pb2.Command | None:
+        topic = str(msg.topic)
+        if topic != self._cmd_topic:
+            self._drop("topic", f"message on unexpected topic {topic[:_LOG_TRUNCATE]!r}")
+            return None
+        payload = msg.payload
+        if not isinstance(payload, bytes | bytearray):
+            self._drop("undecodable", "command payload is not bytes")
+            return None
+        content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
+        try:
+            command = decode(
+                Kind.COMMAND,
+                bytes(payload),
+                content_type=content_type,
+                max_bytes=self._max_payload_bytes,
+            )
+        except PayloadError as exc:
+            # The message, not the payload, is logged: a payload may carry personal data.
+            self._drop(exc.reason, f"command dropped: {str(exc)[:_LOG_TRUNCATE]}")
+            return None
+        assert isinstance(command, device_pb2.Command)
+        return command
+
+    def _drop(self, reason: str, message: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        log.warning("%s (reason=%s)", message, reason)

@@ -1,0 +1,246 @@
+"""Edge agent settings: TOML file, then ``LOCKERHUB_EDGE_<SECTION>__<KEY>`` environment overrides.
+
+The rest of the agent never reads ``os.environ``; it receives a validated, frozen EdgeSettings.
+Relative ``storage.path`` is resolved against the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from edge.driver import CompartmentSpec, SizeClass
+from edge.errors import ConfigError
+from lockerhub.config import build, load_settings
+from lockerhub.errors import TopicError
+from lockerhub.topics import validate_id
+
+ENV_PREFIX = "LOCKERHUB_EDGE_"
+
+# Default compartment profile (InPost-like, domain notes: S 80x380x640, M 190x380x640,
+# L 410x380x640 mm as height x width x depth), stored here as (width, height, depth) in mm.
+DEFAULT_PROFILE: Mapping[SizeClass, tuple[int, int, int]] = {
+    SizeClass.S: (380, 80, 640),
+    SizeClass.M: (380, 190, 640),
+    SizeClass.L: (380, 410, 640),
+}
+DEFAULT_MAX_WEIGHT_G = 25_000
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceSettings:
+    """[device]: who this cabinet is."""
+
+    id: str
+    site: str
+    firmware_version: str = "0.1.0"
+
+    def __post_init__(self) -> None:
+        for key, value in (("device.id", self.id), ("device.site", self.site)):
+            try:
+                validate_id(value, key)
+            except TopicError as exc:
+                raise ConfigError(str(exc)) from exc
+        _require(0 < len(self.firmware_version) <= 64, "device.firmware_version", "1-64 characters")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerSettings:
+    """[broker]: the MQTT 5 broker and session parameters."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password: str = field(default="", repr=False)
+    client_id: str = ""
+    keepalive_s: int = 30
+    session_expiry_s: int = 7200
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    publish_timeout_s: float = 10.0
+    # "5", or "3.1.1" for brokers without MQTT 5 (the demo's embedded broker): the session is
+    # kept with clean_session=0 instead of an expiry; payloads carry everything that matters.
+    protocol: str = "5"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "broker.host", "must not be empty")
+        _require(self.protocol in ("5", "3.1.1"), "broker.protocol", 'must be "5" or "3.1.1"')
+        _require(1 <= self.port <= 65535, "broker.port", f"must be 1-65535, got {self.port}")
+        _require(5 <= self.keepalive_s <= 3600, "broker.keepalive_s", "must be 5-3600")
+        # A finite expiry (MQTT 5, 3.1.2.11.2): 0 would drop queued commands on every blip.
+        _require(
+            60 <= self.session_expiry_s <= 7 * 86400,
+            "broker.session_expiry_s",
+            "must be 60-604800 (a finite session that outlives short outages)",
+        )
+        _require(
+            0 < self.reconnect_min_s <= self.reconnect_max_s <= 3600,
+            "broker.reconnect_min_s",
+            "need 0 < reconnect_min_s <= reconnect_max_s <= 3600",
+        )
+        _require(0 < self.publish_timeout_s <= 600, "broker.publish_timeout_s", "must be 0-600")
+        _require(len(self.client_id) <= 64, "broker.client_id", "at most 64 characters")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageSettings:
+    """[storage]: the local SQLite database."""
+
+    path: Path = Path("cabinet.sqlite3")
+    outbox_max: int = 100_000
+
+    def __post_init__(self) -> None:
+        _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
+        _require(100 <= self.outbox_max <= 10_000_000, "storage.outbox_max", "must be 100-1e7")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetrySettings:
+    """[telemetry]: periodic snapshot interval (also sent on every occupancy change)."""
+
+    interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(0.1 <= self.interval_s <= 86400, "telemetry.interval_s", "must be 0.1-86400")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeypadSettings:
+    """[keypad]: wrong-code lockout."""
+
+    max_failures: int = 5
+    lockout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.max_failures <= 100, "keypad.max_failures", "must be 1-100")
+        _require(0 < self.lockout_s <= 86400, "keypad.lockout_s", "must be 0-86400")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DoorSettings:
+    """[door]: how long to wait for the door sensor after a relay pulse."""
+
+    open_confirm_ms: int = 1500
+    # A scan/code opens a compartment for this long before an unrelated open counts as forced.
+    arm_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        _require(10 <= self.open_confirm_ms <= 60_000, "door.open_confirm_ms", "must be 10-60000")
+        _require(self.arm_ms >= self.open_confirm_ms, "door.arm_ms", "must be >= open_confirm_ms")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompartmentGroup:
+    """One ``[[driver.compartments]]`` entry: ``count`` compartments of one size class."""
+
+    size: str
+    count: int = 1
+    chilled: bool = False
+    width_mm: int = 0
+    height_mm: int = 0
+    depth_mm: int = 0
+    max_weight_g: int = DEFAULT_MAX_WEIGHT_G
+
+    def __post_init__(self) -> None:
+        key = "driver.compartments"
+        _require(
+            self.size in SizeClass.__members__,
+            f"{key}.size",
+            f"must be one of {', '.join(SizeClass.__members__)}, got {self.size[:8]!r}",
+        )
+        _require(1 <= self.count <= 500, f"{key}.count", "must be 1-500")
+        custom = (self.width_mm, self.height_mm, self.depth_mm)
+        _require(
+            all(v == 0 for v in custom) or all(0 < v <= 5000 for v in custom),
+            f"{key}.width_mm",
+            "set all of width_mm/height_mm/depth_mm (1-5000) or none",
+        )
+        _require(
+            all(v > 0 for v in custom) or SizeClass(self.size) in DEFAULT_PROFILE,
+            f"{key}.width_mm",
+            f"size {self.size} has no default profile: give width_mm/height_mm/depth_mm",
+        )
+        _require(0 < self.max_weight_g <= 200_000, f"{key}.max_weight_g", "must be 1-200000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverSettings:
+    """[driver]: which hardware driver, and for ``sim`` the layout and control server."""
+
+    kind: str = "sim"
+    compartments: tuple[CompartmentGroup, ...] = (
+        CompartmentGroup(size="S", count=6),
+        CompartmentGroup(size="M", count=4),
+        CompartmentGroup(size="L", count=2),
+    )
+    control_host: str = "127.0.0.1"
+    control_port: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.kind == "sim", "driver.kind", f"must be 'sim', got {self.kind[:20]!r}")
+        _require(len(self.compartments) > 0, "driver.compartments", "at least one group")
+        total = sum(g.count for g in self.compartments)
+        _require(total <= 500, "driver.compartments", "at most 500 compartments in all")
+        _require(0 <= self.control_port <= 65535, "driver.control_port", "must be 0-65535")
+        _require(bool(self.control_host), "driver.control_host", "must not be empty")
+
+    def compartment_specs(self) -> tuple[CompartmentSpec, ...]:
+        """Expand the profile into compartments ``C01``, ``C02``, ... in file order."""
+        specs: list[CompartmentSpec] = []
+        width = 2 if sum(g.count for g in self.compartments) < 100 else 3
+        for group in self.compartments:
+            size = SizeClass(group.size)
+            dims = (
+                (group.width_mm, group.height_mm, group.depth_mm)
+                if group.width_mm
+                else DEFAULT_PROFILE[size]
+            )
+            for _ in range(group.count):
+                specs.append(
+                    CompartmentSpec(
+                        compartment_id=f"C{len(specs) + 1:0{width}d}",
+                        size=size,
+                        width_mm=dims[0],
+                        height_mm=dims[1],
+                        depth_mm=dims[2],
+                        max_weight_g=group.max_weight_g,
+                        chilled=group.chilled,
+                    )
+                )
+        return tuple(specs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeSettings:
+    """Everything the cabinet agent is configured with."""
+
+    device: DeviceSettings
+    broker: BrokerSettings = BrokerSettings()
+    storage: StorageSettings = StorageSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    keypad: KeypadSettings = KeypadSettings()
+    door: DoorSettings = DoorSettings()
+    driver: DriverSettings = DriverSettings()
+
+    @classmethod
+    def load(cls, path: Path | None, env: Mapping[str, str] = os.environ) -> Self:
+        """Read ``path`` (TOML; None = defaults only), then apply environment overrides.
+
+        Raises:
+            ConfigError: unreadable file, bad TOML, unknown key, wrong type or invalid value; the
+                message names the key (``broker.port``) or variable.
+        """
+        return load_settings(cls, path, env, env_prefix=ENV_PREFIX, error=ConfigError)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Self:
+        """Build settings from a parsed TOML document (raises ConfigError naming the key)."""
+        return build(cls, data, error=ConfigError)

@@ -1,0 +1,127 @@
+"""Request validation: every problem is reported with its field path; nothing is stored."""
+
+from __future__ import annotations
+
+import re
+
+from hub.errors import InvalidArgument
+from hub.models import Dims, ParcelState, Zone
+from hub.parcels import Announcement
+from hub.phones import normalize_phone
+from lockerhub.v1 import dispatch_pb2, fleet_pb2
+
+MAX_BATCH = 10_000
+MAX_DIM_MM = 3_000
+MAX_WEIGHT_G = 100_000
+MAX_REASON = 200
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAX_REPORTED = 10
+
+
+class Problems:
+    """Collects field errors so one answer names them all (up to a limit)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append(f"{field}: {message}")
+
+    def check_id(self, field: str, value: str) -> None:
+        if not value:
+            self.add(field, "is required")
+        elif not _ID.fullmatch(value):
+            self.add(field, "must be 1-64 of A-Z a-z 0-9 _ . - starting with a letter or digit")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            more = len(self.items) - _MAX_REPORTED
+            text = "; ".join(self.items[:_MAX_REPORTED])
+            raise InvalidArgument(text + (f"; and {more} more" if more > 0 else ""))
+
+
+def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announcement]:
+    """Validate a whole batch.
+
+    Raises:
+        InvalidArgument: naming each malformed field (``parcels[2].weight_g: must be > 0``).
+    """
+    problems = Problems()
+    if not request.parcels:
+        problems.add("parcels", "at least one parcel is required")
+    if len(request.parcels) > MAX_BATCH:
+        problems.add("parcels", f"at most {MAX_BATCH} parcels per request")
+    problems.raise_if_any()
+    out: list[Announcement] = []
+    first_index: dict[str, int] = {}
+    for i, p in enumerate(request.parcels):
+        f = f"parcels[{i}]"
+        problems.check_id(f"{f}.parcel_id", p.parcel_id)
+        if p.parcel_id in first_index:
+            problems.add(f"{f}.parcel_id", f"duplicates parcels[{first_index[p.parcel_id]}]")
+        first_index.setdefault(p.parcel_id, i)
+        problems.check_id(f"{f}.destination_site", p.destination_site)
+        for name in ("width_mm", "height_mm", "depth_mm"):
+            value = getattr(p.dimensions, name)
+            if not 0 < value <= MAX_DIM_MM:
+                problems.add(f"{f}.dimensions.{name}", f"must be 1-{MAX_DIM_MM}")
+        if not 0 < p.weight_g <= MAX_WEIGHT_G:
+            problems.add(f"{f}.weight_g", f"must be 1-{MAX_WEIGHT_G}")
+        try:
+            zone = Zone.from_proto(p.zone)
+        except (ValueError, KeyError):
+            problems.add(f"{f}.zone", "unknown temperature zone")
+            zone = Zone.AMBIENT
+        phone = normalize_phone(p.recipient_phone)
+        if phone is None:
+            # Never echo the number: the message may be logged.
+            problems.add(f"{f}.recipient_phone", "must be 6-15 digits with an optional leading +")
+        if problems.items:
+            continue
+        assert phone is not None
+        out.append(
+            Announcement(
+                parcel_id=p.parcel_id,
+                site=p.destination_site,
+                dims=Dims(p.dimensions.width_mm, p.dimensions.height_mm, p.dimensions.depth_mm),
+                weight_g=p.weight_g,
+                zone=zone,
+                phone=phone,
+                electronic_waybill=p.electronic_waybill,
+                reusable_container=p.reusable_container,
+            )
+        )
+    problems.raise_if_any()
+    return out
+
+
+def required_id(field: str, value: str) -> str:
+    problems = Problems()
+    problems.check_id(field, value)
+    problems.raise_if_any()
+    return value
+
+
+def optional_id(field: str, value: str) -> str:
+    return required_id(field, value) if value else ""
+
+
+def parcel_state(value: int) -> ParcelState | None:
+    """UNSPECIFIED = no filter."""
+    if value == 0:
+        return None
+    try:
+        return ParcelState.from_proto(value)
+    except (ValueError, KeyError):
+        raise InvalidArgument(f"state: unknown parcel state {value}") from None
+
+
+def open_request(request: fleet_pb2.OpenCompartmentRequest) -> None:
+    problems = Problems()
+    problems.check_id("cabinet_id", request.cabinet_id)
+    problems.check_id("compartment_id", request.compartment_id)
+    if not request.reason.strip():
+        problems.add("reason", "is required (remote opens are audited)")
+    elif len(request.reason) > MAX_REASON:
+        problems.add("reason", f"at most {MAX_REASON} characters")
+    problems.raise_if_any()

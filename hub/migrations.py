@@ -1,0 +1,126 @@
+"""Versioned schema migrations, applied in order once each (recorded in ``schema_version``).
+
+Never edit a released migration: append a new one. Full phone numbers live only in
+``recipient_contacts``; every other table holds the masked form.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "initial schema",
+        """
+        CREATE TABLE sites (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL
+        );
+        CREATE TABLE devices (
+            id TEXT PRIMARY KEY,
+            site TEXT NOT NULL REFERENCES sites(id),
+            kind TEXT NOT NULL,
+            online INTEGER NOT NULL DEFAULT 0,
+            boot_count INTEGER NOT NULL DEFAULT 0,
+            firmware TEXT NOT NULL DEFAULT '',
+            last_seen_ms INTEGER NOT NULL DEFAULT 0,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            energy_wh REAL NOT NULL DEFAULT 0,
+            power_w REAL NOT NULL DEFAULT 0,
+            registered_ms INTEGER NOT NULL
+        );
+        CREATE INDEX devices_site ON devices(site);
+        CREATE TABLE compartments (
+            device TEXT NOT NULL REFERENCES devices(id),
+            id TEXT NOT NULL,
+            size TEXT NOT NULL,
+            width_mm INTEGER NOT NULL,
+            height_mm INTEGER NOT NULL,
+            depth_mm INTEGER NOT NULL,
+            max_weight_g INTEGER NOT NULL,
+            zone TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'free',
+            door_open INTEGER NOT NULL DEFAULT 0,
+            item_present INTEGER NOT NULL DEFAULT 0,
+            parcel_id TEXT,
+            PRIMARY KEY (device, id)
+        );
+        CREATE TABLE parcels (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL,
+            site TEXT NOT NULL,
+            device TEXT,
+            compartment TEXT,
+            width_mm INTEGER NOT NULL,
+            height_mm INTEGER NOT NULL,
+            depth_mm INTEGER NOT NULL,
+            weight_g INTEGER NOT NULL,
+            zone TEXT NOT NULL,
+            phone_masked TEXT NOT NULL,
+            electronic_waybill INTEGER NOT NULL,
+            reusable_container INTEGER NOT NULL,
+            reservation_expires_ms INTEGER NOT NULL DEFAULT 0,
+            pickup_deadline_ms INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX parcels_site_state ON parcels(site, state);
+        CREATE TABLE recipient_contacts (
+            parcel_id TEXT PRIMARY KEY REFERENCES parcels(id),
+            phone TEXT NOT NULL
+        );
+        CREATE TABLE parcel_transitions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            parcel_id TEXT NOT NULL REFERENCES parcels(id),
+            state TEXT NOT NULL,
+            ts_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            location TEXT NOT NULL
+        );
+        CREATE INDEX parcel_transitions_parcel ON parcel_transitions(parcel_id);
+        CREATE TABLE device_events (
+            device TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            device_ts_ms INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (device, seq)
+        );
+        CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL,
+            type TEXT NOT NULL,
+            body BLOB NOT NULL,
+            actor TEXT NOT NULL,
+            state TEXT NOT NULL,
+            outcome TEXT NOT NULL DEFAULT '',
+            relay_fired INTEGER NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            sent_ms INTEGER NOT NULL DEFAULT 0,
+            completed_ms INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX commands_open ON commands(state, expires_ms);
+        CREATE TABLE pickup_codes (
+            parcel_id TEXT PRIMARY KEY REFERENCES parcels(id),
+            code_hash TEXT NOT NULL,
+            issued_ms INTEGER NOT NULL,
+            deadline_ms INTEGER NOT NULL
+        );
+        CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            compartment TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            device_ts_ms INTEGER NOT NULL,
+            received_ms INTEGER NOT NULL
+        );
+        """,
+    ),
+)

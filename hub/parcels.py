@@ -1,0 +1,231 @@
+"""Dispatch: announce parcels (allocate + reserve + tell the cabinet), read and list them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from dataclasses import dataclass
+
+from hub.allocation import Allocator, ParcelDemand, allocate_smallest_fit
+from hub.commands import CommandService, PendingCommand
+from hub.errors import InvalidArgument, NotFound
+from hub.lifecycle import record_transition
+from hub.metrics import HubMetrics
+from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
+from hub.phones import mask_phone
+from hub.repo import devices as devices_repo
+from hub.repo import parcels as repo
+from hub.settings import ReservationSettings
+from hub.store import Store, Tx
+from lockerhub.clock import Clock
+from lockerhub.v1 import device_pb2
+
+_HOUR_MS = 3_600_000
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A validated parcel announcement (phone already normalised)."""
+
+    parcel_id: str
+    site: str
+    dims: Dims
+    weight_g: int
+    zone: Zone
+    phone: str
+    electronic_waybill: bool
+    reusable_container: bool
+
+    def __repr__(self) -> str:
+        return f"Announcement(parcel_id={self.parcel_id!r}, site={self.site!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceResult:
+    parcel_id: str
+    accepted: bool
+    cabinet_id: str = ""
+    compartment_id: str = ""
+    reason: str = ""
+
+
+class ParcelService:
+    """The parcel side of DispatchService."""
+
+    def __init__(
+        self,
+        store: Store,
+        commands: CommandService,
+        clock: Clock,
+        reservation: ReservationSettings,
+        metrics: HubMetrics,
+        *,
+        allocator: Allocator = allocate_smallest_fit,
+    ) -> None:
+        self._store = store
+        self._commands = commands
+        self._clock = clock
+        self._reservation = reservation
+        self._metrics = metrics
+        self._allocator = allocator
+
+    async def announce(
+        self, items: list[Announcement], *, actor: str = "operator"
+    ) -> list[AnnounceResult]:
+        """Reserve a compartment for each parcel and send the cabinets their reservations.
+
+        A parcel is refused (not stored) when its id exists, its site is unknown or nothing fits.
+        """
+        now = self._clock.now_ms()
+        hold_ms = int(self._reservation.hold_h * _HOUR_MS)
+        results: dict[str, AnnounceResult] = {}
+        pending: list[PendingCommand] = []
+        async with self._store.transaction() as tx:
+            existing = await repo.existing_ids(tx, [a.parcel_id for a in items])
+            sites = {a.site for a in items}
+            known_sites = {s for s in sites if await devices_repo.site_exists(tx, s)}
+            todo = []
+            for a in items:
+                if a.parcel_id in existing:
+                    results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
+                elif a.site not in known_sites:
+                    results[a.parcel_id] = AnnounceResult(
+                        a.parcel_id, False, reason=f"unknown site {a.site}"
+                    )
+                else:
+                    todo.append(a)
+            slots = await devices_repo.free_slots(tx, known_sites)
+            demands = [
+                ParcelDemand(
+                    a.parcel_id,
+                    a.site,
+                    a.dims.width_mm,
+                    a.dims.height_mm,
+                    a.dims.depth_mm,
+                    a.weight_g,
+                    str(a.zone),
+                )
+                for a in todo
+            ]
+            # The allocator is pure CPU work: keep it off the event loop.
+            chosen = await asyncio.to_thread(self._allocator, demands, slots)
+            for a, index in zip(todo, chosen, strict=True):
+                if index is None:
+                    results[a.parcel_id] = AnnounceResult(
+                        a.parcel_id, False, reason="no free compartment fits"
+                    )
+                    continue
+                slot = slots[index]
+                await self._store_reserved(
+                    tx, a, slot.cabinet_id, slot.compartment_id, now, hold_ms, actor
+                )
+                command = device_pb2.Command(
+                    reserve_compartment=device_pb2.ReserveCompartment(
+                        parcel_id=a.parcel_id,
+                        compartment_id=slot.compartment_id,
+                        expires_ms=now + hold_ms,
+                    )
+                )
+                pending.append(
+                    await self._commands.create(
+                        tx,
+                        device_id=slot.cabinet_id,
+                        site=a.site,
+                        command=command,
+                        ttl_ms=hold_ms,
+                        actor=actor,
+                    )
+                )
+                results[a.parcel_id] = AnnounceResult(
+                    a.parcel_id, True, slot.cabinet_id, slot.compartment_id
+                )
+        accepted = sum(r.accepted for r in results.values())
+        self._metrics.parcel_transitions.labels(str(ParcelState.ANNOUNCED)).inc(accepted)
+        self._metrics.parcel_transitions.labels(str(ParcelState.RESERVED)).inc(accepted)
+        for p in pending:
+            await self._commands.publish(p)
+        return [results[a.parcel_id] for a in items]
+
+    async def _store_reserved(
+        self,
+        tx: Tx,
+        a: Announcement,
+        cabinet: str,
+        compartment: str,
+        now: int,
+        hold_ms: int,
+        actor: str,
+    ) -> None:
+        record = ParcelRecord(
+            parcel_id=a.parcel_id,
+            state=ParcelState.ANNOUNCED,
+            site=a.site,
+            cabinet_id=cabinet,
+            compartment_id=compartment,
+            dims=a.dims,
+            weight_g=a.weight_g,
+            zone=a.zone,
+            phone_masked=mask_phone(a.phone),
+            electronic_waybill=a.electronic_waybill,
+            reusable_container=a.reusable_container,
+            pickup_deadline_ms=0,
+        )
+        await repo.insert_parcel(
+            tx, record, phone=a.phone, reservation_expires_ms=now + hold_ms, now_ms=now
+        )
+        await repo.add_transition(
+            tx, a.parcel_id, Transition(ParcelState.ANNOUNCED, now, actor, a.site)
+        )
+        await record_transition(
+            tx,
+            a.parcel_id,
+            ParcelState.ANNOUNCED,
+            ParcelState.RESERVED,
+            ts_ms=now,
+            actor="hub",
+            location=f"{a.site}/{cabinet}/{compartment}",
+        )
+        if not await devices_repo.reserve_compartment(tx, cabinet, compartment, a.parcel_id):
+            raise AssertionError("allocated compartment was not free inside the same transaction")
+
+    async def get(self, parcel_id: str) -> ParcelRecord:
+        """Raises NotFound."""
+        async with self._store.read() as tx:
+            parcel = await repo.get_parcel(tx, parcel_id)
+        if parcel is None:
+            raise NotFound(f"parcel {parcel_id!r} not found")
+        return parcel
+
+    async def list(
+        self, *, site: str, state: ParcelState | None, page_size: int, page_token: str
+    ) -> tuple[list[ParcelRecord], str]:
+        """One page of parcels and the token of the next ("" at the end).
+
+        Raises:
+            InvalidArgument: page_size over the limit or a page_token this hub did not issue.
+        """
+        if page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be <= {MAX_PAGE_SIZE}")
+        after = _decode_token(page_token) if page_token else 0
+        async with self._store.read() as tx:
+            page, next_seq = await repo.list_parcels(
+                tx, site=site, state=state, after_seq=after, limit=page_size or DEFAULT_PAGE_SIZE
+            )
+        return page, "" if next_seq is None else _encode_token(next_seq)
+
+
+def _encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"p:{seq}".encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith("p:"):
+            raise ValueError(text)
+        return int(text[2:])
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidArgument("page_token is not a token this hub issued") from None

@@ -1,0 +1,99 @@
+"""Device presence and telemetry: birth/will status (with boot counters) and latest samples."""
+
+from __future__ import annotations
+
+import logging
+
+from hub.errors import Dropped
+from hub.models import device_kind_name
+from hub.repo import devices as repo
+from hub.settings import RegistrySettings
+from hub.store import Tx
+from lockerhub.topics import Topic
+from lockerhub.v1 import device_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    """Applies status and telemetry messages of known (or self-announcing) devices."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self._settings = settings
+
+    async def check_sender(self, tx: Tx, topic: Topic) -> None:
+        """Raise Dropped unless the topic's device is registered at the topic's site."""
+        device = await repo.get_device(tx, topic.device)
+        if device is None:
+            raise Dropped("unknown_device", f"{topic.kind} from unregistered device {topic.device}")
+        if device.site != topic.site:
+            raise Dropped(
+                "misplaced", f"{topic.device} is registered at {device.site}, not {topic.site}"
+            )
+
+    async def apply_status(
+        self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now_ms: int
+    ) -> None:
+        """Apply a birth or will.
+
+        Raises:
+            Dropped: unknown device (unless a birth with auto_register), wrong site, or stale.
+        """
+        online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
+        device = await repo.get_device(tx, topic.device)
+        if device is None:
+            if not (online and self._settings.auto_register):
+                raise Dropped("unknown_device", f"status from unregistered device {topic.device}")
+            if not await repo.site_exists(tx, topic.site):
+                raise Dropped("unknown_site", f"birth of {topic.device} at unknown site")
+            await repo.register_device(
+                tx, topic.device, topic.site, device_kind_name(status.kind), now_ms
+            )
+            log.info("registered %s at %s", topic.device, topic.site)
+        elif device.site != topic.site:
+            raise Dropped(
+                "misplaced", f"{topic.device} is registered at {device.site}, not {topic.site}"
+            )
+        elif status.boot_count < device.boot_count:
+            # A late will (or retained birth) from an older session: Sparkplug's bdSeq rule.
+            raise Dropped(
+                "stale",
+                f"status of {topic.device} from boot {status.boot_count} < {device.boot_count}",
+            )
+        await repo.set_status(
+            tx,
+            topic.device,
+            online=online,
+            boot_count=status.boot_count,
+            firmware=status.firmware_version,
+            now_ms=now_ms,
+        )
+        if online and status.compartments:
+            await repo.upsert_compartments(tx, topic.device, status.compartments)
+
+    async def apply_telemetry(
+        self, tx: Tx, topic: Topic, sample: device_pb2.Telemetry, now_ms: int
+    ) -> None:
+        """Store the latest energy sample and door/item sensors.
+
+        Raises:
+            Dropped: the sample names a compartment this cabinet does not have.
+        """
+        known = await repo.compartment_ids(tx, topic.device)
+        for c in sample.compartments:
+            if c.compartment_id not in known:
+                raise Dropped(
+                    "unknown_compartment",
+                    f"telemetry of {topic.device} names a foreign compartment",
+                )
+        await repo.set_energy(
+            tx, topic.device, energy_wh=sample.energy_wh, power_w=sample.power_w, now_ms=now_ms
+        )
+        for c in sample.compartments:
+            await repo.set_sensors(
+                tx,
+                topic.device,
+                c.compartment_id,
+                door_open=c.door_open,
+                item_present=c.item_present,
+            )

@@ -1,0 +1,1 @@
+"""SQL for each table group, as plain functions on a :class:`hub.store.Tx`."""

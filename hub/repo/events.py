@@ -1,0 +1,35 @@
+"""Device events (the exactly-once ledger) and alarms."""
+
+from __future__ import annotations
+
+from hub.store import Tx
+
+
+async def record_event(
+    tx: Tx, device_id: str, seq: int, event_id: str, type_: str, device_ts_ms: int, received_ms: int
+) -> bool:
+    """Add an event to the ledger; False when (device, seq) or event_id was already applied."""
+    changed = await tx.execute(
+        "INSERT OR IGNORE INTO device_events (device, seq, event_id, type, device_ts_ms, "
+        "received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        (device_id, seq, event_id, type_, device_ts_ms, received_ms),
+    )
+    return changed == 1
+
+
+async def add_alarm(
+    tx: Tx,
+    device_id: str,
+    *,
+    kind: str,
+    compartment_id: str,
+    detail: str,
+    active: bool,
+    device_ts_ms: int,
+    received_ms: int,
+) -> None:
+    await tx.execute(
+        "INSERT INTO alarms (device, kind, compartment, detail, active, device_ts_ms, received_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (device_id, kind, compartment_id, detail, int(active), device_ts_ms, received_ms),
+    )

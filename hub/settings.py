@@ -1,0 +1,232 @@
+"""Hub settings: frozen groups from TOML, overridden by ``LOCKERHUB_HUB_<SECTION>__<KEY>``.
+
+This is the only module that looks at the environment; everything else receives a HubSettings.
+Relative paths are taken relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.errors import ConfigError
+from lockerhub.config import build, load_settings
+from lockerhub.errors import TopicError
+from lockerhub.topics import validate_id
+
+ENV_PREFIX = "LOCKERHUB_HUB_"
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_port(value: int, key: str) -> None:
+    _require(0 <= value <= 65535, key, f"{value} is not a port number (0-65535, 0 = any free port)")
+
+
+def _check_id(value: str, key: str) -> None:
+    try:
+        validate_id(value, key)
+    except TopicError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerSettings:
+    """The MQTT broker the hub consumes from and publishes commands to."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "lockerhub-hub"
+    keepalive_s: int = 30
+    # Hub processes sharing the load join one MQTT 5 shared-subscription group.
+    share_group: str = "hub"
+    # 0 = clean session (the default for hub consumers: shared subscription + idempotent writes);
+    # > 0 keeps the session so the broker queues QoS 1 traffic while the hub restarts.
+    session_expiry_s: int = 0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    # "5", or "3.1.1" for brokers without MQTT 5 (the demo's embedded broker): no shared
+    # subscriptions, no expiry/content-type properties; payloads carry everything that matters.
+    protocol: str = "5"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "broker.host", "must not be empty")
+        _require(self.protocol in ("5", "3.1.1"), "broker.protocol", 'must be "5" or "3.1.1"')
+        _check_port(self.port, "broker.port")
+        _require(self.port != 0, "broker.port", "must name the broker's port")
+        _check_id(self.client_id, "broker.client_id")
+        _require(5 <= self.keepalive_s <= 3600, "broker.keepalive_s", "must be 5-3600 seconds")
+        _check_id(self.share_group, "broker.share_group")
+        _require(
+            0 <= self.session_expiry_s <= 7 * 86400, "broker.session_expiry_s", "must be 0-604800"
+        )
+        _require(self.reconnect_min_s > 0, "broker.reconnect_min_s", "must be > 0")
+        _require(
+            self.reconnect_max_s >= self.reconnect_min_s,
+            "broker.reconnect_max_s",
+            "must be >= broker.reconnect_min_s",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageSettings:
+    path: Path = Path("lockerhub-hub.db")
+
+    def __post_init__(self) -> None:
+        _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrpcSettings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "grpc.host", "must not be empty")
+        _check_port(self.port, "grpc.port")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int = 9108
+    # How often the occupancy snapshot behind lockerhub_compartments is refreshed.
+    snapshot_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "metrics.host", "must not be empty")
+        _check_port(self.port, "metrics.port")
+        _require(self.snapshot_interval_s > 0, "metrics.snapshot_interval_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandSettings:
+    # A door open must never run late: its MQTT message expiry and the device's own check use this.
+    default_ttl_s: int = 10
+    max_ttl_s: int = 300
+    # Extra wait after a command's expiry for a result the device may still be reporting.
+    result_timeout_s: float = 2.0
+    # How often expired commands are marked as such.
+    sweep_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(self.default_ttl_s >= 1, "commands.default_ttl_s", "must be >= 1 second")
+        _require(
+            self.default_ttl_s <= self.max_ttl_s,
+            "commands.max_ttl_s",
+            "must be >= commands.default_ttl_s",
+        )
+        _require(self.result_timeout_s >= 0, "commands.result_timeout_s", "must be >= 0")
+        _require(self.sweep_interval_s > 0, "commands.sweep_interval_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PickupSettings:
+    code_digits: int = 6
+    deadline_h: float = 48.0
+    hash_iterations: int = 5_000
+
+    def __post_init__(self) -> None:
+        _require(6 <= self.code_digits <= 8, "pickup.code_digits", "must be 6-8")
+        _require(0 < self.deadline_h <= 24 * 30, "pickup.deadline_h", "must be 0-720 hours")
+        _require(
+            1_000 <= self.hash_iterations <= 1_000_000,
+            "pickup.hash_iterations",
+            "must be 1000-1000000",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationSettings:
+    # How long a compartment is held for an announced parcel (also the reserve command's expiry).
+    hold_h: float = 24.0
+
+    def __post_init__(self) -> None:
+        _require(0 < self.hold_h <= 24 * 14, "reservation.hold_h", "must be 0-336 hours")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestSettings:
+    max_payload_bytes: int = 64 * 1024
+    queue_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        _require(
+            256 <= self.max_payload_bytes <= 16 * 1024 * 1024,
+            "ingest.max_payload_bytes",
+            "must be 256 bytes to 16 MiB",
+        )
+        _require(1 <= self.queue_size <= 1_000_000, "ingest.queue_size", "must be 1-1000000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrySettings:
+    # Accept cabinets that announce themselves in their birth message (at a configured site).
+    auto_register: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifySettings:
+    # JSON-lines file standing in for the SMS gateway (hub.notify.FileNotifier).
+    path: Path = Path("notifications.jsonl")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteSettings:
+    id: str
+    name: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "sites.id")
+        _require(-90 <= self.lat <= 90, f"sites[{self.id}].lat", "must be -90..90")
+        _require(-180 <= self.lon <= 180, f"sites[{self.id}].lon", "must be -180..180")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubSettings:
+    """Everything ``lockerhub hub`` is configured with."""
+
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    commands: CommandSettings = field(default_factory=CommandSettings)
+    pickup: PickupSettings = field(default_factory=PickupSettings)
+    reservation: ReservationSettings = field(default_factory=ReservationSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    sites: tuple[SiteSettings, ...] = ()
+
+    def __post_init__(self) -> None:
+        ids = [s.id for s in self.sites]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        _require(not dupes, "sites.id", f"duplicate site ids {dupes}")
+
+    @classmethod
+    def load(cls, path: Path | None, env: Mapping[str, str] = os.environ) -> HubSettings:
+        """Read ``path`` (TOML; None = defaults only), then apply environment overrides.
+
+        Raises:
+            ConfigError: unreadable file, unknown key, wrong type or invalid value (names the key).
+        """
+        return load_settings(cls, path, env, env_prefix=ENV_PREFIX, error=ConfigError)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> HubSettings:
+        """Build settings from a parsed TOML document.
+
+        Raises:
+            ConfigError: unknown key, wrong type or invalid value (names the key).
+        """
+        return build(cls, raw, error=ConfigError)

@@ -1,0 +1,122 @@
+"""Hub fixtures: a running HubApp on the session's real mosquitto, with free ports and tmp files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hub.app import HubApp
+from hub.settings import HubSettings
+from lockerhub.v1 import dispatch_pb2_grpc, fleet_pb2_grpc
+from tests.hub.cabinet import FakeCabinet
+
+
+def settings_for(tmp_path: Path, broker: Any, site: str, **overrides: Any) -> HubSettings:
+    user, password = broker.hub_credentials()
+    raw: dict[str, Any] = {
+        "broker": {
+            "host": broker.host,
+            "port": broker.port,
+            "username": user,
+            "password": password,
+            "client_id": f"hub-{uuid.uuid4().hex[:8]}",
+            # A group of its own: the session broker is shared with other tests' hubs.
+            "share_group": f"g{uuid.uuid4().hex[:8]}",
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 0.5,
+        },
+        "storage": {"path": str(tmp_path / "hub.db")},
+        "grpc": {"host": "127.0.0.1", "port": 0},
+        "metrics": {"host": "127.0.0.1", "port": 0, "snapshot_interval_s": 0.2},
+        "commands": {"default_ttl_s": 3, "result_timeout_s": 0.3, "sweep_interval_s": 0.2},
+        "pickup": {"hash_iterations": 1000},
+        "notify": {"path": str(tmp_path / "notifications.jsonl")},
+        "sites": [{"id": site, "name": "Test site", "lat": 31.2, "lon": 121.4}],
+    }
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return HubSettings.from_mapping(raw)
+
+
+@dataclass
+class HubHarness:
+    app: HubApp
+    site: str
+    channel: grpc.aio.Channel
+    tmp_path: Path
+    broker: Any
+
+    @property
+    def dispatch(self) -> dispatch_pb2_grpc.DispatchServiceStub:
+        return dispatch_pb2_grpc.DispatchServiceStub(self.channel)
+
+    @property
+    def fleet(self) -> fleet_pb2_grpc.FleetServiceStub:
+        return fleet_pb2_grpc.FleetServiceStub(self.channel)
+
+    def cabinet(self, device: str, **kw: Any) -> FakeCabinet:
+        return FakeCabinet(self.broker, self.site, device, **kw)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        path = self.tmp_path / "notifications.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def dropped(self, reason: str) -> float:
+        return self.app.metrics.ingest_dropped.labels(reason)._value.get()  # type: ignore[no-any-return]
+
+    async def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        async with self.app.store.read() as tx:
+            return [tuple(r) for r in await tx.fetchall(query, params)]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 5.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(
+    settings: HubSettings, tmp_path: Path, broker: Any
+) -> AsyncIterator[HubHarness]:
+    async with HubApp(settings, registry=CollectorRegistry()) as app:
+        task = asyncio.create_task(app.run())
+        channel = grpc.aio.insecure_channel(app.grpc_address)
+        try:
+            yield HubHarness(app, settings.sites[0].id, channel, tmp_path, broker)
+        finally:
+            await channel.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.fixture
+def site() -> str:
+    return f"site-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, mosquitto: Any, site: str) -> AsyncIterator[HubHarness]:
+    async with running_hub(settings_for(tmp_path, mosquitto, site), tmp_path, mosquitto) as h:
+        yield h

@@ -37,7 +37,7 @@ run: $(STAMP)
 
 ## test: the whole suite against real mosquitto, gRPC, SQLite and Prometheus
 test: $(STAMP) system-deps
-	$(PY) -m pytest -m "not slow and not bench" -p no:cacheprovider
+	$(PY) -m pytest -m "not slow" -p no:cacheprovider
 
 ## lint: ruff and mypy (strict) on the project's code
 lint: $(STAMP)
@@ -49,11 +49,14 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) protos/generate.py
 
-## bench: benchmarks with baselines measured in the same run
+## bench: every tests/benchmarks/bench_*.py, each printing figures next to a same-run baseline
 bench: $(STAMP) system-deps
-	$(PY) -m pytest -m "bench or slow" -p no:cacheprovider -s
+	@set -e; for script in tests/benchmarks/bench_*.py; do \
+	  echo "== $$script"; $(PY) $$script; done
 
-soak: bench
+## soak: the long variants of soak and scale tests (marked slow; `make test` runs short ones)
+soak: $(STAMP) system-deps
+	$(PY) -m pytest -m slow -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

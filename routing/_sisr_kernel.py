@@ -1,0 +1,599 @@
+# mypy: disable-error-code="no-untyped-def,call-arg"
+# (numba kernels are typed by numba at compile time; the typed API is the Python wrapper)
+"""Numba kernel of the route planner: SISR (slack induction by string removals).
+
+Private: call it through ``routing.planner``.  The metaheuristic is that of Christiaens and
+Vanden Berghe (Transportation Science 54(2), 2020): ruin by removing strings of consecutive
+customers from routes near a random seed customer, recreate by greedy cheapest insertion with
+"blinks" (positions skipped at random), accept by simulated annealing on total distance.
+
+Routes are evaluated by simulation in general mode (pickups, several load dimensions, electric
+vehicles with "just enough" partial recharging at stations) and by O(1) forward/backward time
+slacks in simple mode (plain VRPTW, the Solomon case), which is what makes the search fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+BIG = 1e18
+EPS = 1e-9
+OK = 0
+BAD_LOAD = 1
+BAD_TIME = 2
+BAD_ENERGY = 3
+
+
+@njit(cache=True)
+def seed_rng(seed):
+    """Seed numba's own generator (separate from numpy's)."""
+    np.random.seed(seed)
+
+
+@njit(cache=True)
+def simulate(
+    seq,
+    n,
+    vt,
+    dist,
+    ttime,
+    early,
+    late,
+    service,
+    deliv,
+    pick,
+    is_st,
+    grate,
+    vcap,
+    vbat,
+    vcons,
+    need,
+    dep,
+    charge,
+):
+    """Drive the route ``depot, seq[:n], depot`` with vehicle type ``vt``.
+
+    Fills ``dep`` (departure times) and ``charge`` (energy bought at each stop); returns
+    ``(code, distance)``.  Charging policy: at a station buy just enough energy to reach the next
+    station or the depot (capped by the battery), i.e. charge as late and as little as possible.
+    """
+    nd = deliv.shape[1]
+    # Load: leaves the depot with every delivery, picks up along the way.
+    for k in range(nd):
+        load = 0.0
+        for i in range(n):
+            load += deliv[seq[i], k]
+        if load > vcap[vt, k] + EPS:
+            return BAD_LOAD, 0.0
+        for i in range(n):
+            load += pick[seq[i], k] - deliv[seq[i], k]
+            if load > vcap[vt, k] + EPS:
+                return BAD_LOAD, 0.0
+    ev = vbat[vt] < BIG
+    q = vbat[vt]
+    r = vcons[vt]
+    if ev:  # energy needed from each station to the next station or the depot
+        acc = r * dist[seq[n - 1], 0] if n > 0 else 0.0
+        for i in range(n - 1, -1, -1):
+            node = seq[i]
+            if is_st[node]:
+                need[i] = acc
+                acc = 0.0
+            if i > 0:
+                acc += r * dist[seq[i - 1], node]
+    t = early[0]
+    level = q
+    prev = 0
+    total = 0.0
+    for i in range(n):
+        node = seq[i]
+        total += dist[prev, node]
+        t += ttime[prev, node]
+        if t > late[node] + EPS:
+            return BAD_TIME, total
+        if t < early[node]:
+            t = early[node]
+        if ev:
+            level -= r * dist[prev, node]
+            if level < -EPS:
+                return BAD_ENERGY, total
+            if is_st[node]:
+                want = need[i] if need[i] < q else q
+                buy = want - level
+                if buy < 0.0:
+                    buy = 0.0
+                charge[i] = buy
+                level += buy
+                t += grate[node] * buy
+            else:
+                charge[i] = 0.0
+        t += service[node]
+        dep[i] = t
+        prev = node
+    total += dist[prev, 0]
+    t += ttime[prev, 0]
+    if t > late[0] + EPS:
+        return BAD_TIME, total
+    if ev:
+        level -= r * dist[prev, 0]
+        if level < -EPS:
+            return BAD_ENERGY, total
+    return OK, total
+
+
+@njit(cache=True)
+def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
+    """Recompute the cached departure times, latest starts and distance of route ``r``."""
+    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P
+    n = rlen[r]
+    seq = routes[r]
+    code, d = simulate(
+        seq,
+        n,
+        rtype[r],
+        dist,
+        ttime,
+        early,
+        late,
+        service,
+        deliv,
+        pick,
+        is_st,
+        grate,
+        vcap,
+        vbat,
+        vcons,
+        need,
+        dep[r],
+        charge[r],
+    )
+    rdist[r] = d
+    # Latest service start at each position that keeps the rest of the route on time.
+    nxt_lat = late[0]
+    nxt = 0
+    for i in range(n - 1, -1, -1):
+        node = seq[i]
+        v = nxt_lat - ttime[node, nxt] - service[node]
+        if late[node] < v:
+            v = late[node]
+        lat[r, i] = v
+        nxt_lat = v
+        nxt = node
+    return code
+
+
+@njit(cache=True)
+def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
+    """O(1) feasibility of inserting ``c`` before position ``pos`` (simple mode only)."""
+    _dist, ttime, early, late, service, deliv, _pick, _is_st, _grate, vcap, _vbat, _vcons = P
+    vt = rtype[r]
+    for k in range(deliv.shape[1]):
+        if rload[r, k] + deliv[c, k] > vcap[vt, k] + EPS:
+            return False
+    n = rlen[r]
+    prev = routes[r, pos - 1] if pos > 0 else 0
+    t = dep[r, pos - 1] if pos > 0 else early[0]
+    t += ttime[prev, c]
+    if t > late[c] + EPS:
+        return False
+    if t < early[c]:
+        t = early[c]
+    t += service[c]
+    if pos < n:
+        nxt = routes[r, pos]
+        t += ttime[c, nxt]
+        if t < early[nxt]:
+            t = early[nxt]
+        return t <= lat[r, pos] + EPS
+    return t + ttime[c, 0] <= late[0] + EPS
+
+
+@njit(cache=True)
+def insert_at(r, pos, c, routes, rlen):
+    n = rlen[r]
+    for i in range(n, pos, -1):
+        routes[r, i] = routes[r, i - 1]
+    routes[r, pos] = c
+    rlen[r] = n + 1
+
+
+@njit(cache=True)
+def remove_at(r, pos, routes, rlen):
+    n = rlen[r]
+    for i in range(pos, n - 1):
+        routes[r, i] = routes[r, i + 1]
+    rlen[r] = n - 1
+
+
+@njit(cache=True)
+def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge):
+    """Cheapest feasible (route, position, station, station position) for customer ``c``.
+
+    ``station`` is -1 or a station node inserted right before (``spos`` 0) or after (1) ``c``.
+    """
+    routes, rlen, rtype, _rdist, _where, dep, lat, _charge, rload, fixed, _dirty = S
+    dist = P[0]
+    is_ev = not simple
+    best = BIG
+    br = -1
+    bp = -1
+    bs = -1
+    bsp = 0
+    n_routes = rlen.shape[0]
+    nt = fixed.shape[0]
+    seen_empty = np.zeros(nt, np.bool_)
+    for r in range(n_routes):
+        n = rlen[r]
+        extra = 0.0
+        if n == 0:
+            if seen_empty[rtype[r]]:
+                continue
+            seen_empty[rtype[r]] = True
+            extra = fixed[rtype[r]]
+        if n + 3 > routes.shape[1] and not simple:
+            continue  # no room for the customer and two charging stops
+        for pos in range(n + 1):
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            prev = routes[r, pos - 1] if pos > 0 else 0
+            nxt = routes[r, pos] if pos < n else 0
+            delta = dist[prev, c] + dist[c, nxt] - dist[prev, nxt] + extra
+            if delta >= best:
+                continue
+            if simple:
+                if fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
+                    best, br, bp, bs = delta, r, pos, -1
+                continue
+            # General mode: simulate the candidate route.
+            for i in range(pos):
+                scratch[i] = routes[r, i]
+            scratch[pos] = c
+            for i in range(pos, n):
+                scratch[i + 1] = routes[r, i]
+            code, _ = simulate(scratch, n + 1, rtype[r], *P, need, sdep, scharge)
+            if code == OK:
+                best, br, bp, bs = delta, r, pos, -1
+                continue
+            if code != BAD_ENERGY or not is_ev:
+                continue
+            # Battery short: try a charging stop next to c.
+            for side in range(2):
+                a = prev if side == 0 else c
+                b = c if side == 0 else nxt
+                for j in range(near_st.shape[1] * 2):
+                    s = near_st[a, j] if j < near_st.shape[1] else near_st[b, j - near_st.shape[1]]
+                    if s < 0 or s in (a, b):
+                        continue
+                    d2 = delta + dist[a, s] + dist[s, b] - dist[a, b]
+                    if d2 >= best:
+                        continue
+                    k = 0
+                    for i in range(pos):
+                        scratch[k] = routes[r, i]
+                        k += 1
+                    if side == 0:
+                        scratch[k] = s
+                        k += 1
+                    scratch[k] = c
+                    k += 1
+                    if side == 1:
+                        scratch[k] = s
+                        k += 1
+                    for i in range(pos, n):
+                        scratch[k] = routes[r, i]
+                        k += 1
+                    code2, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+                    if code2 == OK:
+                        best, br, bp, bs, bsp = d2, r, pos, s, side
+            if n > 0:
+                continue
+            # A customer far out may need a stop on the way there and another on the way back
+            # (tried on a new route only; ``side`` 2 + s2 encodes the second station s2).
+            ks = near_st.shape[1]
+            for j1 in range(ks):
+                s1 = near_st[c, j1]
+                if s1 < 0:
+                    continue
+                for j2 in range(ks):
+                    s2 = near_st[c, j2]
+                    if s2 < 0:
+                        continue
+                    d2 = dist[0, s1] + dist[s1, c] + dist[c, s2] + dist[s2, 0] + extra
+                    if d2 >= best:
+                        continue
+                    scratch[0] = s1
+                    scratch[1] = c
+                    scratch[2] = s2
+                    code2, _ = simulate(scratch, 3, rtype[r], *P, need, sdep, scharge)
+                    if code2 == OK:
+                        best, br, bp, bs, bsp = d2, r, 0, s1, 2 + s2
+    return best, br, bp, bs, bsp
+
+
+@njit(cache=True)
+def apply_insertion(c, r, pos, s, side, S, P, need):
+    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
+    dirty[r] = True
+    if s >= 0 and side == 0:
+        insert_at(r, pos, s, routes, rlen)
+        pos += 1
+    if s >= 0 and side >= 2:
+        insert_at(r, pos, s, routes, rlen)
+        insert_at(r, pos + 1, c, routes, rlen)
+        insert_at(r, pos + 2, side - 2, routes, rlen)
+    else:
+        insert_at(r, pos, c, routes, rlen)
+    if s >= 0 and side == 1:
+        insert_at(r, pos + 1, s, routes, rlen)
+    where[c] = r
+    for k in range(rload.shape[1]):
+        rload[r, k] += P[5][c, k]
+    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+
+
+@njit(cache=True)
+def drop_stations(r, S, P, need, scratch, sdep, scharge):
+    """Remove charging stops that route ``r`` no longer needs (greedy, last first)."""
+    routes, rlen, rtype, rdist, _where, dep, lat, charge, _rload, _fixed, dirty = S
+    dirty[r] = True
+    is_st = P[7]
+    i = rlen[r] - 1
+    while i >= 0:
+        if is_st[routes[r, i]]:
+            n = rlen[r]
+            k = 0
+            for j in range(n):
+                if j != i:
+                    scratch[k] = routes[r, j]
+                    k += 1
+            code, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+            if code == OK:
+                remove_at(r, i, routes, rlen)
+        i -= 1
+    if rlen[r] > 0:
+        has_customer = False
+        for j in range(rlen[r]):
+            if not is_st[routes[r, j]]:
+                has_customer = True
+        if not has_customer:
+            rlen[r] = 0
+    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+
+
+@njit(cache=True)
+def objective(S, penalty, customers):
+    _routes, rlen, rtype, rdist, where, _dep, _lat, _charge, _rload, fixed, _dirty = S
+    total = 0.0
+    for r in range(rlen.shape[0]):
+        if rlen[r] > 0:
+            total += rdist[r] + fixed[rtype[r]]
+    for c in customers:
+        if where[c] < 0:
+            total += penalty
+    return total
+
+
+@njit(cache=True)
+def copy_state(A, B):
+    """B[:] = A for every state array (fixed costs are shared, not copied)."""
+    B[0][:] = A[0]
+    B[1][:] = A[1]
+    B[2][:] = A[2]
+    B[3][:] = A[3]
+    B[4][:] = A[4]
+    B[5][:] = A[5]
+    B[6][:] = A[6]
+    B[7][:] = A[7]
+    B[8][:] = A[8]
+
+
+@njit(cache=True)
+def sync(A, B, flags):
+    """Copy the routes flagged in ``flags`` (and the small arrays) from A to B; clear flags."""
+    for r in range(flags.shape[0]):
+        if flags[r]:
+            n = A[1][r]
+            B[0][r, :n] = A[0][r, :n]
+            B[1][r] = n
+            B[3][r] = A[3][r]
+            B[5][r, :n] = A[5][r, :n]
+            B[6][r, :n] = A[6][r, :n]
+            B[7][r, :n] = A[7][r, :n]
+            B[8][r, :] = A[8][r, :]
+            flags[r] = False
+    B[4][:] = A[4]
+
+
+@njit(cache=True)
+def recreate(
+    removed, n_removed, S, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+):
+    """Insert ``removed[:n_removed]`` in a random one of SISR's orders."""
+    early, late = P[2], P[3]
+    deliv = P[5]
+    dist = P[0]
+    keys = np.empty(n_removed)
+    u = np.random.random()
+    for i in range(n_removed):
+        c = removed[i]
+        if u < 0.4:
+            keys[i] = np.random.random()
+        elif u < 0.7:
+            keys[i] = -deliv[c].sum()
+        elif u < 0.85:
+            keys[i] = -dist[0, c]
+        elif u < 0.9:
+            keys[i] = dist[0, c]
+        elif u < 0.95:
+            keys[i] = late[c] - early[c]
+        else:
+            keys[i] = late[c]
+    order = np.argsort(keys)
+    where = S[4]
+    for i in range(n_removed):
+        c = removed[order[i]]
+        _best, r, pos, s, side = best_insertion(
+            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
+        )
+        if r >= 0:
+            apply_insertion(c, r, pos, s, side, S, P, need)
+        else:
+            where[c] = -1
+
+
+@njit(cache=True)
+def ruin(
+    S, P, adj, customers, avg_remove, max_string, removed, simple, scratch, need, sdep, scharge
+):
+    """Remove strings of customers around a random seed; returns how many were removed."""
+    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
+    is_st = P[7]
+    deliv = P[5]
+    n_routes = rlen.shape[0]
+    used = 0
+    card = 0
+    for r in range(n_routes):
+        if rlen[r] > 0:
+            used += 1
+            card += rlen[r]
+    n_rem = 0
+    # Customers left out earlier get another chance first.
+    for c in customers:
+        if where[c] < 0:
+            removed[n_rem] = c
+            n_rem += 1
+    if used == 0:
+        return n_rem
+    avg_card = card / used
+    ls_max = min(float(max_string), avg_card)
+    ks_max = 4.0 * avg_remove / (1.0 + ls_max) - 1.0
+    ks = int(np.random.random() * ks_max) + 1
+    seed = customers[np.random.randint(0, customers.shape[0])]
+    touched = np.zeros(n_routes, np.bool_)
+    n_touched = 0
+    for j in range(adj.shape[1]):
+        if n_touched >= ks:
+            break
+        c = adj[seed, j]
+        if c < 0:
+            break
+        r = where[c]
+        if r < 0 or touched[r]:
+            continue
+        touched[r] = True
+        dirty[r] = True
+        n_touched += 1
+        n = rlen[r]
+        lmax = min(float(n), ls_max)
+        length = int(np.random.random() * lmax) + 1
+        pos_c = 0
+        for i in range(n):
+            if routes[r, i] == c:
+                pos_c = i
+        lo_min = max(0, pos_c - length + 1)
+        lo_max = min(pos_c, n - length)
+        if lo_max < lo_min:
+            lo_max = lo_min
+        lo = lo_min + np.random.randint(0, lo_max - lo_min + 1)
+        keep_one = length >= 3 and np.random.random() < 0.5
+        kept = lo + 1 + np.random.randint(0, length - 2) if keep_one else -1
+        # Remove positions lo..lo+length-1 (but the kept one), from the back.
+        for i in range(min(n, lo + length) - 1, lo - 1, -1):
+            node = routes[r, i]
+            if i == kept or is_st[node]:
+                continue  # stations stay; drop_stations removes the unneeded ones
+            remove_at(r, i, routes, rlen)
+            if not is_st[node]:
+                removed[n_rem] = node
+                n_rem += 1
+                where[node] = -1
+                for k in range(rload.shape[1]):
+                    rload[r, k] -= deliv[node, k]
+        if simple:
+            refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+        else:
+            drop_stations(r, S, P, need, scratch, sdep, scharge)
+    return n_rem
+
+
+@njit(cache=True)
+def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge):
+    """Initial solution: every customer inserted greedily (farthest from the depot first)."""
+    removed = customers.copy()
+    recreate_order = np.argsort(-P[0][0, customers])
+    for i in range(customers.shape[0]):
+        removed[i] = customers[recreate_order[i]]
+    for i in range(customers.shape[0]):
+        c = removed[i]
+        _best, r, pos, s, side = best_insertion(
+            c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge
+        )
+        if r >= 0:
+            apply_insertion(c, r, pos, s, side, S, P, need)
+
+
+@njit(cache=True)
+def search(
+    S,
+    B,
+    C,
+    P,
+    near_st,
+    adj,
+    customers,
+    simple,
+    n_iter,
+    temp0,
+    temp1,
+    penalty,
+    avg_remove,
+    max_string,
+    blink,
+    scratch,
+    need,
+    sdep,
+    scharge,
+    removed,
+):
+    """``n_iter`` SISR iterations cooling from ``temp0`` to ``temp1``.
+
+    ``S`` is the current solution, ``B`` the best, ``C`` scratch for the candidate.  Returns
+    ``(current cost, best cost)``.
+    """
+    cur = objective(S, penalty, customers)
+    best = objective(B, penalty, customers)
+    # C mirrors S between iterations; only the routes an iteration touched are copied back
+    # (to S on acceptance, from S on rejection), which keeps an iteration cheap.
+    copy_state(S, C)
+    flags = C[10]
+    flags[:] = False
+    for it in range(n_iter):
+        temp = temp0 * (temp1 / temp0) ** (it / max(1, n_iter))
+        n_rem = ruin(
+            C,
+            P,
+            adj,
+            customers,
+            avg_remove,
+            max_string,
+            removed,
+            simple,
+            scratch,
+            need,
+            sdep,
+            scharge,
+        )
+        recreate(
+            removed, n_rem, C, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+        )
+        cand = objective(C, penalty, customers)
+        if cand < cur - temp * np.log(np.random.random()):
+            sync(C, S, flags)
+            cur = cand
+            if cand < best - 1e-9:
+                copy_state(C, B)
+                best = cand
+        else:
+            sync(S, C, flags)
+    return cur, best

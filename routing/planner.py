@@ -1,0 +1,255 @@
+"""Public route-planning API: ``plan_routes`` and ``warm_up_planner``.
+
+The default engine is the numba SISR search (``_sisr_kernel``); ``engine="ortools"`` runs
+OR-Tools' routing solver with guided local search instead (no electric vehicles).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from routing import _sisr_kernel as K
+from routing.errors import SolveError
+from routing.problem import PlanParams, RoutePlan, RoutingProblem
+
+__all__ = ["plan_routes", "warm_up_planner"]
+
+_lock = threading.Lock()
+_compiled = False
+_NEAR_STATIONS = 4
+
+
+def warm_up_planner() -> float:
+    """Compile (or load from cache) the planner kernels; returns the seconds spent."""
+    global _compiled
+    with _lock:
+        if _compiled:
+            return 0.0
+        t0 = time.perf_counter()
+        for ev in (False, True):
+            prob = _tiny(ev)
+            _Search(prob, PlanParams(time_limit=1.0, max_iterations=3)).run(time_limit=1.0)
+        _compiled = True
+        return time.perf_counter() - t0
+
+
+def plan_routes(problem: RoutingProblem, *, params: PlanParams) -> RoutePlan:
+    """Plan routes serving every stop at minimum total distance.
+
+    Args:
+        problem: the immutable problem (node 0 is the depot).
+        params: time limit, seed, engine and search parameters.
+
+    Returns:
+        The best plan found; stops that no vehicle could serve are listed in ``unserved``.
+
+    Raises:
+        ProblemError: the engine cannot model the problem (OR-Tools and electric vehicles).
+        SolveError: the engine failed or found no solution at all.
+    """
+    if params.engine == "ortools":
+        from routing._ortools_engine import solve_ortools
+
+        return solve_ortools(problem, params)
+    compile_s = warm_up_planner()
+    plan = _Search(problem, params).run(time_limit=params.time_limit)
+    stats = dict(plan.stats)
+    return RoutePlan(
+        routes=plan.routes,
+        vehicle_types=plan.vehicle_types,
+        charges=plan.charges,
+        distance=plan.distance,
+        unserved=plan.unserved,
+        seconds=plan.seconds,
+        compile_seconds=compile_s,
+        iterations=plan.iterations,
+        engine="sisr",
+        stats=stats,
+    )
+
+
+class _Search:
+    """Arrays of one SISR run (built once per call; nothing is shared between calls)."""
+
+    def __init__(self, problem: RoutingProblem, params: PlanParams) -> None:
+        self.problem = problem
+        self.params = params
+        pb = problem
+        n = pb.n_nodes
+        cust = pb.customers
+        self.customers = cust
+        ncust = max(1, cust.size)
+        bat = np.where(np.isfinite(pb.veh_battery), pb.veh_battery, 2.0 * K.BIG)
+        self.P = (
+            np.ascontiguousarray(pb.dist),
+            np.ascontiguousarray(pb.ttime),
+            np.ascontiguousarray(pb.early),
+            np.ascontiguousarray(pb.late),
+            np.ascontiguousarray(pb.service),
+            np.ascontiguousarray(pb.delivery),
+            np.ascontiguousarray(pb.pickup),
+            np.ascontiguousarray(pb.is_station),
+            np.ascontiguousarray(pb.station_rate),
+            np.ascontiguousarray(pb.veh_capacity),
+            bat.astype(np.float64),
+            np.ascontiguousarray(pb.veh_consumption),
+        )
+        counts = np.minimum(pb.veh_count, ncust)
+        rtype = np.repeat(np.arange(counts.size), counts).astype(np.int64)
+        r = rtype.size
+        # Route capacity in stops: every customer plus a few charging stops.  Kept tight because
+        # the search copies the solution arrays on every iteration.
+        lmax = ncust + 1 if problem.is_simple else ncust + min(ncust, 32) + 3
+        self.states = [self._state(r, lmax, rtype, n) for _ in range(3)]
+        st = pb.stations
+        if st.size:
+            order = np.argsort(pb.dist[:, st], axis=1, kind="stable")[:, :_NEAR_STATIONS]
+            self.near_st = np.ascontiguousarray(st[order], np.int64)
+        else:
+            self.near_st = np.full((n, 1), -1, np.int64)
+        adj = np.full((n, ncust), -1, np.int64)
+        if cust.size:
+            adj[:, : cust.size] = cust[np.argsort(pb.dist[:, cust], axis=1, kind="stable")]
+        self.adj = adj
+        self.simple = pb.is_simple
+        rt = pb.dist[0, cust] + pb.dist[cust, 0] if cust.size else np.zeros(1)
+        self.penalty = float(10.0 * rt.max() + pb.veh_fixed_cost.max() + 1.0)
+        if params.temperature is None:
+            # SISR's published 100 -> 1 suit the Solomon scale (mean depot distance ~35).
+            scale = float(np.mean(pb.dist[0, cust])) / 35.0 if cust.size else 1.0
+            scale = scale if scale > 0 else 1.0
+            self.temps = (100.0 * scale, 1.0 * scale)
+        else:
+            self.temps = params.temperature
+        self.scratch = np.zeros(lmax + 4, np.int64)
+        self.need = np.zeros(lmax + 4)
+        self.sdep = np.zeros(lmax + 4)
+        self.scharge = np.zeros(lmax + 4)
+        self.removed = np.zeros(max(1, cust.size), np.int64)
+
+    def _state(self, r: int, lmax: int, rtype: np.ndarray, n: int) -> tuple[Any, ...]:
+        d = self.problem.delivery.shape[1]
+        return (
+            np.zeros((r, lmax), np.int64),
+            np.zeros(r, np.int64),
+            rtype.copy(),
+            np.zeros(r),
+            np.full(n, -1, np.int64),
+            np.zeros((r, lmax)),
+            np.zeros((r, lmax)),
+            np.zeros((r, lmax)),
+            np.zeros((r, d)),
+            np.ascontiguousarray(self.problem.veh_fixed_cost),
+            np.zeros(r, np.bool_),
+        )
+
+    def run(self, *, time_limit: float) -> RoutePlan:
+        params = self.params
+        S, B, C = self.states
+        t0 = time.perf_counter()
+        try:
+            K.seed_rng(params.seed)
+            K.construct(
+                S,
+                self.P,
+                self.near_st,
+                self.simple,
+                self.customers,
+                self.scratch,
+                self.need,
+                self.sdep,
+                self.scharge,
+            )
+            K.copy_state(S, B)
+            iters = 0
+            chunk = 50
+            t_hi, t_lo = self.temps
+            max_it = params.max_iterations
+            while self.customers.size:
+                now = time.perf_counter() - t0
+                if now >= time_limit or (max_it is not None and iters >= max_it):
+                    break
+                if max_it is not None:
+                    f0, n_it = iters / max(1, max_it), min(chunk, max_it - iters)
+                    f1 = (iters + n_it) / max(1, max_it)
+                else:
+                    n_it = chunk
+                    f0 = now / time_limit
+                    f1 = min(1.0, f0 + 0.05)
+                tc = time.perf_counter()
+                temps = (t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** f1)
+                K.search(S, B, C, self.P, self.near_st, self.adj, self.customers, self.simple,
+                         n_it, *temps, self.penalty, params.avg_remove, params.max_string,
+                         params.blink, self.scratch, self.need, self.sdep, self.scharge,
+                         self.removed)  # fmt: skip
+                iters += n_it
+                el = time.perf_counter() - tc
+                if max_it is None:
+                    # Aim each chunk at ~5 % of the budget so the cooling follows the clock.
+                    target = 0.05 * time_limit
+                    chunk = int(max(10, min(chunk * 4, n_it * target / max(el, 1e-6))))
+        except (ValueError, IndexError, ZeroDivisionError) as exc:  # pragma: no cover
+            raise SolveError(f"route search failed: {exc}") from exc
+        seconds = time.perf_counter() - t0
+        return self._plan(B, seconds, iters)
+
+    def _plan(self, B: tuple[Any, ...], seconds: float, iters: int) -> RoutePlan:
+        routes, rlen, rtype = B[0], B[1], B[2]
+        out: list[tuple[int, ...]] = []
+        types: list[int] = []
+        charges: list[tuple[float, ...]] = []
+        total = 0.0
+        for r in range(rlen.size):
+            n = int(rlen[r])
+            if n == 0:
+                continue
+            seq = routes[r, :n].copy()
+            dep = np.zeros(n + 1)
+            ch = np.zeros(n + 1)
+            code, dist = K.simulate(seq, n, int(rtype[r]), *self.P, self.need, dep, ch)
+            if code != K.OK:
+                raise SolveError(f"internal error: route {len(out)} is infeasible (code {code})")
+            total += dist
+            out.append(tuple(int(x) for x in seq))
+            types.append(int(rtype[r]))
+            ev = bool(np.isfinite(self.problem.veh_battery[int(rtype[r])]))
+            charges.append(tuple(float(x) for x in ch[:n]) if ev else (0.0,) * n)
+        unserved = tuple(int(c) for c in self.customers if B[4][c] < 0)
+        return RoutePlan(
+            routes=tuple(out),
+            vehicle_types=tuple(types),
+            charges=tuple(charges),
+            distance=total,
+            unserved=unserved,
+            seconds=seconds,
+            iterations=iters,
+            stats={"iterations_per_second": iters / max(seconds, 1e-9)},
+        )
+
+
+def _tiny(ev: bool) -> RoutingProblem:
+    xy = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [2.0, 2.0], [5.0, 5.0]])
+    d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
+    st = np.array([False, False, False, ev, False])
+    return RoutingProblem(
+        name="tiny",
+        labels=(0, 1, 2, 3, 4),
+        dist=d,
+        ttime=d,
+        early=np.zeros(5),
+        late=np.full(5, 100.0),
+        service=np.ones(5),
+        delivery=np.array([[0.0], [1], [1], [0 if ev else 1], [1]]),
+        pickup=np.zeros((5, 1)) if ev else np.array([[0.0], [0], [1], [0], [0]]),
+        is_station=st,
+        station_rate=np.where(st, 1.0, 0.0),
+        veh_capacity=np.array([[3.0]]),
+        veh_battery=np.array([12.0 if ev else np.inf]),
+        veh_consumption=np.array([1.0 if ev else 0.0]),
+        veh_count=np.array([3]),
+        veh_fixed_cost=np.zeros(1),
+    )

@@ -29,6 +29,7 @@ MESSAGE_TYPES: dict[Kind, type[Message]] = {
     Kind.EVENT: device_pb2.DeviceEvent,
     Kind.COMMAND: device_pb2.Command,
     Kind.COMMAND_RESULT: device_pb2.CommandResult,
+    Kind.DESIRED: device_pb2.DesiredState,
 }
 
 
@@ -136,6 +137,13 @@ def _validate_event(m: Message) -> None:
     elif body == "alarm":
         _check_id(m.alarm.compartment_id, "alarm.compartment_id", required=False)
         _check_text(m.alarm.detail, "alarm.detail")
+    elif body == "parcel_sorted":
+        _check_id(m.parcel_sorted.parcel_id, "parcel_sorted.parcel_id")
+        _check_id(m.parcel_sorted.destination, "parcel_sorted.destination")
+        _check_id(m.parcel_sorted.chute_id, "parcel_sorted.chute_id")
+    elif body == "parcel_rejected":
+        _check_id(m.parcel_rejected.parcel_id, "parcel_rejected.parcel_id", required=False)
+        _check_id(m.parcel_rejected.chute_id, "parcel_rejected.chute_id", required=False)
 
 
 def _validate_command(m: Message) -> None:
@@ -154,10 +162,31 @@ def _validate_command_result(m: Message) -> None:
     _check_text(m.detail, "detail")
 
 
+def _validate_desired(m: Message) -> None:
+    assert isinstance(m, device_pb2.DesiredState)
+    if m.version == 0:
+        raise PayloadError("invalid", "version must be >= 1")
+    _check_ts(m.ts_ms, "ts_ms")
+    for r in m.reservations:
+        _check_id(r.parcel_id, "reservations.parcel_id")
+        _check_id(r.compartment_id, "reservations.compartment_id")
+    for c in m.pickup_codes:
+        _check_id(c.parcel_id, "pickup_codes.parcel_id")
+        _check_id(c.compartment_id, "pickup_codes.compartment_id")
+        _check_text(c.code_hash, "pickup_codes.code_hash")
+    for cid in m.disabled_compartments:
+        _check_id(cid, "disabled_compartments")
+    for rule in m.sort_plan:
+        _check_id(rule.destination, "sort_plan.destination")
+        _check_id(rule.chute_id, "sort_plan.chute_id")
+    _check_id(m.exception_chute, "exception_chute", required=False)
+
+
 _VALIDATORS = {
     Kind.STATUS: _validate_status,
     Kind.TELEMETRY: _validate_telemetry,
     Kind.EVENT: _validate_event,
     Kind.COMMAND: _validate_command,
     Kind.COMMAND_RESULT: _validate_command_result,
+    Kind.DESIRED: _validate_desired,
 }

@@ -26,6 +26,7 @@ class Kind(enum.StrEnum):
     EVENT = "event"
     COMMAND = "cmd"
     COMMAND_RESULT = "cmd_result"
+    DESIRED = "desired"
 
 
 class Direction(enum.StrEnum):
@@ -54,6 +55,8 @@ _SPECS = {
     Kind.COMMAND_RESULT: TopicSpec(
         Kind.COMMAND_RESULT, Direction.DEVICE_TO_HUB, qos=1, retain=False
     ),
+    # Retained desired state (reservations, code hashes, config, sort plan) with a version.
+    Kind.DESIRED: TopicSpec(Kind.DESIRED, Direction.HUB_TO_DEVICE, qos=1, retain=True),
 }
 
 

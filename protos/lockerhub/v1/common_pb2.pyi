@@ -131,6 +131,10 @@ class _CommandOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Comman
     COMMAND_OUTCOME_REJECTED: _CommandOutcome.ValueType  # 5
     COMMAND_OUTCOME_APPLIED: _CommandOutcome.ValueType  # 6
     """Non-door commands (reserve, cancel, set code) that were applied."""
+    COMMAND_OUTCOME_INTERRUPTED: _CommandOutcome.ValueType  # 7
+    """The device restarted while running this command; it is never run again (a relay could pulse
+    twice), so the operator must check the compartment.
+    """
 
 class CommandOutcome(_CommandOutcome, metaclass=_CommandOutcomeEnumTypeWrapper):
     """Result of a device command. Relay fired is not door opened: OPENED means the door sensor saw
@@ -145,6 +149,10 @@ COMMAND_OUTCOME_EXPIRED: CommandOutcome.ValueType  # 4
 COMMAND_OUTCOME_REJECTED: CommandOutcome.ValueType  # 5
 COMMAND_OUTCOME_APPLIED: CommandOutcome.ValueType  # 6
 """Non-door commands (reserve, cancel, set code) that were applied."""
+COMMAND_OUTCOME_INTERRUPTED: CommandOutcome.ValueType  # 7
+"""The device restarted while running this command; it is never run again (a relay could pulse
+twice), so the operator must check the compartment.
+"""
 Global___CommandOutcome: _TypeAlias = CommandOutcome  # noqa: Y015
 
 class _AlarmKind:
@@ -164,6 +172,9 @@ class _AlarmKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlarmKind.V
     ALARM_KIND_CHARGING_PILE_FAULT: _AlarmKind.ValueType  # 8
     ALARM_KIND_SENSOR_FAULT: _AlarmKind.ValueType  # 9
     ALARM_KIND_KEYPAD_LOCKOUT: _AlarmKind.ValueType  # 10
+    ALARM_KIND_OUTBOX_FULL: _AlarmKind.ValueType  # 11
+    """The device's outbox reached its bound; business events are kept, telemetry is coalesced."""
+    ALARM_KIND_SORTER_STALLED: _AlarmKind.ValueType  # 12
 
 class AlarmKind(_AlarmKind, metaclass=_AlarmKindEnumTypeWrapper): ...
 
@@ -178,6 +189,9 @@ ALARM_KIND_SORTER_JAM: AlarmKind.ValueType  # 7
 ALARM_KIND_CHARGING_PILE_FAULT: AlarmKind.ValueType  # 8
 ALARM_KIND_SENSOR_FAULT: AlarmKind.ValueType  # 9
 ALARM_KIND_KEYPAD_LOCKOUT: AlarmKind.ValueType  # 10
+ALARM_KIND_OUTBOX_FULL: AlarmKind.ValueType  # 11
+"""The device's outbox reached its bound; business events are kept, telemetry is coalesced."""
+ALARM_KIND_SORTER_STALLED: AlarmKind.ValueType  # 12
 Global___AlarmKind: _TypeAlias = AlarmKind  # noqa: Y015
 
 @_typing.final

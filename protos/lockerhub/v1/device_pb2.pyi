@@ -72,6 +72,8 @@ class DeviceStatus(_message.Message):
     FIRMWARE_VERSION_FIELD_NUMBER: _builtins.int
     COMPARTMENTS_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    DESIRED_VERSION_FIELD_NUMBER: _builtins.int
+    OUTBOX_FULL_FIELD_NUMBER: _builtins.int
     state: Global___DeviceStatus.State.ValueType
     boot_count: _builtins.int
     ts_ms: _builtins.int
@@ -79,6 +81,10 @@ class DeviceStatus(_message.Message):
     firmware_version: _builtins.str
     last_seq: _builtins.int
     """Last event sequence number the device has assigned (lets the hub detect gaps)."""
+    desired_version: _builtins.int
+    """Version of the retained DesiredState the device has applied (0 = none yet)."""
+    outbox_full: _builtins.bool
+    """The outbox is at its bound: the hub should alarm, and expect delayed events."""
     @_builtins.property
     def compartments(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CompartmentSpec]:
         """Layout, sent in the birth message of a cabinet."""
@@ -93,10 +99,12 @@ class DeviceStatus(_message.Message):
         firmware_version: _builtins.str = ...,
         compartments: _abc.Iterable[_common_pb2.CompartmentSpec] | None = ...,
         last_seq: _builtins.int = ...,
+        desired_version: _builtins.int = ...,
+        outbox_full: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_count", b"boot_count", "compartments", b"compartments", "firmware_version", b"firmware_version", "kind", b"kind", "last_seq", b"last_seq", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_count", b"boot_count", "compartments", b"compartments", "desired_version", b"desired_version", "firmware_version", b"firmware_version", "kind", b"kind", "last_seq", b"last_seq", "outbox_full", b"outbox_full", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -148,14 +156,24 @@ class Telemetry(_message.Message):
     ENERGY_WH_FIELD_NUMBER: _builtins.int
     POWER_W_FIELD_NUMBER: _builtins.int
     OUTBOX_DEPTH_FIELD_NUMBER: _builtins.int
+    DESIRED_VERSION_FIELD_NUMBER: _builtins.int
+    SORTER_FIELD_NUMBER: _builtins.int
+    CHUTES_FIELD_NUMBER: _builtins.int
     ts_ms: _builtins.int
     energy_wh: _builtins.float
     """Energy meter: cumulative active energy in watt-hours and instantaneous power in watts."""
     power_w: _builtins.float
     outbox_depth: _builtins.int
     """Outbox backlog (events not yet acknowledged by the broker)."""
+    desired_version: _builtins.int
     @_builtins.property
     def compartments(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompartmentStatus]: ...
+    @_builtins.property
+    def sorter(self) -> Global___SorterCounters:
+        """Sorting lines only."""
+
+    @_builtins.property
+    def chutes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChuteStatus]: ...
     def __init__(
         self,
         *,
@@ -164,14 +182,72 @@ class Telemetry(_message.Message):
         energy_wh: _builtins.float = ...,
         power_w: _builtins.float = ...,
         outbox_depth: _builtins.int = ...,
+        desired_version: _builtins.int = ...,
+        sorter: Global___SorterCounters | None = ...,
+        chutes: _abc.Iterable[Global___ChuteStatus] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sorter", b"sorter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compartments", b"compartments", "energy_wh", b"energy_wh", "outbox_depth", b"outbox_depth", "power_w", b"power_w", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chutes", b"chutes", "compartments", b"compartments", "desired_version", b"desired_version", "energy_wh", b"energy_wh", "outbox_depth", b"outbox_depth", "power_w", b"power_w", "sorter", b"sorter", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Telemetry: _TypeAlias = Telemetry  # noqa: Y015
+
+@_typing.final
+class SorterCounters(_message.Message):
+    """Cumulative counters of a sorting line since its counters were last reset (boot_count changes)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDUCTED_FIELD_NUMBER: _builtins.int
+    SORTED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    RECIRCULATED_FIELD_NUMBER: _builtins.int
+    NO_READS_FIELD_NUMBER: _builtins.int
+    inducted: _builtins.int
+    sorted: _builtins.int
+    rejected: _builtins.int
+    recirculated: _builtins.int
+    no_reads: _builtins.int
+    def __init__(
+        self,
+        *,
+        inducted: _builtins.int = ...,
+        sorted: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+        recirculated: _builtins.int = ...,
+        no_reads: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inducted", b"inducted", "no_reads", b"no_reads", "recirculated", b"recirculated", "rejected", b"rejected", "sorted", b"sorted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SorterCounters: _TypeAlias = SorterCounters  # noqa: Y015
+
+@_typing.final
+class ChuteStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUTE_ID_FIELD_NUMBER: _builtins.int
+    FULL_FIELD_NUMBER: _builtins.int
+    chute_id: _builtins.str
+    full: _builtins.bool
+    def __init__(
+        self,
+        *,
+        chute_id: _builtins.str = ...,
+        full: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "full", b"full"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChuteStatus: _TypeAlias = ChuteStatus  # noqa: Y015
 
 @_typing.final
 class Deposited(_message.Message):
@@ -275,6 +351,84 @@ class DoorChanged(_message.Message):
 Global___DoorChanged: _TypeAlias = DoorChanged  # noqa: Y015
 
 @_typing.final
+class ParcelSorted(_message.Message):
+    """A sorting line diverted a parcel into the chute of its destination (the hub marks it SORTED)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    CHUTE_ID_FIELD_NUMBER: _builtins.int
+    RECIRCULATIONS_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    destination: _builtins.str
+    chute_id: _builtins.str
+    recirculations: _builtins.int
+    """Rounds it went past a full chute before being diverted."""
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        destination: _builtins.str = ...,
+        chute_id: _builtins.str = ...,
+        recirculations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "destination", b"destination", "parcel_id", b"parcel_id", "recirculations", b"recirculations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParcelSorted: _TypeAlias = ParcelSorted  # noqa: Y015
+
+@_typing.final
+class ParcelRejected(_message.Message):
+    """A sorting line sent a parcel to the exception chute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ParcelRejected._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: ParcelRejected._Reason.ValueType  # 0
+        REASON_NO_READ: ParcelRejected._Reason.ValueType  # 1
+        REASON_NO_RULE: ParcelRejected._Reason.ValueType  # 2
+        REASON_NO_CONFIRMATION: ParcelRejected._Reason.ValueType  # 3
+        REASON_CHUTE_FULL: ParcelRejected._Reason.ValueType  # 4
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper): ...
+    REASON_UNSPECIFIED: ParcelRejected.Reason.ValueType  # 0
+    REASON_NO_READ: ParcelRejected.Reason.ValueType  # 1
+    REASON_NO_RULE: ParcelRejected.Reason.ValueType  # 2
+    REASON_NO_CONFIRMATION: ParcelRejected.Reason.ValueType  # 3
+    REASON_CHUTE_FULL: ParcelRejected.Reason.ValueType  # 4
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHUTE_ID_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    """Empty on a no-read."""
+    reason: Global___ParcelRejected.Reason.ValueType
+    chute_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        reason: Global___ParcelRejected.Reason.ValueType = ...,
+        chute_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "parcel_id", b"parcel_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParcelRejected: _TypeAlias = ParcelRejected  # noqa: Y015
+
+@_typing.final
 class AlarmRaised(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -319,6 +473,8 @@ class DeviceEvent(_message.Message):
     PICKUP_CODE_REJECTED_FIELD_NUMBER: _builtins.int
     DOOR_CHANGED_FIELD_NUMBER: _builtins.int
     ALARM_FIELD_NUMBER: _builtins.int
+    PARCEL_SORTED_FIELD_NUMBER: _builtins.int
+    PARCEL_REJECTED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     seq: _builtins.int
     ts_ms: _builtins.int
@@ -332,6 +488,10 @@ class DeviceEvent(_message.Message):
     def door_changed(self) -> Global___DoorChanged: ...
     @_builtins.property
     def alarm(self) -> Global___AlarmRaised: ...
+    @_builtins.property
+    def parcel_sorted(self) -> Global___ParcelSorted: ...
+    @_builtins.property
+    def parcel_rejected(self) -> Global___ParcelRejected: ...
     def __init__(
         self,
         *,
@@ -343,12 +503,14 @@ class DeviceEvent(_message.Message):
         pickup_code_rejected: Global___PickupCodeRejected | None = ...,
         door_changed: Global___DoorChanged | None = ...,
         alarm: Global___AlarmRaised | None = ...,
+        parcel_sorted: Global___ParcelSorted | None = ...,
+        parcel_rejected: Global___ParcelRejected | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "parcel_rejected", b"parcel_rejected", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "event_id", b"event_id", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected", "seq", b"seq", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "event_id", b"event_id", "parcel_rejected", b"parcel_rejected", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected", "seq", b"seq", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["deposited", "picked_up", "pickup_code_rejected", "door_changed", "alarm"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["deposited", "picked_up", "pickup_code_rejected", "door_changed", "alarm", "parcel_sorted", "parcel_rejected"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -458,6 +620,94 @@ class SetPickupCode(_message.Message):
 Global___SetPickupCode: _TypeAlias = SetPickupCode  # noqa: Y015
 
 @_typing.final
+class SetCompartmentEnabled(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    compartment_id: _builtins.str
+    enabled: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        compartment_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compartment_id", b"compartment_id", "enabled", b"enabled", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCompartmentEnabled: _TypeAlias = SetCompartmentEnabled  # noqa: Y015
+
+@_typing.final
+class ResendEvents(_message.Message):
+    """Republish events the hub did not receive (it saw a gap in seq). The device keeps a window of
+    acknowledged events for this; what fell out of it is answered with REJECTED.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_SEQ_FIELD_NUMBER: _builtins.int
+    TO_SEQ_FIELD_NUMBER: _builtins.int
+    from_seq: _builtins.int
+    to_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_seq: _builtins.int = ...,
+        to_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_seq", b"from_seq", "to_seq", b"to_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendEvents: _TypeAlias = ResendEvents  # noqa: Y015
+
+@_typing.final
+class DeviceConfig(_message.Message):
+    """Device configuration pushed by the hub. Zero values mean "keep the current setting"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TELEMETRY_INTERVAL_S_FIELD_NUMBER: _builtins.int
+    DOOR_LEFT_OPEN_S_FIELD_NUMBER: _builtins.int
+    KEYPAD_MAX_FAILURES_FIELD_NUMBER: _builtins.int
+    KEYPAD_LOCKOUT_S_FIELD_NUMBER: _builtins.int
+    CHILLED_MIN_C_FIELD_NUMBER: _builtins.int
+    CHILLED_MAX_C_FIELD_NUMBER: _builtins.int
+    telemetry_interval_s: _builtins.int
+    door_left_open_s: _builtins.int
+    keypad_max_failures: _builtins.int
+    keypad_lockout_s: _builtins.int
+    chilled_min_c: _builtins.float
+    """Chilled compartments alarm outside [min, max] C (defaults 2..6)."""
+    chilled_max_c: _builtins.float
+    def __init__(
+        self,
+        *,
+        telemetry_interval_s: _builtins.int = ...,
+        door_left_open_s: _builtins.int = ...,
+        keypad_max_failures: _builtins.int = ...,
+        keypad_lockout_s: _builtins.int = ...,
+        chilled_min_c: _builtins.float = ...,
+        chilled_max_c: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chilled_max_c", b"chilled_max_c", "chilled_min_c", b"chilled_min_c", "door_left_open_s", b"door_left_open_s", "keypad_lockout_s", b"keypad_lockout_s", "keypad_max_failures", b"keypad_max_failures", "telemetry_interval_s", b"telemetry_interval_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceConfig: _TypeAlias = DeviceConfig  # noqa: Y015
+
+@_typing.final
 class Command(_message.Message):
     """QoS 1 command on <device>/cmd. A device refuses (EXPIRED) any command received after expires_ms and
     never executes the same command_id twice.
@@ -472,6 +722,9 @@ class Command(_message.Message):
     RESERVE_COMPARTMENT_FIELD_NUMBER: _builtins.int
     CANCEL_RESERVATION_FIELD_NUMBER: _builtins.int
     SET_PICKUP_CODE_FIELD_NUMBER: _builtins.int
+    SET_COMPARTMENT_ENABLED_FIELD_NUMBER: _builtins.int
+    RESEND_EVENTS_FIELD_NUMBER: _builtins.int
+    UPDATE_CONFIG_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     issued_ms: _builtins.int
     expires_ms: _builtins.int
@@ -483,6 +736,12 @@ class Command(_message.Message):
     def cancel_reservation(self) -> Global___CancelReservation: ...
     @_builtins.property
     def set_pickup_code(self) -> Global___SetPickupCode: ...
+    @_builtins.property
+    def set_compartment_enabled(self) -> Global___SetCompartmentEnabled: ...
+    @_builtins.property
+    def resend_events(self) -> Global___ResendEvents: ...
+    @_builtins.property
+    def update_config(self) -> Global___DeviceConfig: ...
     def __init__(
         self,
         *,
@@ -493,12 +752,15 @@ class Command(_message.Message):
         reserve_compartment: Global___ReserveCompartment | None = ...,
         cancel_reservation: Global___CancelReservation | None = ...,
         set_pickup_code: Global___SetPickupCode | None = ...,
+        set_compartment_enabled: Global___SetCompartmentEnabled | None = ...,
+        resend_events: Global___ResendEvents | None = ...,
+        update_config: Global___DeviceConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel_reservation", b"cancel_reservation", "open_compartment", b"open_compartment", "reserve_compartment", b"reserve_compartment", "set_pickup_code", b"set_pickup_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel_reservation", b"cancel_reservation", "open_compartment", b"open_compartment", "resend_events", b"resend_events", "reserve_compartment", b"reserve_compartment", "set_compartment_enabled", b"set_compartment_enabled", "set_pickup_code", b"set_pickup_code", "update_config", b"update_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel_reservation", b"cancel_reservation", "command_id", b"command_id", "expires_ms", b"expires_ms", "issued_ms", b"issued_ms", "open_compartment", b"open_compartment", "reserve_compartment", b"reserve_compartment", "set_pickup_code", b"set_pickup_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "cancel_reservation", b"cancel_reservation", "command_id", b"command_id", "expires_ms", b"expires_ms", "issued_ms", b"issued_ms", "open_compartment", b"open_compartment", "resend_events", b"resend_events", "reserve_compartment", b"reserve_compartment", "set_compartment_enabled", b"set_compartment_enabled", "set_pickup_code", b"set_pickup_code", "update_config", b"update_config"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["open_compartment", "reserve_compartment", "cancel_reservation", "set_pickup_code"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["open_compartment", "reserve_compartment", "cancel_reservation", "set_pickup_code", "set_compartment_enabled", "resend_events", "update_config"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -537,3 +799,80 @@ class CommandResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CommandResult: _TypeAlias = CommandResult  # noqa: Y015
+
+@_typing.final
+class SortRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    CHUTE_ID_FIELD_NUMBER: _builtins.int
+    destination: _builtins.str
+    chute_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        destination: _builtins.str = ...,
+        chute_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "destination", b"destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SortRule: _TypeAlias = SortRule  # noqa: Y015
+
+@_typing.final
+class DesiredState(_message.Message):
+    """Retained on <device>/desired (QoS 1): what the hub wants the device to hold, with a version that
+    only grows (AWS device-shadow semantics). The device applies a newer version whole, ignores an
+    older one, reports the version it applied, and keeps serving from it while the hub is away.
+    A zero-length retained publish clears it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    TS_MS_FIELD_NUMBER: _builtins.int
+    RESERVATIONS_FIELD_NUMBER: _builtins.int
+    PICKUP_CODES_FIELD_NUMBER: _builtins.int
+    DISABLED_COMPARTMENTS_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    SORT_PLAN_FIELD_NUMBER: _builtins.int
+    EXCEPTION_CHUTE_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    ts_ms: _builtins.int
+    exception_chute: _builtins.str
+    @_builtins.property
+    def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReserveCompartment]:
+        """Cabinets: live reservations and pickup-code hashes (never plaintext codes)."""
+
+    @_builtins.property
+    def pickup_codes(self) -> _containers.RepeatedCompositeFieldContainer[Global___SetPickupCode]: ...
+    @_builtins.property
+    def disabled_compartments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def config(self) -> Global___DeviceConfig: ...
+    @_builtins.property
+    def sort_plan(self) -> _containers.RepeatedCompositeFieldContainer[Global___SortRule]:
+        """Sorting lines: destination -> chute, and the exception chute."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        ts_ms: _builtins.int = ...,
+        reservations: _abc.Iterable[Global___ReserveCompartment] | None = ...,
+        pickup_codes: _abc.Iterable[Global___SetPickupCode] | None = ...,
+        disabled_compartments: _abc.Iterable[_builtins.str] | None = ...,
+        config: Global___DeviceConfig | None = ...,
+        sort_plan: _abc.Iterable[Global___SortRule] | None = ...,
+        exception_chute: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "disabled_compartments", b"disabled_compartments", "exception_chute", b"exception_chute", "pickup_codes", b"pickup_codes", "reservations", b"reservations", "sort_plan", b"sort_plan", "ts_ms", b"ts_ms", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DesiredState: _TypeAlias = DesiredState  # noqa: Y015

@@ -293,3 +293,350 @@ class ListParcelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListParcelsResponse: _TypeAlias = ListParcelsResponse  # noqa: Y015
+
+@_typing.final
+class CancelParcelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parcel_id", b"parcel_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelParcelRequest: _TypeAlias = CancelParcelRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawParcelRequest(_message.Message):
+    """The courier took an expired parcel out of its compartment (reverse logistics starts)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    COURIER_ID_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    courier_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        courier_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["courier_id", b"courier_id", "parcel_id", b"parcel_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawParcelRequest: _TypeAlias = WithdrawParcelRequest  # noqa: Y015
+
+@_typing.final
+class Vehicle(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    CAPACITY_PARCELS_FIELD_NUMBER: _builtins.int
+    CAPACITY_VOLUME_L_FIELD_NUMBER: _builtins.int
+    BATTERY_KWH_FIELD_NUMBER: _builtins.int
+    CONSUMPTION_KWH_PER_KM_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    capacity_parcels: _builtins.int
+    capacity_volume_l: _builtins.float
+    battery_kwh: _builtins.float
+    """Electric vehicles: usable battery and consumption; 0 = not electric."""
+    consumption_kwh_per_km: _builtins.float
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        capacity_parcels: _builtins.int = ...,
+        capacity_volume_l: _builtins.float = ...,
+        battery_kwh: _builtins.float = ...,
+        consumption_kwh_per_km: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_kwh", b"battery_kwh", "capacity_parcels", b"capacity_parcels", "capacity_volume_l", b"capacity_volume_l", "consumption_kwh_per_km", b"consumption_kwh_per_km", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Vehicle: _TypeAlias = Vehicle  # noqa: Y015
+
+@_typing.final
+class PlanRoutesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HUB_SITE_FIELD_NUMBER: _builtins.int
+    VEHICLES_FIELD_NUMBER: _builtins.int
+    PARCEL_IDS_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    hub_site: _builtins.str
+    """The sorting hub's site (depot)."""
+    time_limit_s: _builtins.int
+    @_builtins.property
+    def vehicles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Vehicle]: ...
+    @_builtins.property
+    def parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parcels to route: default all SORTED parcels whose destination is reachable."""
+
+    def __init__(
+        self,
+        *,
+        hub_site: _builtins.str = ...,
+        vehicles: _abc.Iterable[Global___Vehicle] | None = ...,
+        parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
+        time_limit_s: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hub_site", b"hub_site", "parcel_ids", b"parcel_ids", "time_limit_s", b"time_limit_s", "vehicles", b"vehicles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanRoutesRequest: _TypeAlias = PlanRoutesRequest  # noqa: Y015
+
+@_typing.final
+class RouteStop(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    DELIVER_PARCEL_IDS_FIELD_NUMBER: _builtins.int
+    PICKUP_COUNT_FIELD_NUMBER: _builtins.int
+    ARRIVAL_MS_FIELD_NUMBER: _builtins.int
+    CHARGING_PILE_ID_FIELD_NUMBER: _builtins.int
+    CHARGE_KWH_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    pickup_count: _builtins.int
+    """Returns and empty reusable containers to collect (reverse logistics)."""
+    arrival_ms: _builtins.int
+    charging_pile_id: _builtins.str
+    """Set when the stop is a charging pile visit."""
+    charge_kwh: _builtins.float
+    @_builtins.property
+    def deliver_parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+        deliver_parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
+        pickup_count: _builtins.int = ...,
+        arrival_ms: _builtins.int = ...,
+        charging_pile_id: _builtins.str = ...,
+        charge_kwh: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_ms", b"arrival_ms", "charge_kwh", b"charge_kwh", "charging_pile_id", b"charging_pile_id", "deliver_parcel_ids", b"deliver_parcel_ids", "pickup_count", b"pickup_count", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteStop: _TypeAlias = RouteStop  # noqa: Y015
+
+@_typing.final
+class VehicleRoute(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    STOPS_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    distance_km: _builtins.float
+    @_builtins.property
+    def stops(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteStop]: ...
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        stops: _abc.Iterable[Global___RouteStop] | None = ...,
+        distance_km: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance_km", b"distance_km", "stops", b"stops", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VehicleRoute: _TypeAlias = VehicleRoute  # noqa: Y015
+
+@_typing.final
+class PlanRoutesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTES_FIELD_NUMBER: _builtins.int
+    TOTAL_DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    UNROUTED_PARCEL_IDS_FIELD_NUMBER: _builtins.int
+    SORT_PLAN_FIELD_NUMBER: _builtins.int
+    total_distance_km: _builtins.float
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VehicleRoute]: ...
+    @_builtins.property
+    def unrouted_parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parcels that no route could take (capacity, windows, range)."""
+
+    @_builtins.property
+    def sort_plan(self) -> _containers.RepeatedCompositeFieldContainer[Global___SortAssignment]:
+        """Destination site -> sorting chute, derived from the routes (one chute per vehicle)."""
+
+    def __init__(
+        self,
+        *,
+        routes: _abc.Iterable[Global___VehicleRoute] | None = ...,
+        total_distance_km: _builtins.float = ...,
+        unrouted_parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
+        sort_plan: _abc.Iterable[Global___SortAssignment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["routes", b"routes", "sort_plan", b"sort_plan", "total_distance_km", b"total_distance_km", "unrouted_parcel_ids", b"unrouted_parcel_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanRoutesResponse: _TypeAlias = PlanRoutesResponse  # noqa: Y015
+
+@_typing.final
+class SortAssignment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    CHUTE_ID_FIELD_NUMBER: _builtins.int
+    destination: _builtins.str
+    chute_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        destination: _builtins.str = ...,
+        chute_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "destination", b"destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SortAssignment: _TypeAlias = SortAssignment  # noqa: Y015
+
+@_typing.final
+class WatchEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Resume after this cursor (from a previous LiveEvent); empty = from now."""
+    site: _builtins.str
+    """Optional filter."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        site: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class LiveEvent(_message.Message):
+    """One entry of the live event stream: a parcel transition or an alarm change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    TS_MS_FIELD_NUMBER: _builtins.int
+    PARCEL_FIELD_NUMBER: _builtins.int
+    ALARM_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    ts_ms: _builtins.int
+    @_builtins.property
+    def parcel(self) -> Global___ParcelEvent: ...
+    @_builtins.property
+    def alarm(self) -> Global___AlarmEvent: ...
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        ts_ms: _builtins.int = ...,
+        parcel: Global___ParcelEvent | None = ...,
+        alarm: Global___AlarmEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "parcel", b"parcel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "cursor", b"cursor", "parcel", b"parcel", "ts_ms", b"ts_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["parcel", "alarm"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+
+Global___LiveEvent: _TypeAlias = LiveEvent  # noqa: Y015
+
+@_typing.final
+class ParcelEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    TRANSITION_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    @_builtins.property
+    def transition(self) -> Global___ParcelTransition: ...
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        transition: Global___ParcelTransition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transition", b"transition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parcel_id", b"parcel_id", "transition", b"transition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParcelEvent: _TypeAlias = ParcelEvent  # noqa: Y015
+
+@_typing.final
+class AlarmEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    alarm_id: _builtins.str
+    kind: _common_pb2.AlarmKind.ValueType
+    site: _builtins.str
+    device_id: _builtins.str
+    compartment_id: _builtins.str
+    status: _builtins.str
+    """raised, acknowledged, cleared"""
+    def __init__(
+        self,
+        *,
+        alarm_id: _builtins.str = ...,
+        kind: _common_pb2.AlarmKind.ValueType = ...,
+        site: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        compartment_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm_id", b"alarm_id", "compartment_id", b"compartment_id", "device_id", b"device_id", "kind", b"kind", "site", b"site", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlarmEvent: _TypeAlias = AlarmEvent  # noqa: Y015

@@ -49,6 +49,26 @@ class DispatchServiceStub:
                 request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsRequest.SerializeToString,
                 response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsResponse.FromString,
                 _registered_method=True)
+        self.CancelParcel = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/CancelParcel',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.CancelParcelRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+                _registered_method=True)
+        self.WithdrawParcel = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/WithdrawParcel',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+                _registered_method=True)
+        self.PlanRoutes = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/PlanRoutes',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/lockerhub.v1.DispatchService/WatchEvents',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.LiveEvent.FromString,
+                _registered_method=True)
 
 
 class DispatchServiceServicer:
@@ -72,6 +92,33 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelParcel(self, request, context):
+        """Only before deposit; frees the reservation on the cabinet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawParcel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanRoutes(self, request, context):
+        """Runs the route planner off the event loop (process pool).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Server stream of parcel transitions and alarm changes, resumable from a cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +136,26 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.ListParcels,
                     request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsRequest.FromString,
                     response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsResponse.SerializeToString,
+            ),
+            'CancelParcel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelParcel,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.CancelParcelRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.SerializeToString,
+            ),
+            'WithdrawParcel': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawParcel,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.SerializeToString,
+            ),
+            'PlanRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanRoutes,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.WatchEventsRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.LiveEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +239,114 @@ class DispatchService:
             '/lockerhub.v1.DispatchService/ListParcels',
             lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsRequest.SerializeToString,
             lockerhub_dot_v1_dot_dispatch__pb2.ListParcelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelParcel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/CancelParcel',
+            lockerhub_dot_v1_dot_dispatch__pb2.CancelParcelRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawParcel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/WithdrawParcel',
+            lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/PlanRoutes',
+            lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/WatchEvents',
+            lockerhub_dot_v1_dot_dispatch__pb2.WatchEventsRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.LiveEvent.FromString,
             options,
             channel_credentials,
             insecure,

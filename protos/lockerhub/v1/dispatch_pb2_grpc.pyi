@@ -34,6 +34,13 @@ class DispatchServiceStub:
     AnnounceParcels: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.AnnounceParcelsRequest, _dispatch_pb2.AnnounceParcelsResponse]
     GetParcel: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.GetParcelRequest, _dispatch_pb2.Parcel]
     ListParcels: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.ListParcelsRequest, _dispatch_pb2.ListParcelsResponse]
+    CancelParcel: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.CancelParcelRequest, _dispatch_pb2.Parcel]
+    """Only before deposit; frees the reservation on the cabinet."""
+    WithdrawParcel: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.WithdrawParcelRequest, _dispatch_pb2.Parcel]
+    PlanRoutes: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]
+    """Runs the route planner off the event loop (process pool)."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]
+    """Server stream of parcel transitions and alarm changes, resumable from a cursor."""
 
 @_typing.type_check_only
 class DispatchServiceAsyncStub(DispatchServiceStub):
@@ -41,6 +48,13 @@ class DispatchServiceAsyncStub(DispatchServiceStub):
     AnnounceParcels: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.AnnounceParcelsRequest, _dispatch_pb2.AnnounceParcelsResponse]  # type: ignore[assignment]
     GetParcel: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.GetParcelRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
     ListParcels: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.ListParcelsRequest, _dispatch_pb2.ListParcelsResponse]  # type: ignore[assignment]
+    CancelParcel: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.CancelParcelRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
+    """Only before deposit; frees the reservation on the cabinet."""
+    WithdrawParcel: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.WithdrawParcelRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
+    PlanRoutes: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]  # type: ignore[assignment]
+    """Runs the route planner off the event loop (process pool)."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]  # type: ignore[assignment]
+    """Server stream of parcel transitions and alarm changes, resumable from a cursor."""
 
 class DispatchServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +77,36 @@ class DispatchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _dispatch_pb2.ListParcelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_dispatch_pb2.ListParcelsResponse, _abc.Awaitable[_dispatch_pb2.ListParcelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelParcel(
+        self,
+        request: _dispatch_pb2.CancelParcelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.Parcel, _abc.Awaitable[_dispatch_pb2.Parcel]]:
+        """Only before deposit; frees the reservation on the cabinet."""
+
+    @_abc_1.abstractmethod
+    def WithdrawParcel(
+        self,
+        request: _dispatch_pb2.WithdrawParcelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.Parcel, _abc.Awaitable[_dispatch_pb2.Parcel]]: ...
+
+    @_abc_1.abstractmethod
+    def PlanRoutes(
+        self,
+        request: _dispatch_pb2.PlanRoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.PlanRoutesResponse, _abc.Awaitable[_dispatch_pb2.PlanRoutesResponse]]:
+        """Runs the route planner off the event loop (process pool)."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _dispatch_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dispatch_pb2.LiveEvent], _abc.AsyncIterator[_dispatch_pb2.LiveEvent]]:
+        """Server stream of parcel transitions and alarm changes, resumable from a cursor."""
 
 def add_DispatchServiceServicer_to_server(servicer: DispatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

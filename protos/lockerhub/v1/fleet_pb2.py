@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lockerhub.v1 import common_pb2 as lockerhub_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lockerhub/v1/fleet.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\"\xa5\x01\n\x0b\x43ompartment\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x1d.lockerhub.v1.CompartmentSpec\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.lockerhub.v1.CompartmentState\x12\x11\n\tdoor_open\x18\x03 \x01(\x08\x12\x14\n\x0citem_present\x18\x04 \x01(\x08\x12\x11\n\tparcel_id\x18\x05 \x01(\t\"\xba\x01\n\x07\x43\x61\x62inet\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x12\n\nboot_count\x18\x04 \x01(\x04\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\x12\x11\n\tenergy_wh\x18\x06 \x01(\x01\x12\x0f\n\x07power_w\x18\x07 \x01(\x01\x12/\n\x0c\x63ompartments\x18\x08 \x03(\x0b\x32\x19.lockerhub.v1.Compartment\"#\n\x13ListCabinetsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\"?\n\x14ListCabinetsResponse\x12\'\n\x08\x63\x61\x62inets\x18\x01 \x03(\x0b\x32\x15.lockerhub.v1.Cabinet\"\'\n\x11GetCabinetRequest\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\"i\n\x16OpenCompartmentRequest\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"\x81\x01\n\x17OpenCompartmentResponse\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x1c.lockerhub.v1.CommandOutcome\x12\x13\n\x0brelay_fired\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\x8b\x02\n\x0c\x46leetService\x12U\n\x0cListCabinets\x12!.lockerhub.v1.ListCabinetsRequest\x1a\".lockerhub.v1.ListCabinetsResponse\x12\x44\n\nGetCabinet\x12\x1f.lockerhub.v1.GetCabinetRequest\x1a\x15.lockerhub.v1.Cabinet\x12^\n\x0fOpenCompartment\x12$.lockerhub.v1.OpenCompartmentRequest\x1a%.lockerhub.v1.OpenCompartmentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lockerhub/v1/fleet.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\"\xa5\x01\n\x0b\x43ompartment\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x1d.lockerhub.v1.CompartmentSpec\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.lockerhub.v1.CompartmentState\x12\x11\n\tdoor_open\x18\x03 \x01(\x08\x12\x14\n\x0citem_present\x18\x04 \x01(\x08\x12\x11\n\tparcel_id\x18\x05 \x01(\t\"\xba\x01\n\x07\x43\x61\x62inet\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x12\n\nboot_count\x18\x04 \x01(\x04\x12\x14\n\x0clast_seen_ms\x18\x05 \x01(\x03\x12\x11\n\tenergy_wh\x18\x06 \x01(\x01\x12\x0f\n\x07power_w\x18\x07 \x01(\x01\x12/\n\x0c\x63ompartments\x18\x08 \x03(\x0b\x32\x19.lockerhub.v1.Compartment\"#\n\x13ListCabinetsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\"?\n\x14ListCabinetsResponse\x12\'\n\x08\x63\x61\x62inets\x18\x01 \x03(\x0b\x32\x15.lockerhub.v1.Cabinet\"\'\n\x11GetCabinetRequest\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\"i\n\x16OpenCompartmentRequest\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"\x81\x01\n\x17OpenCompartmentResponse\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x1c.lockerhub.v1.CommandOutcome\x12\x13\n\x0brelay_fired\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x88\x01\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03lat\x18\x03 \x01(\x01\x12\x0b\n\x03lon\x18\x04 \x01(\x01\x12\x10\n\x08\x63\x61\x62inets\x18\x05 \x01(\r\x12\x19\n\x11\x63ompartments_free\x18\x06 \x01(\r\x12\x1a\n\x12\x63ompartments_total\x18\x07 \x01(\r\"\x12\n\x10ListSitesRequest\"6\n\x11ListSitesResponse\x12!\n\x05sites\x18\x01 \x03(\x0b\x32\x12.lockerhub.v1.Site\"k\n\x1cSetCompartmentEnabledRequest\x12\x12\n\ncabinet_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xc5\x01\n\x05\x41larm\x12\x10\n\x08\x61larm_id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.lockerhub.v1.AlarmKind\x12\x0c\n\x04site\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x11\n\traised_ms\x18\x07 \x01(\x03\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x17\n\x0f\x61\x63knowledged_by\x18\t \x01(\t\":\n\x11ListAlarmsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x17\n\x0finclude_cleared\x18\x02 \x01(\x08\"9\n\x12ListAlarmsResponse\x12#\n\x06\x61larms\x18\x01 \x03(\x0b\x32\x13.lockerhub.v1.Alarm\"4\n\x12\x41larmActionRequest\x12\x10\n\x08\x61larm_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"}\n\x11\x43hargingConnector\x12\x14\n\x0c\x63onnector_id\x18\x01 \x01(\r\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07power_w\x18\x03 \x01(\x01\x12\x19\n\x11session_energy_wh\x18\x04 \x01(\x01\x12\x16\n\x0etransaction_id\x18\x05 \x01(\x05\"\xa4\x01\n\x0c\x43hargingPile\x12\x0f\n\x07pile_id\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x0e\n\x06vendor\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x11\n\tenergy_wh\x18\x06 \x01(\x01\x12\x33\n\nconnectors\x18\x07 \x03(\x0b\x32\x1f.lockerhub.v1.ChargingConnector\"(\n\x18ListChargingPilesRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\"F\n\x19ListChargingPilesResponse\x12)\n\x05piles\x18\x01 \x03(\x0b\x32\x1a.lockerhub.v1.ChargingPile\"S\n\x1aRemoteStartChargingRequest\x12\x0f\n\x07pile_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63onnector_id\x18\x02 \x01(\r\x12\x0e\n\x06id_tag\x18\x03 \x01(\t\"D\n\x19RemoteStopChargingRequest\x12\x0f\n\x07pile_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\x05\":\n\x16RemoteChargingResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06status\x18\x02 \x01(\t2\xcc\x07\n\x0c\x46leetService\x12L\n\tListSites\x12\x1e.lockerhub.v1.ListSitesRequest\x1a\x1f.lockerhub.v1.ListSitesResponse\x12U\n\x0cListCabinets\x12!.lockerhub.v1.ListCabinetsRequest\x1a\".lockerhub.v1.ListCabinetsResponse\x12\x44\n\nGetCabinet\x12\x1f.lockerhub.v1.GetCabinetRequest\x1a\x15.lockerhub.v1.Cabinet\x12^\n\x0fOpenCompartment\x12$.lockerhub.v1.OpenCompartmentRequest\x1a%.lockerhub.v1.OpenCompartmentResponse\x12^\n\x15SetCompartmentEnabled\x12*.lockerhub.v1.SetCompartmentEnabledRequest\x1a\x19.lockerhub.v1.Compartment\x12O\n\nListAlarms\x12\x1f.lockerhub.v1.ListAlarmsRequest\x1a .lockerhub.v1.ListAlarmsResponse\x12I\n\x10\x41\x63knowledgeAlarm\x12 .lockerhub.v1.AlarmActionRequest\x1a\x13.lockerhub.v1.Alarm\x12\x43\n\nClearAlarm\x12 .lockerhub.v1.AlarmActionRequest\x1a\x13.lockerhub.v1.Alarm\x12\x64\n\x11ListChargingPiles\x12&.lockerhub.v1.ListChargingPilesRequest\x1a\'.lockerhub.v1.ListChargingPilesResponse\x12\x65\n\x13RemoteStartCharging\x12(.lockerhub.v1.RemoteStartChargingRequest\x1a$.lockerhub.v1.RemoteChargingResponse\x12\x63\n\x12RemoteStopCharging\x12\'.lockerhub.v1.RemoteStopChargingRequest\x1a$.lockerhub.v1.RemoteChargingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +46,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENCOMPARTMENTREQUEST']._serialized_end=674
   _globals['_OPENCOMPARTMENTRESPONSE']._serialized_start=677
   _globals['_OPENCOMPARTMENTRESPONSE']._serialized_end=806
-  _globals['_FLEETSERVICE']._serialized_start=809
-  _globals['_FLEETSERVICE']._serialized_end=1076
+  _globals['_SITE']._serialized_start=809
+  _globals['_SITE']._serialized_end=945
+  _globals['_LISTSITESREQUEST']._serialized_start=947
+  _globals['_LISTSITESREQUEST']._serialized_end=965
+  _globals['_LISTSITESRESPONSE']._serialized_start=967
+  _globals['_LISTSITESRESPONSE']._serialized_end=1021
+  _globals['_SETCOMPARTMENTENABLEDREQUEST']._serialized_start=1023
+  _globals['_SETCOMPARTMENTENABLEDREQUEST']._serialized_end=1130
+  _globals['_ALARM']._serialized_start=1133
+  _globals['_ALARM']._serialized_end=1330
+  _globals['_LISTALARMSREQUEST']._serialized_start=1332
+  _globals['_LISTALARMSREQUEST']._serialized_end=1390
+  _globals['_LISTALARMSRESPONSE']._serialized_start=1392
+  _globals['_LISTALARMSRESPONSE']._serialized_end=1449
+  _globals['_ALARMACTIONREQUEST']._serialized_start=1451
+  _globals['_ALARMACTIONREQUEST']._serialized_end=1503
+  _globals['_CHARGINGCONNECTOR']._serialized_start=1505
+  _globals['_CHARGINGCONNECTOR']._serialized_end=1630
+  _globals['_CHARGINGPILE']._serialized_start=1633
+  _globals['_CHARGINGPILE']._serialized_end=1797
+  _globals['_LISTCHARGINGPILESREQUEST']._serialized_start=1799
+  _globals['_LISTCHARGINGPILESREQUEST']._serialized_end=1839
+  _globals['_LISTCHARGINGPILESRESPONSE']._serialized_start=1841
+  _globals['_LISTCHARGINGPILESRESPONSE']._serialized_end=1911
+  _globals['_REMOTESTARTCHARGINGREQUEST']._serialized_start=1913
+  _globals['_REMOTESTARTCHARGINGREQUEST']._serialized_end=1996
+  _globals['_REMOTESTOPCHARGINGREQUEST']._serialized_start=1998
+  _globals['_REMOTESTOPCHARGINGREQUEST']._serialized_end=2066
+  _globals['_REMOTECHARGINGRESPONSE']._serialized_start=2068
+  _globals['_REMOTECHARGINGRESPONSE']._serialized_end=2126
+  _globals['_FLEETSERVICE']._serialized_start=2129
+  _globals['_FLEETSERVICE']._serialized_end=3101
 # @@protoc_insertion_point(module_scope)

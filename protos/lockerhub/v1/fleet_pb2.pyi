@@ -210,3 +210,393 @@ class OpenCompartmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OpenCompartmentResponse: _TypeAlias = OpenCompartmentResponse  # noqa: Y015
+
+@_typing.final
+class Site(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LAT_FIELD_NUMBER: _builtins.int
+    LON_FIELD_NUMBER: _builtins.int
+    CABINETS_FIELD_NUMBER: _builtins.int
+    COMPARTMENTS_FREE_FIELD_NUMBER: _builtins.int
+    COMPARTMENTS_TOTAL_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    name: _builtins.str
+    lat: _builtins.float
+    lon: _builtins.float
+    cabinets: _builtins.int
+    compartments_free: _builtins.int
+    compartments_total: _builtins.int
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        lat: _builtins.float = ...,
+        lon: _builtins.float = ...,
+        cabinets: _builtins.int = ...,
+        compartments_free: _builtins.int = ...,
+        compartments_total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cabinets", b"cabinets", "compartments_free", b"compartments_free", "compartments_total", b"compartments_total", "lat", b"lat", "lon", b"lon", "name", b"name", "site_id", b"site_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Site: _TypeAlias = Site  # noqa: Y015
+
+@_typing.final
+class ListSitesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSitesRequest: _TypeAlias = ListSitesRequest  # noqa: Y015
+
+@_typing.final
+class ListSitesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sites(self) -> _containers.RepeatedCompositeFieldContainer[Global___Site]: ...
+    def __init__(
+        self,
+        *,
+        sites: _abc.Iterable[Global___Site] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sites", b"sites"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSitesResponse: _TypeAlias = ListSitesResponse  # noqa: Y015
+
+@_typing.final
+class SetCompartmentEnabledRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CABINET_ID_FIELD_NUMBER: _builtins.int
+    COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    cabinet_id: _builtins.str
+    compartment_id: _builtins.str
+    enabled: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        cabinet_id: _builtins.str = ...,
+        compartment_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cabinet_id", b"cabinet_id", "compartment_id", b"compartment_id", "enabled", b"enabled", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCompartmentEnabledRequest: _TypeAlias = SetCompartmentEnabledRequest  # noqa: Y015
+
+@_typing.final
+class Alarm(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    RAISED_MS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    alarm_id: _builtins.str
+    kind: _common_pb2.AlarmKind.ValueType
+    site: _builtins.str
+    device_id: _builtins.str
+    compartment_id: _builtins.str
+    detail: _builtins.str
+    raised_ms: _builtins.int
+    status: _builtins.str
+    """raised, acknowledged, cleared"""
+    acknowledged_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        alarm_id: _builtins.str = ...,
+        kind: _common_pb2.AlarmKind.ValueType = ...,
+        site: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        compartment_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        raised_ms: _builtins.int = ...,
+        status: _builtins.str = ...,
+        acknowledged_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_by", b"acknowledged_by", "alarm_id", b"alarm_id", "compartment_id", b"compartment_id", "detail", b"detail", "device_id", b"device_id", "kind", b"kind", "raised_ms", b"raised_ms", "site", b"site", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alarm: _TypeAlias = Alarm  # noqa: Y015
+
+@_typing.final
+class ListAlarmsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    INCLUDE_CLEARED_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    include_cleared: _builtins.bool
+    """Default: only alarms not cleared."""
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+        include_cleared: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_cleared", b"include_cleared", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlarmsRequest: _TypeAlias = ListAlarmsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlarmsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alarms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alarm]: ...
+    def __init__(
+        self,
+        *,
+        alarms: _abc.Iterable[Global___Alarm] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarms", b"alarms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlarmsResponse: _TypeAlias = ListAlarmsResponse  # noqa: Y015
+
+@_typing.final
+class AlarmActionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALARM_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    alarm_id: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        alarm_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm_id", b"alarm_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlarmActionRequest: _TypeAlias = AlarmActionRequest  # noqa: Y015
+
+@_typing.final
+class ChargingConnector(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTOR_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    POWER_W_FIELD_NUMBER: _builtins.int
+    SESSION_ENERGY_WH_FIELD_NUMBER: _builtins.int
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    connector_id: _builtins.int
+    status: _builtins.str
+    """OCPP 1.6 ChargePointStatus (Available, Charging, Faulted, ...)."""
+    power_w: _builtins.float
+    session_energy_wh: _builtins.float
+    transaction_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        connector_id: _builtins.int = ...,
+        status: _builtins.str = ...,
+        power_w: _builtins.float = ...,
+        session_energy_wh: _builtins.float = ...,
+        transaction_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector_id", b"connector_id", "power_w", b"power_w", "session_energy_wh", b"session_energy_wh", "status", b"status", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargingConnector: _TypeAlias = ChargingConnector  # noqa: Y015
+
+@_typing.final
+class ChargingPile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PILE_ID_FIELD_NUMBER: _builtins.int
+    SITE_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    VENDOR_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    ENERGY_WH_FIELD_NUMBER: _builtins.int
+    CONNECTORS_FIELD_NUMBER: _builtins.int
+    pile_id: _builtins.str
+    site: _builtins.str
+    online: _builtins.bool
+    vendor: _builtins.str
+    model: _builtins.str
+    energy_wh: _builtins.float
+    @_builtins.property
+    def connectors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChargingConnector]: ...
+    def __init__(
+        self,
+        *,
+        pile_id: _builtins.str = ...,
+        site: _builtins.str = ...,
+        online: _builtins.bool = ...,
+        vendor: _builtins.str = ...,
+        model: _builtins.str = ...,
+        energy_wh: _builtins.float = ...,
+        connectors: _abc.Iterable[Global___ChargingConnector] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connectors", b"connectors", "energy_wh", b"energy_wh", "model", b"model", "online", b"online", "pile_id", b"pile_id", "site", b"site", "vendor", b"vendor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargingPile: _TypeAlias = ChargingPile  # noqa: Y015
+
+@_typing.final
+class ListChargingPilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargingPilesRequest: _TypeAlias = ListChargingPilesRequest  # noqa: Y015
+
+@_typing.final
+class ListChargingPilesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def piles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChargingPile]: ...
+    def __init__(
+        self,
+        *,
+        piles: _abc.Iterable[Global___ChargingPile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["piles", b"piles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChargingPilesResponse: _TypeAlias = ListChargingPilesResponse  # noqa: Y015
+
+@_typing.final
+class RemoteStartChargingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PILE_ID_FIELD_NUMBER: _builtins.int
+    CONNECTOR_ID_FIELD_NUMBER: _builtins.int
+    ID_TAG_FIELD_NUMBER: _builtins.int
+    pile_id: _builtins.str
+    connector_id: _builtins.int
+    id_tag: _builtins.str
+    """The vehicle's RFID / id tag."""
+    def __init__(
+        self,
+        *,
+        pile_id: _builtins.str = ...,
+        connector_id: _builtins.int = ...,
+        id_tag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connector_id", b"connector_id", "id_tag", b"id_tag", "pile_id", b"pile_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteStartChargingRequest: _TypeAlias = RemoteStartChargingRequest  # noqa: Y015
+
+@_typing.final
+class RemoteStopChargingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PILE_ID_FIELD_NUMBER: _builtins.int
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    pile_id: _builtins.str
+    transaction_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        pile_id: _builtins.str = ...,
+        transaction_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pile_id", b"pile_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteStopChargingRequest: _TypeAlias = RemoteStopChargingRequest  # noqa: Y015
+
+@_typing.final
+class RemoteChargingResponse(_message.Message):
+    """OCPP's answer: Accepted or Rejected."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.bool
+    status: _builtins.str
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.bool = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteChargingResponse: _TypeAlias = RemoteChargingResponse  # noqa: Y015

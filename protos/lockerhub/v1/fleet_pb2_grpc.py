@@ -34,6 +34,11 @@ class FleetServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListSites = channel.unary_unary(
+                '/lockerhub.v1.FleetService/ListSites',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListSitesRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListSitesResponse.FromString,
+                _registered_method=True)
         self.ListCabinets = channel.unary_unary(
                 '/lockerhub.v1.FleetService/ListCabinets',
                 request_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListCabinetsRequest.SerializeToString,
@@ -49,10 +54,51 @@ class FleetServiceStub:
                 request_serializer=lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentRequest.SerializeToString,
                 response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentResponse.FromString,
                 _registered_method=True)
+        self.SetCompartmentEnabled = channel.unary_unary(
+                '/lockerhub.v1.FleetService/SetCompartmentEnabled',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.SetCompartmentEnabledRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.Compartment.FromString,
+                _registered_method=True)
+        self.ListAlarms = channel.unary_unary(
+                '/lockerhub.v1.FleetService/ListAlarms',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeAlarm = channel.unary_unary(
+                '/lockerhub.v1.FleetService/AcknowledgeAlarm',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.Alarm.FromString,
+                _registered_method=True)
+        self.ClearAlarm = channel.unary_unary(
+                '/lockerhub.v1.FleetService/ClearAlarm',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.Alarm.FromString,
+                _registered_method=True)
+        self.ListChargingPiles = channel.unary_unary(
+                '/lockerhub.v1.FleetService/ListChargingPiles',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesResponse.FromString,
+                _registered_method=True)
+        self.RemoteStartCharging = channel.unary_unary(
+                '/lockerhub.v1.FleetService/RemoteStartCharging',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteStartChargingRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.FromString,
+                _registered_method=True)
+        self.RemoteStopCharging = channel.unary_unary(
+                '/lockerhub.v1.FleetService/RemoteStopCharging',
+                request_serializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteStopChargingRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.FromString,
+                _registered_method=True)
 
 
 class FleetServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def ListSites(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def ListCabinets(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -73,9 +119,56 @@ class FleetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCompartmentEnabled(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlarms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeAlarm(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearAlarm(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChargingPiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoteStartCharging(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoteStopCharging(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListSites': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSites,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListSitesRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListSitesResponse.SerializeToString,
+            ),
             'ListCabinets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCabinets,
                     request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListCabinetsRequest.FromString,
@@ -91,6 +184,41 @@ def add_FleetServiceServicer_to_server(servicer, server):
                     request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentRequest.FromString,
                     response_serializer=lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentResponse.SerializeToString,
             ),
+            'SetCompartmentEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCompartmentEnabled,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.SetCompartmentEnabledRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.Compartment.SerializeToString,
+            ),
+            'ListAlarms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlarms,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsResponse.SerializeToString,
+            ),
+            'AcknowledgeAlarm': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlarm,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.Alarm.SerializeToString,
+            ),
+            'ClearAlarm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearAlarm,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.Alarm.SerializeToString,
+            ),
+            'ListChargingPiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChargingPiles,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesResponse.SerializeToString,
+            ),
+            'RemoteStartCharging': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoteStartCharging,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteStartChargingRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.SerializeToString,
+            ),
+            'RemoteStopCharging': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoteStopCharging,
+                    request_deserializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteStopChargingRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'lockerhub.v1.FleetService', rpc_method_handlers)
@@ -101,6 +229,33 @@ def add_FleetServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class FleetService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListSites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/ListSites',
+            lockerhub_dot_v1_dot_fleet__pb2.ListSitesRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.ListSitesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def ListCabinets(request,
@@ -173,6 +328,195 @@ class FleetService:
             '/lockerhub.v1.FleetService/OpenCompartment',
             lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentRequest.SerializeToString,
             lockerhub_dot_v1_dot_fleet__pb2.OpenCompartmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCompartmentEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/SetCompartmentEnabled',
+            lockerhub_dot_v1_dot_fleet__pb2.SetCompartmentEnabledRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.Compartment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlarms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/ListAlarms',
+            lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.ListAlarmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlarm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/AcknowledgeAlarm',
+            lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.Alarm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearAlarm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/ClearAlarm',
+            lockerhub_dot_v1_dot_fleet__pb2.AlarmActionRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.Alarm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChargingPiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/ListChargingPiles',
+            lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.ListChargingPilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoteStartCharging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/RemoteStartCharging',
+            lockerhub_dot_v1_dot_fleet__pb2.RemoteStartChargingRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoteStopCharging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.FleetService/RemoteStopCharging',
+            lockerhub_dot_v1_dot_fleet__pb2.RemoteStopChargingRequest.SerializeToString,
+            lockerhub_dot_v1_dot_fleet__pb2.RemoteChargingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,20 +31,43 @@ class FleetServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> FleetServiceAsyncStub: ...
+    ListSites: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.ListSitesRequest, _fleet_pb2.ListSitesResponse]
     ListCabinets: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.ListCabinetsRequest, _fleet_pb2.ListCabinetsResponse]
     GetCabinet: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.GetCabinetRequest, _fleet_pb2.Cabinet]
     OpenCompartment: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.OpenCompartmentRequest, _fleet_pb2.OpenCompartmentResponse]
     """Waits for the cabinet's result up to the command's TTL; DEADLINE_EXCEEDED if none came."""
+    SetCompartmentEnabled: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.SetCompartmentEnabledRequest, _fleet_pb2.Compartment]
+    ListAlarms: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.ListAlarmsRequest, _fleet_pb2.ListAlarmsResponse]
+    AcknowledgeAlarm: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.AlarmActionRequest, _fleet_pb2.Alarm]
+    ClearAlarm: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.AlarmActionRequest, _fleet_pb2.Alarm]
+    ListChargingPiles: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.ListChargingPilesRequest, _fleet_pb2.ListChargingPilesResponse]
+    RemoteStartCharging: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.RemoteStartChargingRequest, _fleet_pb2.RemoteChargingResponse]
+    RemoteStopCharging: _grpc.UnaryUnaryMultiCallable[_fleet_pb2.RemoteStopChargingRequest, _fleet_pb2.RemoteChargingResponse]
 
 @_typing.type_check_only
 class FleetServiceAsyncStub(FleetServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
+    ListSites: _aio.UnaryUnaryMultiCallable[_fleet_pb2.ListSitesRequest, _fleet_pb2.ListSitesResponse]  # type: ignore[assignment]
     ListCabinets: _aio.UnaryUnaryMultiCallable[_fleet_pb2.ListCabinetsRequest, _fleet_pb2.ListCabinetsResponse]  # type: ignore[assignment]
     GetCabinet: _aio.UnaryUnaryMultiCallable[_fleet_pb2.GetCabinetRequest, _fleet_pb2.Cabinet]  # type: ignore[assignment]
     OpenCompartment: _aio.UnaryUnaryMultiCallable[_fleet_pb2.OpenCompartmentRequest, _fleet_pb2.OpenCompartmentResponse]  # type: ignore[assignment]
     """Waits for the cabinet's result up to the command's TTL; DEADLINE_EXCEEDED if none came."""
+    SetCompartmentEnabled: _aio.UnaryUnaryMultiCallable[_fleet_pb2.SetCompartmentEnabledRequest, _fleet_pb2.Compartment]  # type: ignore[assignment]
+    ListAlarms: _aio.UnaryUnaryMultiCallable[_fleet_pb2.ListAlarmsRequest, _fleet_pb2.ListAlarmsResponse]  # type: ignore[assignment]
+    AcknowledgeAlarm: _aio.UnaryUnaryMultiCallable[_fleet_pb2.AlarmActionRequest, _fleet_pb2.Alarm]  # type: ignore[assignment]
+    ClearAlarm: _aio.UnaryUnaryMultiCallable[_fleet_pb2.AlarmActionRequest, _fleet_pb2.Alarm]  # type: ignore[assignment]
+    ListChargingPiles: _aio.UnaryUnaryMultiCallable[_fleet_pb2.ListChargingPilesRequest, _fleet_pb2.ListChargingPilesResponse]  # type: ignore[assignment]
+    RemoteStartCharging: _aio.UnaryUnaryMultiCallable[_fleet_pb2.RemoteStartChargingRequest, _fleet_pb2.RemoteChargingResponse]  # type: ignore[assignment]
+    RemoteStopCharging: _aio.UnaryUnaryMultiCallable[_fleet_pb2.RemoteStopChargingRequest, _fleet_pb2.RemoteChargingResponse]  # type: ignore[assignment]
 
 class FleetServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def ListSites(
+        self,
+        request: _fleet_pb2.ListSitesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.ListSitesResponse, _abc.Awaitable[_fleet_pb2.ListSitesResponse]]: ...
+
     @_abc_1.abstractmethod
     def ListCabinets(
         self,
@@ -66,5 +89,54 @@ class FleetServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_fleet_pb2.OpenCompartmentResponse, _abc.Awaitable[_fleet_pb2.OpenCompartmentResponse]]:
         """Waits for the cabinet's result up to the command's TTL; DEADLINE_EXCEEDED if none came."""
+
+    @_abc_1.abstractmethod
+    def SetCompartmentEnabled(
+        self,
+        request: _fleet_pb2.SetCompartmentEnabledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.Compartment, _abc.Awaitable[_fleet_pb2.Compartment]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAlarms(
+        self,
+        request: _fleet_pb2.ListAlarmsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.ListAlarmsResponse, _abc.Awaitable[_fleet_pb2.ListAlarmsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcknowledgeAlarm(
+        self,
+        request: _fleet_pb2.AlarmActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.Alarm, _abc.Awaitable[_fleet_pb2.Alarm]]: ...
+
+    @_abc_1.abstractmethod
+    def ClearAlarm(
+        self,
+        request: _fleet_pb2.AlarmActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.Alarm, _abc.Awaitable[_fleet_pb2.Alarm]]: ...
+
+    @_abc_1.abstractmethod
+    def ListChargingPiles(
+        self,
+        request: _fleet_pb2.ListChargingPilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.ListChargingPilesResponse, _abc.Awaitable[_fleet_pb2.ListChargingPilesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoteStartCharging(
+        self,
+        request: _fleet_pb2.RemoteStartChargingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.RemoteChargingResponse, _abc.Awaitable[_fleet_pb2.RemoteChargingResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoteStopCharging(
+        self,
+        request: _fleet_pb2.RemoteStopChargingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_pb2.RemoteChargingResponse, _abc.Awaitable[_fleet_pb2.RemoteChargingResponse]]: ...
 
 def add_FleetServiceServicer_to_server(servicer: FleetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

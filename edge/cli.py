@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # The line printed on stdout when the sim driver's control server is up (tests parse it).
 SIM_CONTROL_ANNOUNCE = "edge: sim control listening on {host}:{port}"
+SORTING_LINE_ANNOUNCE = "edge: simulated sorting line running"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,28 +52,71 @@ def run_edge(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(settings: EdgeSettings) -> None:
-    """Run the agent (and, for the sim driver, its control server) until SIGTERM/SIGINT."""
+async def _serve_cabinet(settings: EdgeSettings) -> None:
     # Imported here: firmware_sim depends on edge.driver, not the other way round.
     from firmware_sim.cabinet import SimulatedCabinet
     from firmware_sim.control import ControlServer
 
+    d = settings.driver
+    sim = SimulatedCabinet(
+        d.compartment_specs(), state_path=d.sim_state_path, slow_relay_s=d.sim_slow_relay_s
+    )
+    async with (
+        EdgeAgent(settings, sim) as agent,
+        ControlServer(sim, host=d.control_host, port=d.control_port) as control,
+    ):
+        host, port = control.address
+        print(SIM_CONTROL_ANNOUNCE.format(host=host, port=port), flush=True)
+        await agent.run()
+
+
+async def _serve_modbus(settings: EdgeSettings) -> None:
+    from edge.modbus import ModbusDriver
+
+    d = settings.driver
+    driver = ModbusDriver(
+        d.compartment_specs(),
+        host=d.modbus_host,
+        port=d.modbus_port,
+        channels=d.board_size,
+        meter_unit=d.modbus_meter_unit,
+        poll_s=d.modbus_poll_s,
+        timeout_s=d.modbus_timeout_s,
+    )
+    async with EdgeAgent(settings, driver) as agent:
+        print(f"edge: modbus driver on {d.modbus_host}:{d.modbus_port}", flush=True)
+        await agent.run()
+
+
+async def _serve_line(settings: EdgeSettings) -> None:
+    from firmware_sim.sorting_line import SimulatedSortingLine
+
+    s = settings.sorter
+    line = SimulatedSortingLine(
+        s.chutes,
+        destinations=[f"D{i}" for i in range(1, len(s.chutes))],
+        induction_rate_per_s=s.sim_induction_rate_per_s,
+        no_read_rate=s.sim_no_read_rate,
+    )
+    async with line, EdgeAgent(settings, line) as agent:
+        print(SORTING_LINE_ANNOUNCE, flush=True)
+        await agent.run()
+
+
+async def serve(settings: EdgeSettings) -> None:
+    """Run the agent (and, for the sim driver, its control server) until SIGTERM/SIGINT."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    sim = SimulatedCabinet(settings.driver.compartment_specs())
     try:
-        async with (
-            EdgeAgent(settings, sim) as agent,
-            ControlServer(
-                sim, host=settings.driver.control_host, port=settings.driver.control_port
-            ) as control,
-        ):
-            host, port = control.address
-            print(SIM_CONTROL_ANNOUNCE.format(host=host, port=port), flush=True)
-            await agent.run()
+        if settings.device.kind == "sorting_line":
+            await _serve_line(settings)
+        elif settings.driver.kind == "modbus":
+            await _serve_modbus(settings)
+        else:
+            await _serve_cabinet(settings)
     except asyncio.CancelledError:
         log.info("edge agent stopped")
     finally:

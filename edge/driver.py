@@ -1,7 +1,7 @@
 """The hardware driver interface: the only way the agent touches relays, sensors, meter and inputs.
 
-Drivers: ``firmware_sim.cabinet.SimulatedCabinet`` (in-process simulator) now; a Modbus driver for
-real lock/input boards and meters later (issue 4) implements the same Protocol.
+Drivers: ``firmware_sim.cabinet.SimulatedCabinet`` (in-process simulator); a Modbus driver for real
+lock/input boards and meters implements the same Protocol.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class CompartmentSpec:
     depth_mm: int
     max_weight_g: int
     chilled: bool = False
+    # The lock board this compartment's relay and sensors sit on.
+    board: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +71,51 @@ class Scanned:
 
 @dataclass(frozen=True, slots=True)
 class KeypadEntry:
-    """A recipient entered a code on the keypad. Personal data: never log ``code``."""
+    """A recipient entered a code on the keypad. Personal data: never log ``code``.
+
+    ``compartment_id`` is set on keypads where the recipient first picks the compartment; the
+    code is then checked against that compartment only and failures count against it too.
+    """
 
     code: str
+    compartment_id: str | None = None
 
     def __repr__(self) -> str:
         return "KeypadEntry(code=<redacted>)"
 
 
-InputEvent = DoorChanged | ItemChanged | Scanned | KeypadEntry
+@dataclass(frozen=True, slots=True)
+class Inducted:
+    """Sorting line: an item passed the scanner; ``parcel_id``/``destination`` None on a no-read.
+
+    ``item_id`` names the tray/carrier for the line's life; ``round`` counts passes (0 = first).
+    """
+
+    item_id: str
+    parcel_id: str | None
+    destination: str | None
+    round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DropConfirmed:
+    """Sorting line: the chute's photo-eye saw the item drop."""
+
+    item_id: str
+    chute_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChuteChanged:
+    """Sorting line: a chute's full sensor changed."""
+
+    chute_id: str
+    full: bool
+
+
+InputEvent = (
+    DoorChanged | ItemChanged | Scanned | KeypadEntry | Inducted | DropConfirmed | ChuteChanged
+)
 
 
 @runtime_checkable
@@ -113,6 +151,35 @@ class HardwareDriver(Protocol):
         """The cabinet's energy meter."""
         ...
 
+    async def read_temperature(self, compartment_id: str) -> float | None:
+        """Temperature (C) of a chilled compartment; None where there is no probe."""
+        ...
+
+    async def relays_off(self, board: int) -> None:
+        """De-energise every relay of one lock board (start-up; a dead board raises)."""
+        ...
+
     def inputs(self) -> AsyncIterator[InputEvent]:
         """Sensor changes and keypad/scanner entries, in the order they happened."""
+        ...
+
+
+@runtime_checkable
+class SorterDriver(Protocol):
+    """What a sorting line adds to HardwareDriver (inputs carry Inducted/DropConfirmed)."""
+
+    def chutes(self) -> Sequence[str]:
+        """The line's chutes, in a stable order."""
+        ...
+
+    async def divert(self, item_id: str, chute_id: str) -> None:
+        """Tilt the item's tray into ``chute_id`` as it passes (a drop is confirmed separately)."""
+        ...
+
+    async def recirculate(self, item_id: str) -> None:
+        """Let the item ride another loop; it is inducted again with ``round + 1``."""
+        ...
+
+    async def chute_full(self, chute_id: str) -> bool:
+        """The chute's full sensor."""
         ...

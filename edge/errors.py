@@ -4,7 +4,9 @@ EdgeError
 ├── ConfigError   a settings file or environment variable is wrong (message names the key)
 ├── DriverError   the hardware (or its simulator) failed or refused an operation
 ├── StorageError  the local SQLite database failed (wraps sqlite3/aiosqlite errors)
-└── LinkError     the MQTT link is down or a publish/subscribe failed (wraps aiomqtt errors)
+├── LinkError     the MQTT link is down or a publish/subscribe failed (wraps aiomqtt errors)
+└── CommandError  a command or desired state is invalid (turned into a REJECTED result)
+    └── ResendWindowError  ResendEvents asked for events outside the kept window
 """
 
 from __future__ import annotations
@@ -28,3 +30,11 @@ class StorageError(EdgeError):
 
 class LinkError(EdgeError):
     """The MQTT link to the broker is down or an MQTT operation failed."""
+
+
+class CommandError(EdgeError):
+    """A command (or the desired state) cannot be applied; the message is the result's detail."""
+
+
+class ResendWindowError(CommandError):
+    """ResendEvents asked for events the device no longer keeps."""

@@ -2,9 +2,9 @@
 
 It connects with Clean Start 0 and a finite Session Expiry (MQTT 5, 3.1.2.4 and 3.1.2.11.2) so QoS 1
 commands queue at the broker during short outages, sets the retained OFFLINE last will, subscribes
-to the device's own command topic, publishes with the protobuf content type (3.3.2.3.9) and decodes
-incoming commands at ingress. Reconnecting is the caller's job (edge.agent); aiomqtt errors become
-LinkError here and nowhere else.
+to the device's own command and retained desired-state topics, publishes with the protobuf
+content type (3.3.2.3.9) and decodes incoming messages at ingress. Reconnecting is the caller's
+job (edge.agent); aiomqtt errors become LinkError here and nowhere else.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Link:
         self._max_payload_bytes = max_payload_bytes
         self._client: aiomqtt.Client | None = None
         self._cmd_topic = str(Topic(site, device, Kind.COMMAND))
+        self._desired_topic = str(Topic(site, device, Kind.DESIRED))
         # Dropped incoming messages by reason (bounded tokens: fit for metric labels).
         self.dropped: dict[str, int] = {} if dropped is None else dropped
 
@@ -118,7 +119,12 @@ class Link:
         self._client = client
         try:
             async with asyncio.timeout(b.publish_timeout_s):
-                granted = await client.subscribe(self._cmd_topic, qos=spec(Kind.COMMAND).qos)
+                granted = await client.subscribe(
+                    [
+                        (self._cmd_topic, spec(Kind.COMMAND).qos),
+                        (self._desired_topic, spec(Kind.DESIRED).qos),
+                    ]
+                )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             await self._close()
             raise LinkError(f"cannot subscribe to commands: {exc!r}") from exc
@@ -126,7 +132,7 @@ class Link:
         if any(code >= 0x80 for code in codes):
             # 0x87 Not authorized (MQTT 5, 3.9.3): the broker's ACL refused our own cmd topic.
             await self._close()
-            raise LinkError(f"broker refused the command subscription (reason codes {codes})")
+            raise LinkError(f"broker refused the subscriptions (reason codes {codes})")
         return self
 
     async def __aexit__(
@@ -179,43 +185,54 @@ class Link:
         """Encode ``message`` (protobuf binary) and publish it on ``kind``."""
         await self.publish(kind, encode(message))
 
-    async def commands(self) -> AsyncIterator[device_pb2.Command]:
-        """Decoded commands for this device, as they arrive; bad ones are logged and dropped.
+    async def incoming(self) -> AsyncIterator[device_pb2.Command | device_pb2.DesiredState]:
+        """Decoded commands and desired states, as they arrive; bad ones are logged and dropped.
+
+        A zero-length retained publish on ``desired`` (the hub clearing it) is not a state: the
+        device keeps serving from the last one it applied.
 
         Raises:
             LinkError: when the connection is lost.
         """
         try:
             async for msg in self.client.messages:
-                command = self._decode(msg)
-                if command is not None:
-                    yield command
+                message = self._decode(msg)
+                if message is not None:
+                    yield message
         except aiomqtt.MqttError as exc:
             raise LinkError(f"connection lost: {exc}") from exc
 
-    def _decode(self, msg: aiomqtt.Message) -> device_pb2.Command | None:
+    def _decode(self, msg: aiomqtt.Message) -> device_pb2.Command | device_pb2.DesiredState | None:
         topic = str(msg.topic)
-        if topic != self._cmd_topic:
+        if topic == self._cmd_topic:
+            kind = Kind.COMMAND
+        elif topic == self._desired_topic:
+            kind = Kind.DESIRED
+        else:
             self._drop("topic", f"message on unexpected topic {topic[:_LOG_TRUNCATE]!r}")
             return None
         payload = msg.payload
+        if kind is Kind.DESIRED and not payload:
+            log.info("desired state cleared at the broker; keeping the last applied state")
+            return None
         if not isinstance(payload, bytes | bytearray):
-            self._drop("undecodable", "command payload is not bytes")
+            self._drop("undecodable", f"{kind.value} payload is not bytes")
             return None
         content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
         try:
-            command = decode(
-                Kind.COMMAND,
+            message = decode(
+                kind,
                 bytes(payload),
                 content_type=content_type,
-                max_bytes=self._max_payload_bytes,
+                # A desired state lists every reservation and code hash of the cabinet.
+                max_bytes=self._max_payload_bytes * (16 if kind is Kind.DESIRED else 1),
             )
         except PayloadError as exc:
             # The message, not the payload, is logged: a payload may carry personal data.
-            self._drop(exc.reason, f"command dropped: {str(exc)[:_LOG_TRUNCATE]}")
+            self._drop(exc.reason, f"{kind.value} dropped: {str(exc)[:_LOG_TRUNCATE]}")
             return None
-        assert isinstance(command, device_pb2.Command)
-        return command
+        assert isinstance(message, device_pb2.Command | device_pb2.DesiredState)
+        return message
 
     def _drop(self, reason: str, message: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1

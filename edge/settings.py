@@ -42,8 +42,15 @@ class DeviceSettings:
     id: str
     site: str
     firmware_version: str = "0.1.0"
+    # "cabinet" or "sorting_line" (the same program runs both).
+    kind: str = "cabinet"
 
     def __post_init__(self) -> None:
+        _require(
+            self.kind in ("cabinet", "sorting_line"),
+            "device.kind",
+            f"must be 'cabinet' or 'sorting_line', got {self.kind[:20]!r}",
+        )
         for key, value in (("device.id", self.id), ("device.site", self.site)):
             try:
                 validate_id(value, key)
@@ -95,11 +102,30 @@ class StorageSettings:
     """[storage]: the local SQLite database."""
 
     path: Path = Path("cabinet.sqlite3")
+    # The outbox bound, in entries and in payload bytes: at the bound telemetry and command
+    # results are shed, business events never are, and the agent reports outbox_full.
     outbox_max: int = 100_000
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    # After a reconnect the backlog drains at most this fast (AWS IoT allows 100 publishes/s per
+    # connection; a fleet reconnecting at once must not flatten the hub).
+    replay_rate_per_s: float = 100.0
+    # Acknowledged events kept for ResendEvents (the hub asks when it sees a seq gap).
+    resend_window: int = 10_000
 
     def __post_init__(self) -> None:
         _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
         _require(100 <= self.outbox_max <= 10_000_000, "storage.outbox_max", "must be 100-1e7")
+        _require(
+            64 * 1024 <= self.outbox_max_bytes <= 1 << 34,
+            "storage.outbox_max_bytes",
+            "must be 65536-17179869184",
+        )
+        _require(
+            1 <= self.replay_rate_per_s <= 1_000_000,
+            "storage.replay_rate_per_s",
+            "must be 1-1000000",
+        )
+        _require(0 <= self.resend_window <= 1_000_000, "storage.resend_window", "must be 0-1e6")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,10 +144,17 @@ class KeypadSettings:
 
     max_failures: int = 5
     lockout_s: float = 300.0
+    # Each further lockout doubles, up to this.
+    max_lockout_s: float = 86400.0
 
     def __post_init__(self) -> None:
         _require(1 <= self.max_failures <= 100, "keypad.max_failures", "must be 1-100")
         _require(0 < self.lockout_s <= 86400, "keypad.lockout_s", "must be 0-86400")
+        _require(
+            self.lockout_s <= self.max_lockout_s <= 7 * 86400,
+            "keypad.max_lockout_s",
+            "must be lockout_s-604800",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,10 +164,69 @@ class DoorSettings:
     open_confirm_ms: int = 1500
     # A scan/code opens a compartment for this long before an unrelated open counts as forced.
     arm_ms: int = 5000
+    # A door open longer than this raises DOOR_LEFT_OPEN (the hub's DeviceConfig may change it).
+    left_open_s: float = 120.0
 
     def __post_init__(self) -> None:
         _require(10 <= self.open_confirm_ms <= 60_000, "door.open_confirm_ms", "must be 10-60000")
         _require(self.arm_ms >= self.open_confirm_ms, "door.arm_ms", "must be >= open_confirm_ms")
+        _require(0.1 <= self.left_open_s <= 86400, "door.left_open_s", "must be 0.1-86400")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChilledSettings:
+    """[chilled]: the allowed temperature band of chilled compartments (4 +- 2 C)."""
+
+    min_c: float = 2.0
+    max_c: float = 6.0
+
+    def __post_init__(self) -> None:
+        _require(
+            -40 <= self.min_c < self.max_c <= 40, "chilled.min_c", "need -40 <= min_c < max_c <= 40"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SorterSettings:
+    """[sorter]: sorting-line mode (domain notes: drop confirmation 3 s, <= ~200 in flight)."""
+
+    chutes: tuple[str, ...] = (*(f"CH{i:02d}" for i in range(1, 9)), "EX")
+    # Used until the hub's sort plan names one.
+    exception_chute: str = "EX"
+    confirm_timeout_s: float = 3.0
+    max_recirculations: int = 2
+    max_in_flight: int = 200
+    # This many unconfirmed drops in a row raise SORTER_STALLED (cleared by the next good drop).
+    stall_after: int = 5
+    # sim only: items inducted per second, and the share the scanner cannot read.
+    sim_induction_rate_per_s: float = 0.0
+    sim_no_read_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(0 < len(self.chutes) <= 512, "sorter.chutes", "1-512 chute ids")
+        for chute in self.chutes:
+            try:
+                validate_id(chute, "sorter.chutes")
+            except TopicError as exc:
+                raise ConfigError(str(exc)) from exc
+        _require(len(set(self.chutes)) == len(self.chutes), "sorter.chutes", "duplicate ids")
+        _require(
+            self.exception_chute in self.chutes,
+            "sorter.exception_chute",
+            "must be one of sorter.chutes",
+        )
+        _require(
+            0.05 <= self.confirm_timeout_s <= 60, "sorter.confirm_timeout_s", "must be 0.05-60"
+        )
+        _require(0 <= self.max_recirculations <= 20, "sorter.max_recirculations", "must be 0-20")
+        _require(1 <= self.max_in_flight <= 10_000, "sorter.max_in_flight", "must be 1-10000")
+        _require(1 <= self.stall_after <= 10_000, "sorter.stall_after", "must be 1-10000")
+        _require(
+            0 <= self.sim_induction_rate_per_s <= 1000,
+            "sorter.sim_induction_rate_per_s",
+            "must be 0-1000",
+        )
+        _require(0 <= self.sim_no_read_rate <= 1, "sorter.sim_no_read_rate", "must be 0-1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,9 +275,34 @@ class DriverSettings:
     )
     control_host: str = "127.0.0.1"
     control_port: int = 0
+    # Relay channels per lock board: relays are switched off board by board at start-up.
+    board_size: int = 16
+    # sim only: keep the simulated hardware's state (relay pulses, doors, items) in this JSON
+    # file, so a killed agent process restarts with the hardware as it was.
+    sim_state_path: Path | None = None
+    # sim only: how long a relay with the injected ``slow_relay`` fault takes to open the door.
+    sim_slow_relay_s: float = 3.0
+
+    # modbus only: the Modbus TCP gateway of the lock/input boards and the meter (docs/edge.md).
+    modbus_host: str = "127.0.0.1"
+    modbus_port: int = 502
+    modbus_meter_unit: int = 100
+    modbus_poll_s: float = 0.1
+    modbus_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _require(self.kind == "sim", "driver.kind", f"must be 'sim', got {self.kind[:20]!r}")
+        _require(
+            self.kind in ("sim", "modbus"),
+            "driver.kind",
+            f"must be 'sim' or 'modbus', got {self.kind[:20]!r}",
+        )
+        _require(bool(self.modbus_host), "driver.modbus_host", "must not be empty")
+        _require(1 <= self.modbus_port <= 65535, "driver.modbus_port", "must be 1-65535")
+        _require(1 <= self.modbus_meter_unit <= 247, "driver.modbus_meter_unit", "must be 1-247")
+        _require(0.01 <= self.modbus_poll_s <= 10, "driver.modbus_poll_s", "must be 0.01-10")
+        _require(0.05 <= self.modbus_timeout_s <= 30, "driver.modbus_timeout_s", "must be 0.05-30")
+        _require(1 <= self.board_size <= 256, "driver.board_size", "must be 1-256")
+        _require(0 < self.sim_slow_relay_s <= 600, "driver.sim_slow_relay_s", "must be in (0, 600]")
         _require(len(self.compartments) > 0, "driver.compartments", "at least one group")
         total = sum(g.count for g in self.compartments)
         _require(total <= 500, "driver.compartments", "at most 500 compartments in all")
@@ -213,6 +330,7 @@ class DriverSettings:
                         depth_mm=dims[2],
                         max_weight_g=group.max_weight_g,
                         chilled=group.chilled,
+                        board=len(specs) // self.board_size,
                     )
                 )
         return tuple(specs)
@@ -228,7 +346,9 @@ class EdgeSettings:
     telemetry: TelemetrySettings = TelemetrySettings()
     keypad: KeypadSettings = KeypadSettings()
     door: DoorSettings = DoorSettings()
+    chilled: ChilledSettings = ChilledSettings()
     driver: DriverSettings = DriverSettings()
+    sorter: SorterSettings = SorterSettings()
 
     @classmethod
     def load(cls, path: Path | None, env: Mapping[str, str] = os.environ) -> Self:

@@ -6,7 +6,8 @@ Protocol (one JSON object per line, UTF-8, at most MAX_LINE_BYTES):
               {"id": 7, "ok": false, "error": "parcel_id: required string"}
 Ops: ping, state, relay_pulses [compartment_id], scan parcel_id, enter_code code,
 put_item / take_item / close_door / force_open compartment_id, inject_fault / clear_fault kind
-compartment_id, deposit parcel_id [timeout_s], pickup code [timeout_s].
+compartment_id, deposit parcel_id [timeout_s], pickup code [timeout_s], set_temperature
+compartment_id celsius, sensor_glitch compartment_id present, meter_reset.
 A bad request gets an error response; an over-long line gets one and the connection is closed.
 """
 
@@ -104,7 +105,32 @@ async def _pickup(sim: SimulatedCabinet, args: Mapping[str, Any]) -> Any:
     return result.to_json()
 
 
+async def _set_temperature(sim: SimulatedCabinet, args: Mapping[str, Any]) -> Any:
+    value = args.get("celsius")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and -60 <= value <= 100)
+    ):
+        raise _BadRequest("celsius: a number in [-60, 100]")
+    await sim.set_temperature(_str(args, "compartment_id"), float(value))
+
+
+async def _sensor_glitch(sim: SimulatedCabinet, args: Mapping[str, Any]) -> Any:
+    present = args.get("present")
+    if not isinstance(present, bool):
+        raise _BadRequest("present: true or false")
+    await sim.sensor_glitch(_str(args, "compartment_id"), present)
+
+
+async def _meter_reset(sim: SimulatedCabinet, args: Mapping[str, Any]) -> Any:
+    await sim.meter_reset()
+
+
 OPS: Mapping[str, Handler] = {
+    "set_temperature": _set_temperature,
+    "sensor_glitch": _sensor_glitch,
+    "meter_reset": _meter_reset,
     "ping": _ping,
     "state": _state,
     "relay_pulses": _relay_pulses,
@@ -320,6 +346,12 @@ class ControlClient:
 
     async def clear_fault(self, kind: str, compartment_id: str) -> None:
         await self.request("clear_fault", kind=kind, compartment_id=compartment_id)
+
+    async def set_temperature(self, compartment_id: str, celsius: float) -> None:
+        await self.request("set_temperature", compartment_id=compartment_id, celsius=celsius)
+
+    async def meter_reset(self) -> None:
+        await self.request("meter_reset")
 
     async def courier_deposit(
         self, parcel_id: str, *, timeout_s: float = _DEFAULT_TIMEOUT_S

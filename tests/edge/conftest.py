@@ -143,7 +143,7 @@ class FakeHub:
             topic = Topic.parse(str(msg.topic))
             assert isinstance(msg.payload, bytes)
             self.raw.append((str(msg.topic), msg.payload))
-            if topic.kind is Kind.COMMAND:
+            if topic.kind in (Kind.COMMAND, Kind.DESIRED):
                 continue
             ct = getattr(msg.properties, "ContentType", None)
             assert ct == CONTENT_TYPE_PROTOBUF, f"content type {ct!r} on {topic.kind}"
@@ -153,6 +153,9 @@ class FakeHub:
 
     def of(self, kind: Kind) -> list[Any]:
         return [m for k, m in self.received if k is kind]
+
+    def of_status(self) -> list[device_pb2.DeviceStatus]:
+        return self.of(Kind.STATUS)
 
     def events(self, body: str | None = None) -> list[device_pb2.DeviceEvent]:
         evs = self.of(Kind.EVENT)
@@ -193,6 +196,18 @@ class FakeHub:
             props.ContentType = content_type
         await self.client.publish(
             str(Topic(self.site, self.device, Kind.COMMAND)), payload, qos=1, properties=props
+        )
+
+    async def publish_desired(self, desired: device_pb2.DesiredState | None) -> None:
+        """Publish (retained) the device's desired state; None clears it (zero-length)."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = CONTENT_TYPE_PROTOBUF
+        await self.client.publish(
+            str(Topic(self.site, self.device, Kind.DESIRED)),
+            b"" if desired is None else encode(desired),
+            qos=1,
+            retain=True,
+            properties=props,
         )
 
     def command(

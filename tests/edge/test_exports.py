@@ -24,4 +24,5 @@ def test_firmware_sim_public_names() -> None:
         "Fault",
         "SimError",
         "SimulatedCabinet",
+        "SimulatedSortingLine",
     ]

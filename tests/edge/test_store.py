@@ -69,8 +69,10 @@ async def test_command_results_are_stored_and_bound_keeps_events(tmp_path: Path)
             await store.commit(now_ms=6, events=[_event()])
         kinds = {e.kind for e in await store.outbox_peek(1000)}
         assert kinds == {Kind.EVENT}  # the command result was shed, no event was
-        assert store.outbox_depth == 120
+        # 120 events plus the one OUTBOX_FULL alarm raised when the bound was reached.
+        assert store.outbox_depth == 121
         assert store.outbox_overflow == 1
+        assert store.outbox_full
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:

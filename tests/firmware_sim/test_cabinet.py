@@ -71,6 +71,8 @@ async def test_actor_helpers_report_what_opened() -> None:
         "size": "S",
         "door_open": False,
         "item": True,
+        "item_reading": True,
+        "temperature_c": None,
         "relay_pulses": 1,
         "faults": [],
     }

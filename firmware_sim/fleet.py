@@ -1,0 +1,198 @@
+"""A fleet of simulated cabinets in one process, each with its own agent and MQTT connection.
+
+Used to load a hub (`lockerhub sim fleet --cabinets N ...`). Accounts: either per-device
+credentials from a JSON file ``{"<device id>": {"username": ..., "password": ...}}`` (what the
+project's mosquitto with per-device ACLs needs; ``lockerhub broker`` tooling provisions them), or
+one shared username/password (or none) for an open test broker without ACLs. Each cabinet has its
+own SQLite file under ``data_dir`` (aiosqlite: one thread per cabinet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.agent import EdgeAgent
+from edge.errors import ConfigError
+from edge.settings import EdgeSettings
+from firmware_sim.cabinet import SimulatedCabinet
+from firmware_sim.errors import SimError
+
+log = logging.getLogger(__name__)
+
+MAX_CABINETS = 5000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetSpec:
+    """What to simulate and where to connect."""
+
+    cabinets: int
+    host: str = "127.0.0.1"
+    port: int = 1883
+    site: str = "fleet-site"
+    prefix: str = "fleet"
+    data_dir: Path = Path("var/fleet")
+    credentials: Mapping[str, tuple[str, str]] | None = None
+    username: str = ""
+    password: str = field(default="", repr=False)
+    telemetry_s: float = 60.0
+    # Forced open/close pairs per cabinet per second (door events and alarms), 0 = presence and
+    # telemetry only.
+    activity_per_s: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.cabinets <= MAX_CABINETS:
+            raise SimError(f"--cabinets must be 1-{MAX_CABINETS}")
+        if not 0 <= self.activity_per_s <= 100:
+            raise SimError("--activity must be 0-100 per cabinet per second")
+        if self.credentials is not None:
+            missing = [d for d in self.device_ids() if d not in self.credentials]
+            if missing:
+                raise SimError(
+                    f"credentials file has no account for {len(missing)} device(s), "
+                    f"e.g. {missing[0]}"
+                )
+
+    def device_ids(self) -> list[str]:
+        width = max(4, len(str(self.cabinets)))
+        return [f"{self.prefix}-{i:0{width}d}" for i in range(1, self.cabinets + 1)]
+
+
+def load_credentials(path: Path) -> dict[str, tuple[str, str]]:
+    """Read a credentials JSON file (raises SimError naming what is wrong, never the secrets)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SimError(f"cannot read credentials file {path}: {type(exc).__name__}") from exc
+    if not isinstance(data, dict):
+        raise SimError("credentials file: expected an object of device id -> account")
+    out: dict[str, tuple[str, str]] = {}
+    for device, account in data.items():
+        if (
+            not isinstance(account, dict)
+            or not isinstance(account.get("username"), str)
+            or not isinstance(account.get("password"), str)
+        ):
+            raise SimError(f"credentials file: {str(device)[:40]!r} needs username and password")
+        out[str(device)] = (account["username"], account["password"])
+    return out
+
+
+@dataclass(slots=True)
+class FleetStats:
+    connected: int = 0
+    actions: int = 0
+
+
+class Fleet:
+    """``async with Fleet(spec) as fleet: await fleet.run()``; agents and sims in one process."""
+
+    def __init__(self, spec: FleetSpec) -> None:
+        self.spec = spec
+        self.agents: list[EdgeAgent] = []
+        self.sims: list[SimulatedCabinet] = []
+        self.stats = FleetStats()
+        self._stack: AsyncExitStack | None = None
+        self._rng = random.Random(spec.seed)  # noqa: S311 - load pattern, not cryptography
+
+    def _settings(self, device: str) -> EdgeSettings:
+        s = self.spec
+        user, password = (
+            s.credentials[device] if s.credentials is not None else (s.username, s.password)
+        )
+        mapping: dict[str, Any] = {
+            "device": {"id": device, "site": s.site},
+            "broker": {
+                "host": s.host,
+                "port": s.port,
+                "username": user,
+                "password": password,
+                "reconnect_min_s": 0.5,
+                "reconnect_max_s": 30.0,
+            },
+            "storage": {"path": str(s.data_dir / f"{device}.sqlite3")},
+            "telemetry": {"interval_s": s.telemetry_s},
+            "driver": {"compartments": [{"size": "S", "count": 6}, {"size": "M", "count": 4}]},
+        }
+        try:
+            return EdgeSettings.from_mapping(mapping)
+        except ConfigError as exc:
+            raise SimError(str(exc)) from exc
+
+    async def __aenter__(self) -> Fleet:
+        stack = AsyncExitStack()
+        try:
+            for device in self.spec.device_ids():
+                settings = self._settings(device)
+                sim = SimulatedCabinet(settings.driver.compartment_specs())
+                self.agents.append(await stack.enter_async_context(EdgeAgent(settings, sim)))
+                self.sims.append(sim)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def connected(self) -> int:
+        return sum(a.connected.is_set() for a in self.agents)
+
+    async def run(self, *, on_all_connected: Callable[[int], None] | None = None) -> None:
+        """Run every agent (and the activity) until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for agent in self.agents:
+                tg.create_task(agent.run())
+            if self.spec.activity_per_s > 0:
+                tg.create_task(self._activity())
+            tg.create_task(self._watch(on_all_connected))
+
+    async def _watch(self, on_all_connected: Callable[[int], None] | None) -> None:
+        announced = False
+        while True:
+            self.stats.connected = self.connected()
+            if not announced and self.stats.connected == len(self.agents):
+                announced = True
+                if on_all_connected is not None:
+                    on_all_connected(self.stats.connected)
+            await asyncio.sleep(0.2)
+
+    async def _activity(self) -> None:
+        total_rate = self.spec.activity_per_s * len(self.sims)
+        while True:
+            await asyncio.sleep(self._rng.expovariate(total_rate))
+            sim = self._rng.choice(self.sims)
+            cid = self._rng.choice(sim.compartments()).compartment_id
+            await sim.force_open(cid)
+            await sim.close_door(cid)
+            self.stats.actions += 1
+
+
+async def serve_fleet(spec: FleetSpec, *, duration_s: float | None = None) -> FleetStats:
+    """Run a fleet, print when all are connected, stop after ``duration_s`` (None: forever)."""
+    async with Fleet(spec) as fleet:
+        task = asyncio.create_task(
+            fleet.run(
+                on_all_connected=lambda n: print(f"fleet: {n} cabinets connected", flush=True)
+            )
+        )
+        try:
+            await asyncio.wait({task}, timeout=duration_s)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return fleet.stats

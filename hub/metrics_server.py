@@ -1,4 +1,4 @@
-"""A minimal asyncio HTTP server for ``GET /metrics`` (no thread, closes cleanly)."""
+"""A minimal asyncio HTTP server for ``GET /metrics`` (renders off the loop, closes cleanly)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,10 @@ class MetricsServer:
             elif path != "/metrics":
                 status, ctype, body = "404 Not Found", "text/plain", b"see /metrics\n"
             else:
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._registry)
+                # Rendering 10^5 series takes ~0.5 s: off the loop, so MQTT keepalives and
+                # gRPC calls never wait for a scrape (collectors read immutable snapshots).
+                body = await asyncio.to_thread(generate_latest, self._registry)
+                status, ctype = "200 OK", CONTENT_TYPE_LATEST
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()

@@ -87,3 +87,47 @@ def allocate_smallest_fit(
                 del candidates[pos]
                 break
     return result
+
+
+class RoutingAllocator:
+    """The same signature, through ``routing.allocate`` (the numba slot allocator): smallest fit
+    at the destination site, load spread across cabinets. The one adapter between the hub and the
+    allocator; it runs off the event loop (the caller uses a worker thread)."""
+
+    def __init__(self, sites: dict[str, tuple[float, float]], *, radius_m: float = 0.0) -> None:
+        self._sites = dict(sites)
+        self._radius_m = radius_m
+
+    def __call__(
+        self, parcels: Sequence[ParcelDemand], slots: Sequence[FreeSlot]
+    ) -> list[int | None]:
+        import numpy as np
+
+        from routing import AllocationProblem, allocate
+        from routing.allocation import ZONES
+
+        if not parcels or not slots:
+            return [None] * len(parcels)
+        site_ids = tuple(sorted({s.site for s in slots} | {p.site for p in parcels}))
+        index = {s: i for i, s in enumerate(site_ids)}
+        zone = {z: i for i, z in enumerate(ZONES)}
+        problem = AllocationProblem(
+            radius_m=self._radius_m,
+            site_ids=site_ids,
+            site_lat=np.array([self._sites.get(s, (0.0, 0.0))[0] for s in site_ids]),
+            site_lon=np.array([self._sites.get(s, (0.0, 0.0))[1] for s in site_ids]),
+            comp_ids=tuple(f"{s.cabinet_id}/{s.compartment_id}" for s in slots),
+            comp_site=np.array([index[s.site] for s in slots]),
+            comp_dims=np.array([(s.width_mm, s.height_mm, s.depth_mm) for s in slots], float),
+            comp_max_kg=np.array([s.max_weight_g / 1000 for s in slots]),
+            comp_zone=np.array([zone.get(s.zone, 0) for s in slots]),
+            comp_free=np.ones(len(slots), bool),
+            comp_last_used=np.zeros(len(slots)),
+            parcel_ids=tuple(p.parcel_id for p in parcels),
+            parcel_dims=np.array([(p.width_mm, p.height_mm, p.depth_mm) for p in parcels], float),
+            parcel_kg=np.array([p.weight_g / 1000 for p in parcels]),
+            parcel_zone=np.array([zone.get(p.zone, 0) for p in parcels]),
+            parcel_site=np.array([index[p.site] for p in parcels]),
+        )
+        assignments = allocate(problem).assignments
+        return [int(a) if a >= 0 else None for a in assignments.tolist()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import signal
 import sys
 from contextlib import AsyncExitStack
@@ -14,21 +15,30 @@ from typing import Self, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from hub.api.server import GrpcServer
+from hub.alarms import AlarmService
+from hub.allocation import RoutingAllocator, allocate_smallest_fit
+from hub.api.auth import token_digest
+from hub.api.server import ApiServices, GrpcServer
 from hub.commands import CommandService
 from hub.connection import BrokerConnection
+from hub.desired import DesiredStates
 from hub.errors import HubError
 from hub.events import EventApplier
+from hub.feed import LiveFeed
 from hub.fleet import FleetService
 from hub.ingest import Ingestor
 from hub.metrics import HubMetrics
 from hub.metrics_server import MetricsServer
+from hub.metrics_store import StoreMetrics
 from hub.notify import FileNotifier, Notifier
+from hub.ocpp import CentralSystem
 from hub.parcels import ParcelService
+from hub.planning import RoutePlanner
 from hub.registry import Registry
 from hub.repo import devices as devices_repo
-from hub.settings import HubSettings
+from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
+from hub.sweeper import Sweeper
 from lockerhub.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,10 @@ class HubApp:
         self._broker: BrokerConnection | None = None
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
+        self._charging: CentralSystem | None = None
+        self._store_metrics = StoreMetrics(self.metrics)
+        self._sweeper: Sweeper | None = None
+        self._desired: DesiredStates | None = None
 
     @property
     def grpc_address(self) -> str:
@@ -84,16 +98,90 @@ class HubApp:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
+            desired = DesiredStates(store, broker, self.clock, s.device_config, self.metrics)
+            await desired.sync_config()
+            alarms = AlarmService(store, self.clock, self.metrics)
             registry = Registry(s.registry)
             events = EventApplier(
-                store, registry, commands, self.notifier, self.clock, s.pickup, self.metrics
+                store,
+                registry,
+                commands,
+                self.notifier,
+                self.clock,
+                s.pickup,
+                self.metrics,
+                alarms=alarms,
+                desired_states=desired,
+                deadline_h=s.deadline_h,
             )
             self._ingestor = Ingestor(
-                s.ingest, store, registry, events, commands, self.clock, self.metrics
+                s.ingest,
+                store,
+                registry,
+                events,
+                commands,
+                self.clock,
+                self.metrics,
+                alarms=alarms,
+                desired_states=desired,
             )
-            parcels = ParcelService(store, commands, self.clock, s.reservation, self.metrics)
-            fleet = FleetService(store, commands, s.commands, link_up=lambda: broker.connected)
-            self._grpc = await self._stack.enter_async_context(GrpcServer(s.grpc, parcels, fleet))
+            parcels = ParcelService(
+                store,
+                commands,
+                self.clock,
+                s.reservation,
+                self.metrics,
+                desired_states=desired,
+                allocator=(
+                    RoutingAllocator(
+                        {x.id: (x.lat, x.lon) for x in s.sites}, radius_m=s.allocation.radius_m
+                    )
+                    if s.allocation.engine == "routing"
+                    else allocate_smallest_fit
+                ),
+            )
+            fleet = FleetService(
+                store,
+                commands,
+                s.commands,
+                link_up=lambda: broker.connected,
+                desired_states=desired,
+                clock=self.clock,
+            )
+            self._sweeper = Sweeper(
+                store,
+                parcels,
+                commands,
+                desired,
+                alarms,
+                self.notifier,
+                self.clock,
+                s.lifecycle,
+                self.metrics,
+            )
+            self._desired = desired
+            if s.ocpp.enabled:
+                self._charging = await self._stack.enter_async_context(
+                    CentralSystem(
+                        s.ocpp,
+                        sites=[site.id for site in s.sites],
+                        store=store,
+                        alarms=alarms,
+                        metrics=self.metrics,
+                        clock=self.clock,
+                    )
+                )
+            api = ApiServices(
+                parcels=parcels,
+                fleet=fleet,
+                alarms=alarms,
+                feed=LiveFeed(store),
+                planner=await self._stack.enter_async_context(RoutePlanner(store)),
+                charging=self._charging,
+            )
+            self._grpc = await self._stack.enter_async_context(
+                GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics)
+            )
             self._metrics_server = await self._stack.enter_async_context(
                 MetricsServer(self.metrics.registry, s.metrics.host, s.metrics.port)
             )
@@ -119,13 +207,32 @@ class HubApp:
         broker, ingestor = self._require(self._broker), self._require(self._ingestor)
         commands = self._require(self._commands)
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(broker.run(ingestor.receive), name="mqtt-receive")
+            # The metrics tap reads energy/sorter telemetry before the ingest queue.
+            tg.create_task(
+                broker.run(self.metrics.telemetry.tap(ingestor.receive)), name="mqtt-receive"
+            )
             tg.create_task(ingestor.run(), name="ingest-apply")
             tg.create_task(commands.run_sweeper(), name="command-sweeper")
+            tg.create_task(self._require(self._sweeper).run(), name="lifecycle-sweeper")
+            tg.create_task(self._require(self._desired).run(), name="desired-state")
             tg.create_task(self._watch(), name="health-and-snapshot")
+
+    @property
+    def sweeper(self) -> Sweeper:
+        return self._require(self._sweeper)
+
+    @property
+    def desired(self) -> DesiredStates:
+        return self._require(self._desired)
+
+    @property
+    def charging(self) -> CentralSystem:
+        """The OCPP central system (only with [ocpp] enabled)."""
+        return self._require(self._charging)
 
     async def _on_connect(self) -> None:
         await self._require(self._commands).flush_queued()
+        self._require(self._desired).wake()
 
     async def _watch(self) -> None:
         interval = min(_HEALTH_INTERVAL_S, self.settings.metrics.snapshot_interval_s)
@@ -135,11 +242,14 @@ class HubApp:
 
     async def _refresh(self) -> None:
         store = self._require(self._store)
-        healthy = await store.ping() and self._broker is not None and self._broker.connected
+        store_up = await store.ping()
+        link_up = self._broker is not None and self._broker.connected
+        healthy = store_up and link_up
+        self.metrics.snapshot.set_health(store_up=store_up, link_up=link_up)
         await self._require(self._grpc).set_serving(healthy)
         if healthy:
             async with store.read() as tx:
-                self.metrics.snapshot.update(await devices_repo.occupancy(tx))
+                await self._store_metrics.refresh(tx)
 
     @staticmethod
     def _require(value: T | None) -> T:
@@ -155,6 +265,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--config", type=Path, default=None, help="TOML settings file")
     parser.set_defaults(func=_main)
+    token = subparsers.add_parser(
+        "hub-token", help="make an operator API token and the [[auth.tokens]] entry for it"
+    )
+    token.add_argument("name", help="who the token is for (the audit name)")
+    token.add_argument("role", choices=("viewer", "operator", "admin"))
+    token.set_defaults(func=_token)
+
+
+def _token(args: argparse.Namespace) -> int:
+    try:
+        entry = TokenSettings(name=args.name, role=args.role, sha256="0" * 64)
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secret = secrets.token_urlsafe(32)
+    print(f"token (give it to {entry.name}; it is not stored anywhere): {secret}")
+    print("add to the hub's settings:")
+    print("[[auth.tokens]]")
+    print(f'name = "{entry.name}"\nrole = "{entry.role}"\nsha256 = "{token_digest(secret)}"')
+    return 0
 
 
 def _main(args: argparse.Namespace) -> int:

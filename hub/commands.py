@@ -122,9 +122,9 @@ class CommandService:
                 )
             wait_s = (pending.expires_ms - self._clock.now_ms()) / 1000
             try:
-                return await asyncio.wait_for(
-                    asyncio.shield(future), max(0.0, wait_s) + self._settings.result_timeout_s
-                )
+                # asyncio.timeout, not wait_for (CPython gh-86296: a lost cancellation).
+                async with asyncio.timeout(max(0.0, wait_s) + self._settings.result_timeout_s):
+                    return await asyncio.shield(future)
             except TimeoutError:
                 await self._finish(
                     pending.command_id,
@@ -176,6 +176,7 @@ class CommandService:
         else:
             state = CommandState.FAILED
         name = outcome_name(result.outcome)
+        now_ms = self._clock.now_ms()
         if not await repo.complete(
             tx,
             result.command_id,
@@ -183,11 +184,13 @@ class CommandService:
             outcome=name,
             relay_fired=result.relay_fired,
             detail=result.detail,
-            now_ms=self._clock.now_ms(),
+            now_ms=now_ms,
             only_open=False,
         ):
             raise Dropped("duplicate", f"repeated result for command from {device_id}")
         self._metrics.commands.labels(name).inc()
+        if record.sent_ms:
+            self._metrics.observe_command(record.type, (now_ms - record.sent_ms) / 1000)
 
     def notify_result(self, result: device_pb2.CommandResult) -> None:
         """Wake a waiter after the result's transaction committed."""

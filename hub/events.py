@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
+from hub import desired
+from hub.alarms import AlarmService
 from hub.commands import CommandService, PendingCommand
+from hub.desired import DesiredStates
 from hub.errors import Dropped, IllegalTransition
 from hub.lifecycle import record_transition
 from hub.metrics import HubMetrics
-from hub.models import CompartmentState, ParcelRecord, ParcelState
+from hub.models import CompartmentState, ParcelRecord, ParcelState, alarm_kind_name
 from hub.notify import Notifier, PickupNotice
 from hub.pickup import IssuedCode, issue_code
 from hub.registry import Registry
@@ -20,12 +24,23 @@ from hub.settings import PickupSettings
 from hub.store import Store, Tx
 from lockerhub.clock import Clock
 from lockerhub.topics import Topic
-from lockerhub.v1 import common_pb2, device_pb2
+from lockerhub.v1 import device_pb2
 
 log = logging.getLogger(__name__)
 
 FollowUp = Callable[[], Awaitable[None]]
 _HOUR_MS = 3_600_000
+# How long a device may take to act on a ResendEvents request.
+_RESEND_TTL_MS = 60_000
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one event changed, for the work that waits for the commit."""
+
+    body: str
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    transitions: list[ParcelState] = field(default_factory=list)
 
 
 class EventApplier:
@@ -40,7 +55,14 @@ class EventApplier:
         clock: Clock,
         pickup: PickupSettings,
         metrics: HubMetrics,
+        *,
+        alarms: AlarmService,
+        desired_states: DesiredStates,
+        deadline_h: Callable[[str], float] | None = None,
     ) -> None:
+        self._alarms = alarms
+        self._desired = desired_states
+        self._deadline_h = deadline_h or (lambda _site: pickup.deadline_h)
         self._store = store
         self._registry = registry
         self._commands = commands
@@ -50,44 +72,112 @@ class EventApplier:
         self._metrics = metrics
 
     async def handle(self, topic: Topic, event: device_pb2.DeviceEvent) -> None:
-        """Apply one event once; follow-ups (commands, notices) run after the commit.
+        """Apply one event in a transaction of its own (the ingest loop batches with
+        :meth:`apply`); follow-ups run after the commit.
+
+        Raises:
+            Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
+        """
+        code = await self.prepare(event)
+        async with self._store.transaction() as tx:
+            applied = await self.apply(tx, topic, event, code, self._clock.now_ms())
+        await self.after_commit(applied)
+
+    async def prepare(self, event: device_pb2.DeviceEvent) -> IssuedCode | None:
+        """Work to do before the transaction: PBKDF2 is slow and must not hold the store lock."""
+        if event.WhichOneof("body") == "deposited":
+            return await issue_code(self._pickup)
+        return None
+
+    async def apply(
+        self,
+        tx: Tx,
+        topic: Topic,
+        event: device_pb2.DeviceEvent,
+        code: IssuedCode | None,
+        now: int,
+    ) -> Applied:
+        """Apply one event inside the caller's transaction (exactly once: the ledger row is part
+        of it).
 
         Raises:
             Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
         """
         body = event.WhichOneof("body") or ""
-        # Hash before the transaction: PBKDF2 is slow and must not hold the store lock.
-        code = await issue_code(self._pickup) if body == "deposited" else None
-        now = self._clock.now_ms()
-        follow_ups: list[FollowUp] = []
-        transitions: list[ParcelState] = []
-        async with self._store.transaction() as tx:
-            await self._registry.check_sender(tx, topic)
-            if not await events_repo.record_event(
-                tx, topic.device, event.seq, event.event_id, body, event.ts_ms, now
-            ):
-                raise Dropped("duplicate", f"event seq {event.seq} of {topic.device} seen before")
-            await devices_repo.touch(tx, topic.device, now, event.seq)
-            if body == "deposited":
-                assert code is not None
-                follow_ups += await self._deposited(tx, topic, event.deposited, code, now)
-                transitions.append(ParcelState.DEPOSITED)
-            elif body == "picked_up":
-                await self._picked_up(tx, topic, event.picked_up, now)
-                transitions.append(ParcelState.PICKED_UP)
-            elif body == "door_changed":
-                await self._door_changed(tx, topic, event, now)
-            elif body == "alarm":
-                await self._alarm(tx, topic, event, now)
-            elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
-                await self._raise_alarm(tx, topic, "keypad_lockout", "", "", event.ts_ms, now)
-        self._metrics.events_applied.labels(body).inc()
-        if body == "pickup_code_rejected":
-            self._metrics.pickup_code_rejected.inc()
-        for state in transitions:
-            self._metrics.parcel_transitions.labels(str(state)).inc()
-        for follow_up in follow_ups:
+        applied = Applied(body)
+        await self._registry.check_sender(tx, topic)
+        if not await events_repo.record_event(
+            tx, topic.device, event.seq, event.event_id, body, event.ts_ms, now
+        ):
+            raise Dropped("duplicate", f"event seq {event.seq} of {topic.device} seen before")
+        applied.follow_ups += await self._check_gap(tx, topic, event.seq)
+        await devices_repo.touch(tx, topic.device, now, event.seq)
+        await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
+        if body == "deposited":
+            assert code is not None
+            applied.follow_ups += await self._deposited(tx, topic, event.deposited, code, now)
+            applied.transitions.append(ParcelState.DEPOSITED)
+        elif body == "picked_up":
+            await self._picked_up(tx, topic, event.picked_up, now)
+            applied.transitions.append(ParcelState.PICKED_UP)
+        elif body == "door_changed":
+            await self._door_changed(tx, topic, event)
+        elif body == "alarm":
+            await self._alarm(tx, topic, event)
+        elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind="keypad_lockout",
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
+            )
+        elif body == "parcel_sorted":
+            applied.transitions.append(await self._sorted(tx, topic, event.parcel_sorted, now))
+        return applied
+
+    async def after_commit(self, applied: Applied) -> None:
+        """Metrics, then commands and notices: only once the event is safely stored."""
+        self.count(applied)
+        for follow_up in applied.follow_ups:
             await follow_up()
+
+    def count(self, applied: Applied) -> None:
+        """Metrics of a committed event (before any follow-up, so they never lag the store)."""
+        self._metrics.events_applied.labels(applied.body).inc()
+        if applied.body == "pickup_code_rejected":
+            self._metrics.pickup_code_rejected.inc()
+        for state in applied.transitions:
+            self._metrics.parcel_transitions.labels(str(state)).inc()
+        if applied.body in ("deposited", "picked_up"):
+            self._desired.wake()
+
+    async def _check_gap(self, tx: Tx, topic: Topic, seq: int) -> list[FollowUp]:
+        """Ask the device to resend events between the highest seen and ``seq`` (once per gap)."""
+        last_seq, requested_to = await devices_repo.device_seq(tx, topic.device)
+        first = max(last_seq, requested_to) + 1
+        if seq <= first:
+            return []
+        return await self.request_resend(tx, topic, first, seq - 1)
+
+    async def request_resend(
+        self, tx: Tx, topic: Topic, from_seq: int, to_seq: int
+    ) -> list[FollowUp]:
+        """Store a ResendEvents command for ``from_seq..to_seq``; the follow-up publishes it."""
+        log.info("%s: events %d-%d missing, asking for a resend", topic.device, from_seq, to_seq)
+        await devices_repo.set_resend_requested(tx, topic.device, to_seq)
+        pending = await self._commands.create(
+            tx,
+            device_id=topic.device,
+            site=topic.site,
+            command=device_pb2.Command(
+                resend_events=device_pb2.ResendEvents(from_seq=from_seq, to_seq=to_seq)
+            ),
+            ttl_ms=_RESEND_TTL_MS,
+            actor="hub",
+        )
+        return [lambda: self._send(pending)]
 
     async def _compartment(self, tx: Tx, topic: Topic, compartment_id: str) -> None:
         if await devices_repo.get_compartment(tx, topic.device, compartment_id) is None:
@@ -133,8 +223,9 @@ class EventApplier:
         self, tx: Tx, topic: Topic, ev: device_pb2.Deposited, code: IssuedCode, now: int
     ) -> list[FollowUp]:
         parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id)
-        deadline = now + int(self._pickup.deadline_h * _HOUR_MS)
+        deadline = now + int(self._deadline_h(topic.site) * _HOUR_MS)
         await self._transition(tx, topic, parcel, ParcelState.DEPOSITED, now, deadline)
+        await desired.mark(tx, topic.device, now)
         await devices_repo.set_compartment_state(
             tx, topic.device, ev.compartment_id, CompartmentState.OCCUPIED, parcel.parcel_id
         )
@@ -186,51 +277,69 @@ class EventApplier:
         await devices_repo.set_compartment_state(
             tx, topic.device, ev.compartment_id, CompartmentState.FREE, None
         )
+        await parcels_repo.delete_code_hash(tx, parcel.parcel_id)
+        await desired.mark(tx, topic.device, now)
 
-    async def _door_changed(
-        self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int
-    ) -> None:
+    async def _sorted(
+        self, tx: Tx, topic: Topic, ev: device_pb2.ParcelSorted, now: int
+    ) -> ParcelState:
+        """A sorting line diverted the parcel: SORTED, or RETURNED for a withdrawn parcel (it is
+        back at the hub on its way to the sender)."""
+        parcel = await parcels_repo.get_parcel(tx, ev.parcel_id, history=False)
+        if parcel is None:
+            raise Dropped("unknown_parcel", f"{topic.device} sorted an unknown parcel")
+        new = ParcelState.RETURNED if parcel.state == ParcelState.WITHDRAWN else ParcelState.SORTED
+        try:
+            await record_transition(
+                tx,
+                parcel.parcel_id,
+                parcel.state,
+                new,
+                ts_ms=now,
+                actor=f"device:{topic.device}",
+                location=f"{topic.site}/{topic.device}/{ev.chute_id}",
+            )
+        except IllegalTransition as exc:
+            raise Dropped("mismatch", str(exc)) from exc
+        return new
+
+    async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
         ev = event.door_changed
         await self._compartment(tx, topic, ev.compartment_id)
         await devices_repo.set_sensors(tx, topic.device, ev.compartment_id, door_open=ev.open)
         if ev.open and not ev.commanded:
             # Any open nobody commanded is an alarm (door forced).
-            await self._raise_alarm(
-                tx, topic, "door_forced", ev.compartment_id, "", event.ts_ms, now
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind="door_forced",
+                compartment=ev.compartment_id,
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
             )
 
-    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int) -> None:
+    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
         ev = event.alarm
         if ev.compartment_id:
             await self._compartment(tx, topic, ev.compartment_id)
-        try:
-            kind = common_pb2.AlarmKind.Name(ev.kind).removeprefix("ALARM_KIND_").lower()
-        except ValueError:  # a number newer than this hub's contract
-            kind = "unspecified"
-        await events_repo.add_alarm(
-            tx,
-            topic.device,
-            kind=kind,
-            compartment_id=ev.compartment_id,
-            detail=ev.detail,
-            active=ev.active,
-            device_ts_ms=event.ts_ms,
-            received_ms=now,
-        )
+        kind = alarm_kind_name(ev.kind)  # "unspecified" for a number newer than this hub
         if ev.active:
-            self._metrics.alarms.labels(kind).inc()
-
-    async def _raise_alarm(
-        self, tx: Tx, topic: Topic, kind: str, compartment_id: str, detail: str, ts: int, now: int
-    ) -> None:
-        await events_repo.add_alarm(
-            tx,
-            topic.device,
-            kind=kind,
-            compartment_id=compartment_id,
-            detail=detail,
-            active=True,
-            device_ts_ms=ts,
-            received_ms=now,
-        )
-        self._metrics.alarms.labels(kind).inc()
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind=kind,
+                compartment=ev.compartment_id,
+                detail=ev.detail,
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
+            )
+        else:
+            await self._alarms.clear_condition(
+                tx,
+                device=topic.device,
+                kind=kind,
+                compartment=ev.compartment_id,
+                actor=f"device:{topic.device}",
+            )

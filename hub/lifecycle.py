@@ -11,14 +11,16 @@ from hub.repo import parcels as parcels_repo
 from hub.store import Tx
 
 # announced -> sorted -> loaded -> reserved -> deposited -> picked_up; deposited -> expired ->
-# withdrawn -> returned; cancelled from anything not yet in a recipient's hands. The foundation
-# reserves straight from announced (no sorting hub in the loop yet).
+# withdrawn -> returned; cancelled from anything not yet deposited. The hub reserves a compartment
+# when a parcel is announced, so sorting and loading may follow the reservation (the compartment
+# stays held) and a courier may deposit a sorted or loaded parcel. A reservation whose hold ran
+# out returns the parcel to announced (see docs/hub.md).
 ALLOWED: MappingProxyType[S, frozenset[S]] = MappingProxyType(
     {
         S.ANNOUNCED: frozenset({S.SORTED, S.LOADED, S.RESERVED, S.CANCELLED}),
-        S.SORTED: frozenset({S.LOADED, S.RESERVED, S.CANCELLED}),
-        S.LOADED: frozenset({S.RESERVED, S.CANCELLED}),
-        S.RESERVED: frozenset({S.DEPOSITED, S.CANCELLED, S.EXPIRED}),
+        S.SORTED: frozenset({S.LOADED, S.RESERVED, S.DEPOSITED, S.CANCELLED}),
+        S.LOADED: frozenset({S.RESERVED, S.DEPOSITED, S.CANCELLED}),
+        S.RESERVED: frozenset({S.SORTED, S.LOADED, S.DEPOSITED, S.CANCELLED, S.ANNOUNCED}),
         S.DEPOSITED: frozenset({S.PICKED_UP, S.EXPIRED}),
         S.EXPIRED: frozenset({S.WITHDRAWN, S.PICKED_UP}),
         S.WITHDRAWN: frozenset({S.RETURNED}),
@@ -27,6 +29,9 @@ ALLOWED: MappingProxyType[S, frozenset[S]] = MappingProxyType(
         S.CANCELLED: frozenset(),
     }
 )
+
+# States in which a parcel may hold a compartment reservation (not yet deposited).
+BEFORE_DEPOSIT = frozenset({S.ANNOUNCED, S.SORTED, S.LOADED, S.RESERVED})
 
 TERMINAL = frozenset(s for s, nxt in ALLOWED.items() if not nxt)
 
@@ -50,6 +55,7 @@ async def record_transition(
     actor: str,
     location: str,
     pickup_deadline_ms: int | None = None,
+    detail: str = "",
 ) -> None:
     """Check and store one transition (state + history row) inside the caller's transaction.
 
@@ -58,4 +64,6 @@ async def record_transition(
     """
     check_transition(parcel_id, current, new)
     await parcels_repo.set_state(tx, parcel_id, new, ts_ms, pickup_deadline_ms=pickup_deadline_ms)
-    await parcels_repo.add_transition(tx, parcel_id, Transition(new, ts_ms, actor, location))
+    await parcels_repo.add_transition(
+        tx, parcel_id, Transition(new, ts_ms, actor, location), detail=detail
+    )

@@ -123,4 +123,60 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        "lifecycle sweeps, desired state, alarm workflow, live event journal",
+        """
+        ALTER TABLE parcels ADD COLUMN reminded INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX parcels_deadline ON parcels(state, pickup_deadline_ms);
+        CREATE INDEX parcels_hold ON parcels(state, reservation_expires_ms);
+        ALTER TABLE parcel_transitions ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+        ALTER TABLE devices ADD COLUMN desired_applied INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE devices ADD COLUMN outbox_full INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE devices ADD COLUMN resend_requested_to INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alarms ADD COLUMN site TEXT NOT NULL DEFAULT '';
+        ALTER TABLE alarms ADD COLUMN status TEXT NOT NULL DEFAULT 'raised';
+        ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE alarms ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;
+        UPDATE alarms SET status = CASE WHEN active THEN 'raised' ELSE 'cleared' END,
+            site = COALESCE((SELECT site FROM devices WHERE devices.id = alarms.device), ''),
+            updated_ms = received_ms;
+        CREATE INDEX alarms_open ON alarms(device, kind, compartment, status);
+        CREATE TABLE desired_state (
+            device TEXT PRIMARY KEY REFERENCES devices(id),
+            version INTEGER NOT NULL,
+            published_version INTEGER NOT NULL DEFAULT 0,
+            config_hash TEXT NOT NULL DEFAULT '',
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE live_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts_ms INTEGER NOT NULL,
+            site TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            state TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            location TEXT NOT NULL DEFAULT '',
+            alarm_kind TEXT NOT NULL DEFAULT '',
+            device TEXT NOT NULL DEFAULT '',
+            compartment TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX live_events_site ON live_events(site, id);
+        """,
+    ),
+    (
+        3,
+        "compact telemetry history",
+        """
+        CREATE TABLE telemetry_history (
+            device TEXT NOT NULL,
+            bucket_ms INTEGER NOT NULL,
+            energy_wh REAL NOT NULL,
+            power_w_max REAL NOT NULL,
+            samples INTEGER NOT NULL,
+            PRIMARY KEY (device, bucket_ms)
+        );
+        """,
+    ),
 )

@@ -167,6 +167,8 @@ class CommandRecord:
     relay_fired: bool
     detail: str
     expires_ms: int
+    # When it was published (0: never sent, e.g. queued while the broker was down).
+    sent_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,3 +199,48 @@ def outcome_name(value: int) -> str:
         )
     except ValueError:
         return "unspecified"
+
+
+class AlarmStatus(enum.StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    alarm_id: int
+    kind: str
+    site: str
+    device_id: str
+    compartment_id: str
+    detail: str
+    raised_ms: int
+    status: str
+    acknowledged_by: str
+
+
+def alarm_kind_name(value: int) -> str:
+    """Stored alarm kind ("door_forced", ...; "unspecified" for unknown numbers)."""
+    try:
+        return common_pb2.AlarmKind.Name(cast(Any, value)).removeprefix("ALARM_KIND_").lower()
+    except ValueError:
+        return "unspecified"
+
+
+def alarm_kind_to_proto(name: str) -> common_pb2.AlarmKind.ValueType:
+    try:
+        return common_pb2.AlarmKind.Value(f"ALARM_KIND_{name.upper()}")
+    except ValueError:
+        return common_pb2.ALARM_KIND_UNSPECIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    site_id: str
+    name: str
+    lat: float
+    lon: float
+    cabinets: int
+    compartments_free: int
+    compartments_total: int

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,13 +30,24 @@ from lockerhub.topics import Kind, Topic, device_filter, shared, spec
 _CALL_TIMEOUT_S = 10.0
 
 
+def _no_ack() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """A received message, reduced to what ingestion needs."""
+    """A received message, reduced to what ingestion needs.
+
+    ``ack`` sends its PUBACK: ingestion calls it only once the message is stored (or refused),
+    so the broker redelivers whatever a crashed hub had not stored yet.
+    """
 
     topic: str
     payload: bytes
     content_type: str | None
+    ack: Callable[[], None] = _no_ack
+    # time.perf_counter() at receipt (ingest latency).
+    received_at: float = field(default_factory=time.perf_counter)
 
 
 def subscriptions(share_group: str | None) -> list[tuple[str, int]]:
@@ -61,6 +74,7 @@ class MqttLink:
         if self._v5:
             connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             connect_props.SessionExpiryInterval = s.session_expiry_s
+            connect_props.ReceiveMaximum = s.receive_maximum
             session: dict[str, Any] = {
                 "protocol": aiomqtt.ProtocolVersion.V5,
                 "clean_start": s.session_expiry_s == 0,
@@ -84,6 +98,9 @@ class MqttLink:
             timeout=math.inf,
             **session,
         )
+        # Acknowledge QoS 1 only after the message is stored (paho's manual ack), instead of on
+        # receipt: what the hub acknowledged is what it has (docs/hub.md, "acknowledged").
+        client._client.manual_ack_set(True)
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
                 await client.__aenter__()
@@ -137,6 +154,7 @@ class MqttLink:
                     topic=message.topic.value,
                     payload=bytes(payload) if isinstance(payload, bytes | bytearray) else b"",
                     content_type=getattr(message.properties, "ContentType", None),
+                    ack=functools.partial(self._ack, client, message.mid, message.qos),
                 )
         except aiomqtt.MqttError as exc:
             raise BrokerError(f"broker connection lost: {exc}") from exc
@@ -172,6 +190,12 @@ class MqttLink:
                 )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             raise BrokerError(f"publish to {topic.kind} of {topic.device} failed: {exc}") from exc
+
+    def _ack(self, client: aiomqtt.Client, mid: int, qos: int) -> None:
+        """PUBACK one message, on the connection it came on (message ids are per connection:
+        after a reconnect the broker redelivers, and the ledger makes that a no-op)."""
+        if qos > 0 and self._client is client:
+            client._client.ack(mid, qos)
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:

@@ -3,7 +3,11 @@
 :class:`FileNotifier` stands in for the SMS gateway. It appends one JSON object per line to a file::
 
     {"parcel_id": "P1", "phone_masked": "138****1234", "code": "483920", "site": "S1",
-     "cabinet": "CAB-1", "compartment": "A03", "deadline_ms": 1800172800000}
+     "cabinet": "CAB-1", "compartment": "A03", "deadline_ms": 1800172800000,
+     "kind": "deposited"}
+
+A reminder before the deadline has ``"kind": "reminder"`` and an empty code (the hub keeps only
+the code's hash).
 
 The full phone number is passed to :meth:`Notifier.notify` (a real gateway needs it) but the file
 keeps only the masked form.
@@ -31,6 +35,8 @@ class PickupNotice:
     cabinet: str
     compartment: str
     deadline_ms: int
+    # "deposited" (carries the code) or "reminder" (deadline near; no code: only its hash is kept).
+    kind: str = "deposited"
 
     def __repr__(self) -> str:  # never let the code or phone reach a log line by accident
         return f"PickupNotice(parcel_id={self.parcel_id!r}, phone={mask_phone(self.phone)!r})"
@@ -59,6 +65,7 @@ class FileNotifier:
                 "cabinet": notice.cabinet,
                 "compartment": notice.compartment,
                 "deadline_ms": notice.deadline_ms,
+                "kind": notice.kind,
             }
         )
         async with self._lock:  # keep lines whole when notices overlap

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +26,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ops = subparsers.add_parser("ops", help="operator commands against a running hub (gRPC)")
     ops.add_argument("--target", default=DEFAULT_TARGET, help="hub gRPC address HOST:PORT")
     ops.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ops.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding the API bearer token (or set LOCKERHUB_TOKEN)",
+    )
+    ops.add_argument(
+        "--tls-ca", type=Path, default=None, help="PEM CA certificate: talk TLS to the hub"
+    )
     sub = ops.add_subparsers(dest="ops_command", required=True)
 
     p = sub.add_parser("announce", help="announce a parcel (allocates and reserves a compartment)")
@@ -60,20 +72,106 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--ttl-s", type=int, default=0)
     p.set_defaults(func=_open)
 
+    p = sub.add_parser("cancel", help="cancel a parcel before deposit (frees its compartment)")
+    p.add_argument("parcel_id")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=_wrap(_cancel_call))
+
+    p = sub.add_parser("withdraw", help="a courier takes back an expired parcel (opens the door)")
+    p.add_argument("parcel_id")
+    p.add_argument("--courier", default="")
+    p.set_defaults(func=_wrap(_withdraw_call))
+
+    p = sub.add_parser("sites", help="list sites with cabinets and free compartments")
+    p.set_defaults(func=_wrap(_sites_call))
+
+    for name, enabled in (("disable", False), ("enable", True)):
+        p = sub.add_parser(name, help=f"{name} a compartment (audited)")
+        p.add_argument("cabinet_id")
+        p.add_argument("compartment_id")
+        p.add_argument("--reason", default="", required=not enabled)
+        p.set_defaults(func=_wrap(_enable_call), enabled=enabled)
+
+    p = sub.add_parser("alarms", help="list alarms (open ones unless --all)")
+    p.add_argument("--site", default="")
+    p.add_argument("--all", action="store_true", help="include cleared alarms")
+    p.set_defaults(func=_wrap(_alarms_call))
+
+    for name in ("ack", "clear"):
+        p = sub.add_parser(name, help=f"{'acknowledge' if name == 'ack' else 'clear'} an alarm")
+        p.add_argument("alarm_id")
+        p.add_argument("--note", default="")
+        p.set_defaults(func=_wrap(_alarm_action_call), action=name)
+
+    p = sub.add_parser("watch", help="follow live parcel and alarm events (Ctrl-C stops)")
+    p.add_argument("--site", default="")
+    p.add_argument("--cursor", default="", help="resume after this cursor (printed per event)")
+    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.set_defaults(func=_watch)
+
 
 Handler = Callable[[argparse.Namespace, grpc.Channel], tuple[Message, Callable[[], None]]]
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._md = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._md]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+def _token(args: argparse.Namespace) -> str:
+    if getattr(args, "token_file", None) is not None:
+        try:
+            return str(args.token_file.read_text().strip())
+        except OSError as exc:
+            raise ValueError(f"--token-file: {exc}") from exc
+    return os.environ.get("LOCKERHUB_TOKEN", "").strip()
+
+
+def channel_for(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to the hub: TLS with ``--tls-ca``, with the bearer token when there is one."""
+    if getattr(args, "tls_ca", None) is not None:
+        try:
+            ca = args.tls_ca.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"--tls-ca: {exc}") from exc
+        channel = grpc.secure_channel(args.target, grpc.ssl_channel_credentials(ca))
+    else:
+        channel = grpc.insecure_channel(args.target)
+    token = _token(args)
+    return grpc.intercept_channel(channel, _BearerToken(token)) if token else channel
+
+
+def _error(exc: grpc.RpcError) -> int:
+    code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    print(f"error: {code}: {details}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace, handler: Handler) -> int:
     """Run one command; gRPC errors become ``error: <status>: <details>`` and exit 1."""
-    with grpc.insecure_channel(args.target) as channel:
+    try:
+        channel = channel_for(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with channel:
         try:
             message, show = handler(args, channel)
         except grpc.RpcError as exc:
-            code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            print(f"error: {code}: {details}", file=sys.stderr)
-            return 1
+            return _error(exc)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -262,6 +360,132 @@ def _open_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message
         r.detail,
     )
     return r, lambda: print(table(("COMMAND", "OUTCOME", "RELAY_FIRED", "DETAIL"), [row]))
+
+
+def _cancel_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
+    p = stub.CancelParcel(
+        dispatch_pb2.CancelParcelRequest(parcel_id=args.parcel_id, reason=args.reason),
+        timeout=_TIMEOUT_S,
+    )
+    return p, lambda: print(table(_PARCEL_HEADERS, _parcel_rows([p])))
+
+
+def _withdraw_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
+    p = stub.WithdrawParcel(
+        dispatch_pb2.WithdrawParcelRequest(parcel_id=args.parcel_id, courier_id=args.courier),
+        timeout=_TIMEOUT_S,
+    )
+    return p, lambda: print(table(_PARCEL_HEADERS, _parcel_rows([p])))
+
+
+def _sites_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = fleet_pb2_grpc.FleetServiceStub(channel)
+    r = stub.ListSites(fleet_pb2.ListSitesRequest(), timeout=_TIMEOUT_S)
+    rows = [
+        (s.site_id, s.name, s.cabinets, s.compartments_free, s.compartments_total) for s in r.sites
+    ]
+    return r, lambda: print(table(("SITE", "NAME", "CABINETS", "FREE", "TOTAL"), rows))
+
+
+def _enable_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = fleet_pb2_grpc.FleetServiceStub(channel)
+    c = stub.SetCompartmentEnabled(
+        fleet_pb2.SetCompartmentEnabledRequest(
+            cabinet_id=args.cabinet_id,
+            compartment_id=args.compartment_id,
+            enabled=args.enabled,
+            reason=args.reason,
+        ),
+        timeout=_TIMEOUT_S,
+    )
+    row = (c.spec.compartment_id, _enum(common_pb2.CompartmentState, c.state, "COMPARTMENT_STATE_"))
+    return c, lambda: print(table(("COMPARTMENT", "STATE"), [row]))
+
+
+_ALARM_HEADERS = ("ALARM", "KIND", "SITE", "DEVICE", "COMPARTMENT", "STATUS", "RAISED_MS", "DETAIL")
+
+
+def _alarm_rows(alarms: Sequence[fleet_pb2.Alarm]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            a.alarm_id,
+            _enum(common_pb2.AlarmKind, a.kind, "ALARM_KIND_"),
+            a.site,
+            a.device_id,
+            a.compartment_id,
+            a.status + (f" ({a.acknowledged_by})" if a.acknowledged_by else ""),
+            a.raised_ms,
+            a.detail,
+        )
+        for a in alarms
+    ]
+
+
+def _alarms_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = fleet_pb2_grpc.FleetServiceStub(channel)
+    r = stub.ListAlarms(
+        fleet_pb2.ListAlarmsRequest(site=args.site, include_cleared=args.all), timeout=_TIMEOUT_S
+    )
+    return r, lambda: print(table(_ALARM_HEADERS, _alarm_rows(r.alarms)))
+
+
+def _alarm_action_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    stub = fleet_pb2_grpc.FleetServiceStub(channel)
+    request = fleet_pb2.AlarmActionRequest(alarm_id=args.alarm_id, note=args.note)
+    call = stub.AcknowledgeAlarm if args.action == "ack" else stub.ClearAlarm
+    a = call(request, timeout=_TIMEOUT_S)
+    return a, lambda: print(table(_ALARM_HEADERS, _alarm_rows([a])))
+
+
+def event_line(e: dispatch_pb2.LiveEvent) -> str:
+    """One live event as a fixed-width line: cursor, time, what, state, actor/where."""
+    when = _dt.datetime.fromtimestamp(e.ts_ms / 1000, tz=_dt.UTC).strftime("%H:%M:%S")
+    if e.WhichOneof("body") == "parcel":
+        t = e.parcel.transition
+        what = f"parcel {e.parcel.parcel_id}"
+        state = _enum(common_pb2.ParcelState, t.state, "PARCEL_STATE_")
+        extra = f"{t.actor} @ {t.location}"
+    else:
+        a = e.alarm
+        what = f"alarm {a.alarm_id} {_enum(common_pb2.AlarmKind, a.kind, 'ALARM_KIND_')}"
+        state = a.status
+        extra = "/".join(x for x in (a.site, a.device_id, a.compartment_id) if x)
+    return f"{e.cursor:>8}  {when}  {what:<36}  {state:<12}  {extra}"
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Print live events as they come; the cursor column lets a later watch resume."""
+    try:
+        channel = channel_for(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seen = 0
+    with channel:
+        stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
+        call = stub.WatchEvents(dispatch_pb2.WatchEventsRequest(cursor=args.cursor, site=args.site))
+        if not args.json:
+            print(
+                f"{'CURSOR':>8}  {'UTC':<8}  {'WHAT':<36}  {'STATE':<12}  WHO / WHERE", flush=True
+            )
+        try:
+            for event in call:
+                if args.json:
+                    print(json_format.MessageToJson(event, indent=None), flush=True)
+                else:
+                    print(event_line(event), flush=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    call.cancel()
+                    break
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                return _error(exc)
+        except KeyboardInterrupt:
+            call.cancel()
+    return 0
 
 
 _announce = _wrap(_announce_call)

@@ -51,6 +51,9 @@ class BrokerSettings:
     # 0 = clean session (the default for hub consumers: shared subscription + idempotent writes);
     # > 0 keeps the session so the broker queues QoS 1 traffic while the hub restarts.
     session_expiry_s: int = 0
+    # QoS 1 messages the broker may have in flight to the hub unacknowledged (MQTT 5 Receive
+    # Maximum). The hub acknowledges only after storing, so this bounds what a crash replays.
+    receive_maximum: int = 1000
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     # "5", or "3.1.1" for brokers without MQTT 5 (the demo's embedded broker): no shared
@@ -68,6 +71,7 @@ class BrokerSettings:
         _require(
             0 <= self.session_expiry_s <= 7 * 86400, "broker.session_expiry_s", "must be 0-604800"
         )
+        _require(1 <= self.receive_maximum <= 65535, "broker.receive_maximum", "must be 1-65535")
         _require(self.reconnect_min_s > 0, "broker.reconnect_min_s", "must be > 0")
         _require(
             self.reconnect_max_s >= self.reconnect_min_s,
@@ -88,10 +92,52 @@ class StorageSettings:
 class GrpcSettings:
     host: str = "127.0.0.1"
     port: int = 50051
+    # Optional TLS: PEM certificate chain and private key (both or neither).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.host), "grpc.host", "must not be empty")
         _check_port(self.port, "grpc.port")
+        _require(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "grpc.tls_key",
+            "grpc.tls_cert and grpc.tls_key go together",
+        )
+
+
+_ROLES = ("viewer", "operator", "admin")
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenSettings:
+    """One API token: who (the audit name), its role, and the SHA-256 hex digest of the token."""
+
+    name: str
+    role: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        _check_id(self.name, "auth.tokens.name")
+        _require(self.role in _ROLES, f"auth.tokens[{self.name}].role", f"must be one of {_ROLES}")
+        _require(
+            len(self.sha256) == 64 and set(self.sha256.lower()) <= _HEX,
+            f"auth.tokens[{self.name}].sha256",
+            "must be 64 hex digits (`lockerhub hub-token` prints it)",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthSettings:
+    """Bearer tokens of the operator API; none configured = auth disabled (logged as a warning)."""
+
+    tokens: tuple[TokenSettings, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tokens]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _require(not dupes, "auth.tokens.name", f"duplicate token names {dupes}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,9 +200,29 @@ class ReservationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationSettings:
+    """How AnnounceParcels picks compartments."""
+
+    # "routing": routing.allocate (numba); "smallest_fit": the hub's plain-Python rule.
+    engine: str = "routing"
+    # Overflow to nearby sites (metres); 0 = the destination site only.
+    radius_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.engine in ("routing", "smallest_fit"),
+            "allocation.engine",
+            'must be "routing" or "smallest_fit"',
+        )
+        _require(0 <= self.radius_m <= 50_000, "allocation.radius_m", "must be 0-50000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IngestSettings:
     max_payload_bytes: int = 64 * 1024
     queue_size: int = 10_000
+    # Messages applied per SQLite transaction (whatever is queued, up to this many).
+    batch_size: int = 500
 
     def __post_init__(self) -> None:
         _require(
@@ -165,12 +231,101 @@ class IngestSettings:
             "must be 256 bytes to 16 MiB",
         )
         _require(1 <= self.queue_size <= 1_000_000, "ingest.queue_size", "must be 1-1000000")
+        _require(1 <= self.batch_size <= 10_000, "ingest.batch_size", "must be 1-10000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleSettings:
+    """The sweeper: reminders, pickup expiry, reservation holds, hub-side inactivity alarms."""
+
+    sweep_interval_s: float = 1.0
+    # A reminder goes to the recipient this long before the pickup deadline.
+    reminder_before_h: float = 12.0
+    # A device silent (no status, telemetry or event) this long raises a cabinet_offline alarm.
+    offline_after_s: float = 180.0
+    # Rows handled per sweep step and transaction (keeps each transaction short).
+    batch: int = 500
+
+    def __post_init__(self) -> None:
+        _require(self.sweep_interval_s > 0, "lifecycle.sweep_interval_s", "must be > 0")
+        _require(
+            0 <= self.reminder_before_h <= 24 * 30, "lifecycle.reminder_before_h", "must be 0-720"
+        )
+        _require(self.offline_after_s >= 5, "lifecycle.offline_after_s", "must be >= 5 seconds")
+        _require(1 <= self.batch <= 100_000, "lifecycle.batch", "must be 1-100000")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceConfigSettings:
+    """Configuration pushed to every cabinet in its desired state; 0 = keep the device's own."""
+
+    telemetry_interval_s: int = 0
+    door_left_open_s: int = 0
+    keypad_max_failures: int = 0
+    keypad_lockout_s: int = 0
+    chilled_min_c: float = 0.0
+    chilled_max_c: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "telemetry_interval_s",
+            "door_left_open_s",
+            "keypad_max_failures",
+            "keypad_lockout_s",
+        ):
+            value = getattr(self, name)
+            _require(0 <= value <= 86_400, f"device_config.{name}", "must be 0-86400")
+        _require(
+            self.chilled_min_c <= self.chilled_max_c or self.chilled_max_c == 0,
+            "device_config.chilled_max_c",
+            "must be >= device_config.chilled_min_c",
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrySettings:
     # Accept cabinets that announce themselves in their birth message (at a configured site).
     auto_register: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppSettings:
+    """The OCPP 1.6J central system that charging piles connect to (hub.ocpp)."""
+
+    # Off by default: a hub without charging piles opens no extra port.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9000
+    # Piles connect to ws://host:port/<path_prefix>/<site>/<pile_id>.
+    path_prefix: str = "ocpp"
+    # Interval the BootNotification answer tells piles to send Heartbeat at.
+    heartbeat_interval_s: int = 300
+    # How long a remote start/stop waits for the pile's answer.
+    response_timeout_s: float = 10.0
+    max_piles: int = 1000
+    max_message_bytes: int = 64 * 1024
+    # Charging sessions (with energy) are kept in this SQLite file.
+    sessions_path: Path = Path("lockerhub-ocpp.db")
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "ocpp.host", "must not be empty")
+        _check_port(self.port, "ocpp.port")
+        _check_id(self.path_prefix, "ocpp.path_prefix")
+        _require(
+            10 <= self.heartbeat_interval_s <= 86400,
+            "ocpp.heartbeat_interval_s",
+            "must be 10-86400 seconds",
+        )
+        _require(
+            0 < self.response_timeout_s <= 300, "ocpp.response_timeout_s", "must be 0-300 seconds"
+        )
+        _require(1 <= self.max_piles <= 100_000, "ocpp.max_piles", "must be 1-100000")
+        _require(
+            1024 <= self.max_message_bytes <= 16 * 1024 * 1024,
+            "ocpp.max_message_bytes",
+            "must be 1 KiB to 16 MiB",
+        )
+        _require(str(self.sessions_path) not in ("", "."), "ocpp.sessions_path", "must name a file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,9 +340,16 @@ class SiteSettings:
     name: str = ""
     lat: float = 0.0
     lon: float = 0.0
+    # Pickup deadline at this site; 0 = pickup.deadline_h.
+    pickup_deadline_h: float = 0.0
 
     def __post_init__(self) -> None:
         _check_id(self.id, "sites.id")
+        _require(
+            0 <= self.pickup_deadline_h <= 24 * 30,
+            f"sites[{self.id}].pickup_deadline_h",
+            "must be 0-720 hours (0 = pickup.deadline_h)",
+        )
         _require(-90 <= self.lat <= 90, f"sites[{self.id}].lat", "must be -90..90")
         _require(-180 <= self.lon <= 180, f"sites[{self.id}].lon", "must be -180..180")
 
@@ -199,19 +361,31 @@ class HubSettings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     commands: CommandSettings = field(default_factory=CommandSettings)
     pickup: PickupSettings = field(default_factory=PickupSettings)
     reservation: ReservationSettings = field(default_factory=ReservationSettings)
+    allocation: AllocationSettings = field(default_factory=AllocationSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    device_config: DeviceConfigSettings = field(default_factory=DeviceConfigSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    ocpp: OcppSettings = field(default_factory=OcppSettings)
     sites: tuple[SiteSettings, ...] = ()
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")
+
+    def deadline_h(self, site: str) -> float:
+        """The pickup deadline in hours at ``site`` (its own, else the default)."""
+        for s in self.sites:
+            if s.id == site and s.pickup_deadline_h > 0:
+                return s.pickup_deadline_h
+        return self.pickup.deadline_h
 
     @classmethod
     def load(cls, path: Path | None, env: Mapping[str, str] = os.environ) -> HubSettings:

@@ -72,6 +72,8 @@ class Store:
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._version = 0
+        # Set (and replaced) after every commit: WatchEvents waits on it instead of polling.
+        self._committed = asyncio.Event()
 
     @property
     def schema_version(self) -> int:
@@ -150,6 +152,12 @@ class Store:
                 await conn.rollback()
                 raise
             await tx.execute("COMMIT")
+        self._committed.set()
+        self._committed = asyncio.Event()
+
+    def commit_signal(self) -> asyncio.Event:
+        """An event set by the next commit (take it before reading, then wait on it)."""
+        return self._committed
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from hub.models import CompartmentRecord, DeviceRecord, Dims, ParcelRecord, size_to_proto
+from hub.models import (
+    AlarmRecord,
+    CompartmentRecord,
+    DeviceRecord,
+    Dims,
+    ParcelRecord,
+    ParcelState,
+    SiteRecord,
+    alarm_kind_to_proto,
+    size_to_proto,
+)
+from hub.repo.journal import JournalEntry
 from lockerhub.v1 import common_pb2, dispatch_pb2, fleet_pb2
 
 
@@ -60,3 +71,55 @@ def cabinet(d: DeviceRecord, *, online: bool) -> fleet_pb2.Cabinet:
         power_w=d.power_w,
         compartments=[compartment(c) for c in d.compartments],
     )
+
+
+def site(s: SiteRecord) -> fleet_pb2.Site:
+    return fleet_pb2.Site(
+        site_id=s.site_id,
+        name=s.name,
+        lat=s.lat,
+        lon=s.lon,
+        cabinets=s.cabinets,
+        compartments_free=s.compartments_free,
+        compartments_total=s.compartments_total,
+    )
+
+
+def alarm(a: AlarmRecord) -> fleet_pb2.Alarm:
+    return fleet_pb2.Alarm(
+        alarm_id=str(a.alarm_id),
+        kind=alarm_kind_to_proto(a.kind),
+        site=a.site,
+        device_id=a.device_id,
+        compartment_id=a.compartment_id,
+        detail=a.detail,
+        raised_ms=a.raised_ms,
+        status=a.status,
+        acknowledged_by=a.acknowledged_by,
+    )
+
+
+def live_event(e: JournalEntry) -> dispatch_pb2.LiveEvent:
+    event = dispatch_pb2.LiveEvent(cursor=str(e.cursor), ts_ms=e.ts_ms)
+    if e.kind == "parcel":
+        event.parcel.parcel_id = e.ref
+        event.parcel.transition.CopyFrom(
+            dispatch_pb2.ParcelTransition(
+                state=ParcelState(e.state).to_proto(),
+                ts_ms=e.ts_ms,
+                actor=e.actor,
+                location=e.location,
+            )
+        )
+    else:
+        event.alarm.CopyFrom(
+            dispatch_pb2.AlarmEvent(
+                alarm_id=e.ref,
+                kind=alarm_kind_to_proto(e.alarm_kind),
+                site=e.site,
+                device_id=e.device,
+                compartment_id=e.compartment,
+                status=e.state,
+            )
+        )
+    return event

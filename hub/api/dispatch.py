@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
 from grpc import aio
 
 from hub.api import convert, validate
+from hub.api.auth import current_actor
+from hub.feed import LiveFeed
 from hub.parcels import ParcelService
+from hub.planning import DEFAULT_TIME_LIMIT_S, RoutePlanner
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 
 class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
-    def __init__(self, parcels: ParcelService) -> None:
+    def __init__(
+        self, parcels: ParcelService, feed: LiveFeed, planner: RoutePlanner | None = None
+    ) -> None:
         self._parcels = parcels
+        self._feed = feed
+        self._planner = planner
 
     async def AnnounceParcels(
         self, request: dispatch_pb2.AnnounceParcelsRequest, context: aio.ServicerContext
     ) -> dispatch_pb2.AnnounceParcelsResponse:
         items = validate.announcements(request)
-        results = await self._parcels.announce(items)
+        results = await self._parcels.announce(items, actor=current_actor())
         return dispatch_pb2.AnnounceParcelsResponse(
             outcomes=[
                 dispatch_pb2.AnnounceOutcome(
@@ -48,3 +58,60 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         return dispatch_pb2.ListParcelsResponse(
             parcels=[convert.parcel(p) for p in page], next_page_token=token
         )
+
+    async def CancelParcel(
+        self, request: dispatch_pb2.CancelParcelRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.Parcel:
+        parcel_id = validate.required_id("parcel_id", request.parcel_id)
+        reason = validate.reason(request.reason, required=False)
+        parcel = await self._parcels.cancel(parcel_id, reason=reason, actor=current_actor())
+        return convert.parcel(parcel)
+
+    async def WithdrawParcel(
+        self, request: dispatch_pb2.WithdrawParcelRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.Parcel:
+        parcel_id = validate.required_id("parcel_id", request.parcel_id)
+        courier = validate.optional_id("courier_id", request.courier_id)
+        parcel = await self._parcels.withdraw(parcel_id, courier_id=courier, actor=current_actor())
+        return convert.parcel(parcel)
+
+    async def PlanRoutes(
+        self, request: dispatch_pb2.PlanRoutesRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.PlanRoutesResponse:
+        if self._planner is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "route planning is not enabled")
+        assert self._planner is not None
+        hub_site = validate.required_id("hub_site", request.hub_site)
+        vehicles = validate.vehicles(request.vehicles)
+        parcel_ids = [validate.required_id("parcel_ids", p) for p in request.parcel_ids]
+        limit = request.time_limit_s or DEFAULT_TIME_LIMIT_S
+        remaining = context.time_remaining()
+        if remaining is not None:  # leave room to answer before the caller's deadline
+            limit = min(limit, max(1.0, remaining - 1.0))
+        result = await self._planner.plan(hub_site, vehicles, parcel_ids, float(limit))
+        return dispatch_pb2.PlanRoutesResponse(
+            routes=[
+                dispatch_pb2.VehicleRoute(
+                    vehicle_id=r.vehicle_id,
+                    distance_km=r.distance_km,
+                    stops=[
+                        dispatch_pb2.RouteStop(site=site, deliver_parcel_ids=ids)
+                        for site, ids in stops
+                    ],
+                )
+                for r, stops in result.routes
+            ],
+            total_distance_km=result.total_distance_km,
+            unrouted_parcel_ids=result.unrouted,
+            sort_plan=[
+                dispatch_pb2.SortAssignment(destination=d, chute_id=c) for d, c in result.sort_plan
+            ],
+        )
+
+    async def WatchEvents(
+        self, request: dispatch_pb2.WatchEventsRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[dispatch_pb2.LiveEvent]:
+        site = validate.optional_id("site", request.site)
+        after = await self._feed.start(request.cursor)
+        async for entry in self._feed.follow(after, site=site):
+            yield convert.live_event(entry)

@@ -1,17 +1,36 @@
-"""FleetService servicer."""
+"""FleetService servicer (the charging RPCs come from :class:`hub.api.charging.ChargingRpcs`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from grpc import aio
 
+from hub.alarms import AlarmService
 from hub.api import convert, validate
+from hub.api.auth import current_actor
+from hub.api.charging import ChargingRpcs
 from hub.fleet import FleetService
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 
+if TYPE_CHECKING:
+    from hub.ocpp import CentralSystem
 
-class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):
-    def __init__(self, fleet: FleetService) -> None:
+
+class FleetServicer(ChargingRpcs, fleet_pb2_grpc.FleetServiceServicer):
+    def __init__(
+        self, fleet: FleetService, alarms: AlarmService, charging: CentralSystem | None = None
+    ) -> None:
+        super().__init__(charging)
         self._fleet = fleet
+        self._alarms = alarms
+
+    async def ListSites(
+        self, request: fleet_pb2.ListSitesRequest, context: aio.ServicerContext
+    ) -> fleet_pb2.ListSitesResponse:
+        return fleet_pb2.ListSitesResponse(
+            sites=[convert.site(s) for s in await self._fleet.list_sites()]
+        )
 
     async def ListCabinets(
         self, request: fleet_pb2.ListCabinetsRequest, context: aio.ServicerContext
@@ -38,7 +57,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):
             request.compartment_id,
             reason=request.reason.strip(),
             ttl_s=request.ttl_seconds,
-            actor="operator",
+            actor=current_actor(),
         )
         return fleet_pb2.OpenCompartmentResponse(
             command_id=result.command_id,
@@ -46,3 +65,38 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):
             relay_fired=result.relay_fired,
             detail=result.detail,
         )
+
+    async def SetCompartmentEnabled(
+        self, request: fleet_pb2.SetCompartmentEnabledRequest, context: aio.ServicerContext
+    ) -> fleet_pb2.Compartment:
+        validate.compartment_ref(request.cabinet_id, request.compartment_id)
+        reason = validate.reason(request.reason, required=not request.enabled)
+        compartment = await self._fleet.set_compartment_enabled(
+            request.cabinet_id,
+            request.compartment_id,
+            enabled=request.enabled,
+            reason=reason,
+            actor=current_actor(),
+        )
+        return convert.compartment(compartment)
+
+    async def ListAlarms(
+        self, request: fleet_pb2.ListAlarmsRequest, context: aio.ServicerContext
+    ) -> fleet_pb2.ListAlarmsResponse:
+        site = validate.optional_id("site", request.site)
+        alarms = await self._alarms.list(site=site, include_cleared=request.include_cleared)
+        return fleet_pb2.ListAlarmsResponse(alarms=[convert.alarm(a) for a in alarms])
+
+    async def AcknowledgeAlarm(
+        self, request: fleet_pb2.AlarmActionRequest, context: aio.ServicerContext
+    ) -> fleet_pb2.Alarm:
+        alarm_id = validate.alarm_id(request.alarm_id)
+        validate.reason(request.note, required=False)
+        return convert.alarm(await self._alarms.acknowledge(alarm_id, actor=current_actor()))
+
+    async def ClearAlarm(
+        self, request: fleet_pb2.AlarmActionRequest, context: aio.ServicerContext
+    ) -> fleet_pb2.Alarm:
+        alarm_id = validate.alarm_id(request.alarm_id)
+        validate.reason(request.note, required=False)
+        return convert.alarm(await self._alarms.clear(alarm_id, actor=current_actor()))

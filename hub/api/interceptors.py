@@ -1,15 +1,17 @@
-"""Server interceptors: domain errors -> status codes (the one place), and request ids."""
+"""Server interceptors: bearer-token auth with roles (the one place), domain errors -> status
+codes (the one place), and request ids. Both unary and server-streaming calls are covered."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
 
+from hub.api.auth import TokenBook, required_role, set_principal
 from hub.errors import (
     CommandTimeout,
     Conflict,
@@ -42,23 +44,69 @@ def status_for(exc: HubError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-Behavior = Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]
+# grpc ships no type information (ignore_missing_imports): the servicer context is Any to mypy.
+Context: TypeAlias = Any
+Unary = Callable[[Any, Context], Awaitable[Any]]
+Stream = Callable[[Any, Context], AsyncIterator[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 
-def _wrap(behavior: Behavior, method: str) -> Behavior:
-    async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+class _Wrapper:
+    """What an interceptor does around a call: ``before`` may abort, ``error`` maps errors."""
+
+    async def before(self, method: str, context: Context) -> None:
+        return None
+
+    async def error(self, method: str, context: Context, exc: HubError) -> None:
+        raise exc
+
+
+def _rewrap(handler: grpc.RpcMethodHandler, method: str, w: _Wrapper) -> grpc.RpcMethodHandler:
+    if handler.unary_unary is not None:
+        unary: Unary = handler.unary_unary
+
+        async def call(request: Any, context: Context) -> Any:
+            await w.before(method, context)
+            try:
+                return await unary(request, context)
+            except HubError as exc:
+                await w.error(method, context, exc)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        stream: Stream = handler.unary_stream
+
+        async def follow(request: Any, context: Context) -> AsyncIterator[Any]:
+            await w.before(method, context)
+            try:
+                async for item in stream(request, context):
+                    yield item
+            except HubError as exc:
+                await w.error(method, context, exc)
+
+        return grpc.unary_stream_rpc_method_handler(
+            follow,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+class _Errors(_Wrapper):
+    async def before(self, method: str, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
         request_id = str(metadata.get("x-request-id") or uuid.uuid4())[:64]
         await context.send_initial_metadata((("x-request-id", request_id),))
-        try:
-            return await behavior(request, context)
-        except HubError as exc:
-            code = status_for(exc)
-            if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
-                log.warning("%s [%s] failed: %s", method, request_id, exc)
-            await context.abort(code, str(exc))
 
-    return wrapped
+    async def error(self, method: str, context: Context, exc: HubError) -> None:
+        code = status_for(exc)
+        if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+            log.warning("%s failed: %s", method, exc)
+        await context.abort(code, str(exc))
 
 
 class DomainErrorInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
@@ -66,16 +114,56 @@ class DomainErrorInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     (taken from the client's metadata or generated), echoed in the initial metadata."""
 
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or not method.startswith("/lockerhub.") or handler.unary_unary is None:
-            return handler  # streaming handlers (health Watch, reflection) pass through
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap(handler.unary_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler is None or not method.startswith("/lockerhub."):
+            return handler  # health and reflection pass through
+        return _rewrap(handler, method, _Errors())
+
+
+class _Auth(_Wrapper):
+    def __init__(self, book: TokenBook) -> None:
+        self._book = book
+
+    async def before(self, method: str, context: Context) -> None:
+        header = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                header = value
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing bearer token (metadata 'authorization: Bearer <token>')",
+            )
+        principal = self._book.lookup(token.strip())
+        if principal is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked token")
+        assert principal is not None
+        needed = required_role(method)
+        if principal.role < needed:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method.rsplit('/', 1)[-1]} needs role {needed.name.lower()}; "
+                f"token {principal.name!r} has {principal.role.name.lower()}",
+            )
+        set_principal(principal)  # the call's own task: read by current_actor() for audits
+
+
+class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    """Bearer tokens with roles on every operator RPC (health and reflection stay open, so that
+    orchestrators can probe the hub). Disabled when no token is configured."""
+
+    def __init__(self, book: TokenBook) -> None:
+        self._auth = _Auth(book)
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or not method.startswith("/lockerhub."):
+            return handler
+        return _rewrap(handler, method, self._auth)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 
 from hub.errors import InvalidArgument
 from hub.models import Dims, ParcelState, Zone
 from hub.parcels import Announcement
 from hub.phones import normalize_phone
+from hub.planning import MAX_VEHICLES, VehicleSpec
 from lockerhub.v1 import dispatch_pb2, fleet_pb2
 
 MAX_BATCH = 10_000
@@ -125,3 +128,61 @@ def open_request(request: fleet_pb2.OpenCompartmentRequest) -> None:
     elif len(request.reason) > MAX_REASON:
         problems.add("reason", f"at most {MAX_REASON} characters")
     problems.raise_if_any()
+
+
+def reason(value: str, *, required: bool) -> str:
+    """An audit reason: stripped, at most MAX_REASON characters."""
+    text = value.strip()
+    if required and not text:
+        raise InvalidArgument("reason: is required (the action is audited)")
+    if len(value) > MAX_REASON:
+        raise InvalidArgument(f"reason: at most {MAX_REASON} characters")
+    return text
+
+
+def alarm_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise InvalidArgument("alarm_id: must be an alarm id from ListAlarms (digits)")
+    return int(value)
+
+
+def compartment_ref(cabinet_id: str, compartment_id: str) -> None:
+    problems = Problems()
+    problems.check_id("cabinet_id", cabinet_id)
+    problems.check_id("compartment_id", compartment_id)
+    problems.raise_if_any()
+
+
+def vehicles(items: Sequence[dispatch_pb2.Vehicle]) -> list[VehicleSpec]:
+    """Raises InvalidArgument naming each bad vehicle field."""
+    problems = Problems()
+    if not items:
+        problems.add("vehicles", "at least one vehicle is required")
+    if len(items) > MAX_VEHICLES:
+        problems.add("vehicles", f"at most {MAX_VEHICLES}")
+    problems.raise_if_any()
+    seen: set[str] = set()
+    for i, v in enumerate(items):
+        problems.check_id(f"vehicles[{i}].vehicle_id", v.vehicle_id)
+        if v.vehicle_id in seen:
+            problems.add(f"vehicles[{i}].vehicle_id", "duplicate")
+        seen.add(v.vehicle_id)
+        if not 0 < v.capacity_parcels <= 100_000:
+            problems.add(f"vehicles[{i}].capacity_parcels", "must be 1-100000")
+        for name in ("capacity_volume_l", "battery_kwh", "consumption_kwh_per_km"):
+            value = getattr(v, name)
+            if not (math.isfinite(value) and 0 <= value <= 1e6):
+                problems.add(f"vehicles[{i}].{name}", "must be a finite number >= 0")
+        if v.battery_kwh > 0 and not v.consumption_kwh_per_km > 0:
+            problems.add(f"vehicles[{i}].consumption_kwh_per_km", "must be > 0 for an EV")
+    problems.raise_if_any()
+    return [
+        VehicleSpec(
+            v.vehicle_id,
+            v.capacity_parcels,
+            v.capacity_volume_l,
+            v.battery_kwh,
+            v.consumption_kwh_per_km,
+        )
+        for v in items
+    ]

@@ -44,6 +44,7 @@ async def get_command(tx: Tx, command_id: str) -> CommandRecord | None:
         relay_fired=bool(row["relay_fired"]),
         detail=row["detail"],
         expires_ms=row["expires_ms"],
+        sent_ms=row["sent_ms"],
     )
 
 

@@ -217,3 +217,99 @@ async def occupancy(tx: Tx) -> Snapshot:
         compartments={(r["site"], r["size"], r["state"]): r["n"] for r in comps},
         devices_online={r["kind"]: r["n"] for r in online},
     )
+
+
+async def disabled_compartments(tx: Tx, device_id: str) -> list[str]:
+    rows = await tx.fetchall(
+        "SELECT id FROM compartments WHERE device = ? AND state = 'disabled' ORDER BY id",
+        (device_id,),
+    )
+    return [r["id"] for r in rows]
+
+
+async def release_compartment(tx: Tx, device_id: str, compartment_id: str, parcel_id: str) -> bool:
+    """Free a compartment held (reserved or occupied) by ``parcel_id``; False if it was not."""
+    changed = await tx.execute(
+        "UPDATE compartments SET state = 'free', parcel_id = NULL "
+        "WHERE device = ? AND id = ? AND parcel_id = ? AND state IN ('reserved', 'occupied')",
+        (device_id, compartment_id, parcel_id),
+    )
+    return changed == 1
+
+
+async def set_enabled(tx: Tx, device_id: str, compartment_id: str, enabled: bool) -> bool:
+    """free <-> disabled; False when the compartment holds a parcel (or is in fault)."""
+    new, allowed = (
+        ("free", "('disabled', 'free')")
+        if enabled
+        else (
+            "disabled",
+            "('free', 'disabled', 'fault')",
+        )
+    )
+    changed = await tx.execute(
+        f"UPDATE compartments SET state = ? WHERE device = ? AND id = ? AND state IN {allowed}",  # noqa: S608 - fixed literals
+        (new, device_id, compartment_id),
+    )
+    return changed == 1
+
+
+async def device_seq(tx: Tx, device_id: str) -> tuple[int, int]:
+    """(last_seq, resend_requested_to) of a device."""
+    row = await tx.fetchone(
+        "SELECT last_seq, resend_requested_to FROM devices WHERE id = ?", (device_id,)
+    )
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def set_resend_requested(tx: Tx, device_id: str, to_seq: int) -> None:
+    await tx.execute(
+        "UPDATE devices SET resend_requested_to = MAX(resend_requested_to, ?) WHERE id = ?",
+        (to_seq, device_id),
+    )
+
+
+async def set_reported(tx: Tx, device_id: str, *, desired_applied: int, outbox_full: bool) -> None:
+    await tx.execute(
+        "UPDATE devices SET desired_applied = MAX(desired_applied, ?), outbox_full = ? "
+        "WHERE id = ?",
+        (desired_applied, int(outbox_full), device_id),
+    )
+
+
+async def silent_devices(tx: Tx, before_ms: int) -> list[tuple[str, str]]:
+    """Devices said online whose last message is older than ``before_ms``: (id, site)."""
+    rows = await tx.fetchall(
+        "SELECT id, site FROM devices WHERE online = 1 AND last_seen_ms < ? ORDER BY id",
+        (before_ms,),
+    )
+    return [(r["id"], r["site"]) for r in rows]
+
+
+async def list_sites(tx: Tx) -> list[Row]:
+    """Sites with cabinet and compartment counts."""
+    return await tx.fetchall(
+        "SELECT s.id, s.name, s.lat, s.lon, "
+        "(SELECT COUNT(*) FROM devices d WHERE d.site = s.id AND d.kind = 'cabinet') AS cabinets, "
+        "(SELECT COUNT(*) FROM compartments c JOIN devices d ON d.id = c.device "
+        " WHERE d.site = s.id AND c.state = 'free') AS free, "
+        "(SELECT COUNT(*) FROM compartments c JOIN devices d ON d.id = c.device "
+        " WHERE d.site = s.id) AS total FROM sites s ORDER BY s.id"
+    )
+
+
+# Compact telemetry history: one row per device and bucket (last energy, peak power, samples).
+HISTORY_BUCKET_MS = 5 * 60_000
+
+
+async def add_telemetry_history(
+    tx: Tx, device_id: str, now_ms: int, *, energy_wh: float, power_w: float
+) -> None:
+    bucket = now_ms - now_ms % HISTORY_BUCKET_MS
+    await tx.execute(
+        "INSERT INTO telemetry_history (device, bucket_ms, energy_wh, power_w_max, samples) "
+        "VALUES (?, ?, ?, ?, 1) ON CONFLICT(device, bucket_ms) DO UPDATE SET "
+        "energy_wh = excluded.energy_wh, power_w_max = MAX(power_w_max, excluded.power_w_max), "
+        "samples = samples + 1",
+        (device_id, bucket, energy_wh, power_w),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
+from hub.repo import journal
 from hub.store import Row, Tx
 
 
@@ -68,12 +69,14 @@ async def insert_parcel(
     )
 
 
-async def add_transition(tx: Tx, parcel_id: str, t: Transition) -> None:
+async def add_transition(tx: Tx, parcel_id: str, t: Transition, *, detail: str = "") -> None:
+    """Record a transition in the parcel's history and in the live event journal."""
     await tx.execute(
-        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location),
+        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail),
     )
+    await journal.parcel_changed(tx, parcel_id, str(t.state), t.ts_ms, t.actor, t.location)
 
 
 async def set_state(
@@ -146,3 +149,83 @@ async def store_code_hash(
         "issued_ms = excluded.issued_ms, deadline_ms = excluded.deadline_ms",
         (parcel_id, code_hash, issued_ms, deadline_ms),
     )
+
+
+async def delete_code_hash(tx: Tx, parcel_id: str) -> None:
+    await tx.execute("DELETE FROM pickup_codes WHERE parcel_id = ?", (parcel_id,))
+
+
+async def clear_reservation(tx: Tx, parcel_id: str, now_ms: int) -> None:
+    """Forget the parcel's compartment (the reservation ended without a deposit)."""
+    await tx.execute(
+        "UPDATE parcels SET device = NULL, compartment = NULL, reservation_expires_ms = 0, "
+        "updated_ms = ? WHERE id = ?",
+        (now_ms, parcel_id),
+    )
+
+
+async def set_reservation(
+    tx: Tx, parcel_id: str, cabinet: str, compartment: str, expires_ms: int, now_ms: int
+) -> None:
+    await tx.execute(
+        "UPDATE parcels SET device = ?, compartment = ?, reservation_expires_ms = ?, "
+        "updated_ms = ? WHERE id = ?",
+        (cabinet, compartment, expires_ms, now_ms, parcel_id),
+    )
+
+
+async def due_reminders(tx: Tx, before_deadline_ms: int, limit: int) -> list[ParcelRecord]:
+    """Deposited parcels whose deadline is before ``before_deadline_ms`` and not yet reminded."""
+    rows = await tx.fetchall(
+        "SELECT * FROM parcels WHERE state = 'deposited' AND reminded = 0 "
+        "AND pickup_deadline_ms > 0 AND pickup_deadline_ms <= ? ORDER BY pickup_deadline_ms "
+        "LIMIT ?",
+        (before_deadline_ms, limit),
+    )
+    return [_parcel(r) for r in rows]
+
+
+async def mark_reminded(tx: Tx, parcel_id: str) -> None:
+    await tx.execute("UPDATE parcels SET reminded = 1 WHERE id = ?", (parcel_id,))
+
+
+async def due_expiries(tx: Tx, now_ms: int, limit: int) -> list[ParcelRecord]:
+    """Deposited parcels past their pickup deadline."""
+    rows = await tx.fetchall(
+        "SELECT * FROM parcels WHERE state = 'deposited' AND pickup_deadline_ms > 0 "
+        "AND pickup_deadline_ms <= ? ORDER BY pickup_deadline_ms LIMIT ?",
+        (now_ms, limit),
+    )
+    return [_parcel(r) for r in rows]
+
+
+async def due_holds(tx: Tx, now_ms: int, limit: int) -> list[ParcelRecord]:
+    """Parcels holding a reservation whose hold has run out (not yet deposited)."""
+    rows = await tx.fetchall(
+        "SELECT * FROM parcels WHERE state IN ('announced', 'sorted', 'loaded', 'reserved') "
+        "AND device IS NOT NULL AND reservation_expires_ms > 0 AND reservation_expires_ms <= ? "
+        "ORDER BY reservation_expires_ms LIMIT ?",
+        (now_ms, limit),
+    )
+    return [_parcel(r) for r in rows]
+
+
+async def reservations_of(tx: Tx, device_id: str) -> list[tuple[str, str, int]]:
+    """Live reservations on a cabinet: (parcel id, compartment id, expires_ms)."""
+    rows = await tx.fetchall(
+        "SELECT id, compartment, reservation_expires_ms FROM parcels WHERE device = ? "
+        "AND state IN ('announced', 'sorted', 'loaded', 'reserved') ORDER BY id",
+        (device_id,),
+    )
+    return [(r["id"], r["compartment"], r["reservation_expires_ms"]) for r in rows]
+
+
+async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
+    """Code hashes of parcels deposited in a cabinet: (parcel, compartment, hash, deadline)."""
+    rows = await tx.fetchall(
+        "SELECT p.id, p.compartment, c.code_hash, c.deadline_ms FROM parcels p "
+        "JOIN pickup_codes c ON c.parcel_id = p.id WHERE p.device = ? AND p.state = 'deposited' "
+        "ORDER BY p.id",
+        (device_id,),
+    )
+    return [(r["id"], r["compartment"], r["code_hash"], r["deadline_ms"]) for r in rows]

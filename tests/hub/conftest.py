@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.app import HubApp
 from hub.settings import HubSettings
+from lockerhub.clock import Clock
 from lockerhub.v1 import dispatch_pb2_grpc, fleet_pb2_grpc
 from tests.hub.cabinet import FakeCabinet
 
@@ -97,9 +98,9 @@ async def eventually(
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    settings: HubSettings, tmp_path: Path, broker: Any
+    settings: HubSettings, tmp_path: Path, broker: Any, *, clock: Clock | None = None
 ) -> AsyncIterator[HubHarness]:
-    async with HubApp(settings, registry=CollectorRegistry()) as app:
+    async with HubApp(settings, registry=CollectorRegistry(), clock=clock) as app:
         task = asyncio.create_task(app.run())
         channel = grpc.aio.insecure_channel(app.grpc_address)
         try:

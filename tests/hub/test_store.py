@@ -25,7 +25,7 @@ async def test_migrations_once_and_reopen(tmp_path: Path) -> None:
         async with store.read() as tx:
             versions = await tx.fetchall("SELECT version FROM schema_version")
             sites = await tx.fetchall("SELECT id FROM sites")
-        assert [tuple(v) for v in versions] == [(1,)]
+        assert [tuple(v) for v in versions] == [(m[0],) for m in MIGRATIONS]
         assert [tuple(s) for s in sites] == [("s1",)]
         assert await store.ping()
 

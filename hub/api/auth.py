@@ -1,0 +1,103 @@
+"""Bearer-token authentication with roles, for the one auth interceptor (``hub.api.interceptors``).
+
+Tokens are configured as SHA-256 hex digests (``lockerhub hub-token`` makes a token and its
+digest); the plaintext never lives in the settings. Roles nest: viewer < operator < admin.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class Role(enum.IntEnum):
+    VIEWER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's name (used as the audit actor) and its role."""
+
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.name.lower()}:{self.name}"
+
+
+# Auth disabled (no tokens configured): every caller is this principal.
+ANONYMOUS = Principal("anonymous", Role.ADMIN)
+
+_current: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+    "lockerhub_principal", default=ANONYMOUS
+)
+
+
+def current_actor() -> str:
+    """The audit actor of the call being served ("operator" when auth is disabled)."""
+    principal = _current.get()
+    return "operator" if principal is ANONYMOUS else principal.actor
+
+
+def set_principal(principal: Principal) -> contextvars.Token[Principal]:
+    return _current.set(principal)
+
+
+def reset_principal(token: contextvars.Token[Principal]) -> None:
+    _current.reset(token)
+
+
+# The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
+_VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
+_VIEW2 = ("ListAlarms", "ListChargingPiles")
+_OPERATE = (
+    "AnnounceParcels",
+    "CancelParcel",
+    "WithdrawParcel",
+    "PlanRoutes",
+    "OpenCompartment",
+    "SetCompartmentEnabled",
+    "AcknowledgeAlarm",
+    "ClearAlarm",
+    "RemoteStartCharging",
+    "RemoteStopCharging",
+)
+REQUIRED_ROLE: dict[str, Role] = {
+    **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2)},
+    **{m: Role.OPERATOR for m in _OPERATE},
+}
+
+
+def required_role(method: str) -> Role:
+    """``/lockerhub.v1.FleetService/ListAlarms`` -> the role it needs."""
+    return REQUIRED_ROLE.get(method.rsplit("/", 1)[-1], Role.ADMIN)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenBook:
+    """The configured tokens; ``lookup`` compares digests in constant time."""
+
+    def __init__(self, entries: Iterable[tuple[str, Role, str]]) -> None:
+        self._entries = [(name, role, digest.lower()) for name, role, digest in entries]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._entries)
+
+    def lookup(self, token: str) -> Principal | None:
+        digest = token_digest(token)
+        found: Principal | None = None
+        for name, role, expected in self._entries:
+            if hmac.compare_digest(digest, expected):
+                found = Principal(name, role)
+        return found

@@ -1,0 +1,93 @@
+"""The live event journal behind WatchEvents: one row per parcel transition or alarm change.
+
+The row id is the stream's durable cursor: rows are written in the same transaction as the change
+they describe, so a client resuming after cursor N sees every later change once, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.store import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal row. ``kind`` is "parcel" (ref = parcel id, state = new state) or "alarm"
+    (ref = alarm id, state = raised/acknowledged/cleared)."""
+
+    cursor: int
+    ts_ms: int
+    site: str
+    kind: str
+    ref: str
+    state: str
+    actor: str
+    location: str
+    alarm_kind: str
+    device: str
+    compartment: str
+
+
+async def parcel_changed(
+    tx: Tx, parcel_id: str, state: str, ts_ms: int, actor: str, location: str
+) -> None:
+    """Journal a parcel transition (the parcel's site is read from its row)."""
+    await tx.execute(
+        "INSERT INTO live_events (ts_ms, site, kind, ref, state, actor, location) "
+        "SELECT ?, site, 'parcel', id, ?, ?, ? FROM parcels WHERE id = ?",
+        (ts_ms, state, actor, location, parcel_id),
+    )
+
+
+async def alarm_changed(
+    tx: Tx,
+    *,
+    alarm_id: int,
+    status: str,
+    ts_ms: int,
+    site: str,
+    alarm_kind: str,
+    device: str,
+    compartment: str,
+    actor: str,
+) -> None:
+    await tx.execute(
+        "INSERT INTO live_events (ts_ms, site, kind, ref, state, actor, alarm_kind, device, "
+        "compartment) VALUES (?, ?, 'alarm', ?, ?, ?, ?, ?, ?)",
+        (ts_ms, site, str(alarm_id), status, actor, alarm_kind, device, compartment),
+    )
+
+
+async def last_cursor(tx: Tx) -> int:
+    row = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS n FROM live_events")
+    return int(row["n"]) if row else 0
+
+
+async def after(tx: Tx, cursor: int, *, site: str = "", limit: int = 500) -> list[JournalEntry]:
+    """Entries with a cursor above ``cursor`` (optionally of one site), oldest first."""
+    if site:
+        rows = await tx.fetchall(
+            "SELECT * FROM live_events WHERE id > ? AND site = ? ORDER BY id LIMIT ?",
+            (cursor, site, limit),
+        )
+    else:
+        rows = await tx.fetchall(
+            "SELECT * FROM live_events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+        )
+    return [
+        JournalEntry(
+            cursor=r["id"],
+            ts_ms=r["ts_ms"],
+            site=r["site"],
+            kind=r["kind"],
+            ref=r["ref"],
+            state=r["state"],
+            actor=r["actor"],
+            location=r["location"],
+            alarm_kind=r["alarm_kind"],
+            device=r["device"],
+            compartment=r["compartment"],
+        )
+        for r in rows
+    ]

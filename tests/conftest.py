@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -24,3 +30,30 @@ def own_mosquitto(tmp_path: Path) -> Iterator[BrokerHandle]:
     broker = start_test_broker(tmp_path / "mosquitto")
     yield broker
     broker.stop()
+
+
+def _dump_tasks(signum: int, frame: FrameType | None) -> None:
+    """`kill -USR1 <pytest pid>`: print every asyncio task's stack (a hung test's awaits)."""
+    try:
+        tasks = asyncio.all_tasks(asyncio.get_running_loop())
+    except RuntimeError:
+        print("no running event loop", file=sys.stderr)
+        return
+    for task in tasks:
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
+signal.signal(signal.SIGUSR1, _dump_tasks)
+
+_TASK_DUMP_AFTER_S = 240  # before pytest-timeout's 300 s (pyproject) ends the test
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_of_a_hung_test() -> Iterator[None]:
+    """If a test runs for minutes, print its asyncio tasks' stacks: what it is waiting for."""
+    timer = threading.Timer(_TASK_DUMP_AFTER_S, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()

@@ -52,6 +52,7 @@ def test_error_tree() -> None:
 
 def test_problems_and_results_cross_process_boundaries() -> None:
     """The hub runs solves in a process pool: inputs and outputs must pickle."""
+    import multiprocessing
     import pickle
     from concurrent.futures import ProcessPoolExecutor
 
@@ -60,7 +61,10 @@ def test_problems_and_results_cross_process_boundaries() -> None:
     problem = routing.generate_city(n_parcels=50, n_compartments=80, n_sites=5, seed=1)
     again = pickle.loads(pickle.dumps(problem))
     np.testing.assert_array_equal(again.parcel_dims, problem.parcel_dims)
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    # spawn, as the hub does: a forked child of a process with live threads (gRPC, SQLite,
+    # numba) can deadlock on a lock some thread held at the fork.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         result = pool.submit(routing.allocate, problem).result(timeout=120)
     assert result.placed + result.unplaced == problem.n_parcels
     assert problem.check(result.assignments) == []

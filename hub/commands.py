@@ -101,6 +101,34 @@ class CommandService:
             await repo.mark_sent(tx, pending.command_id, self._clock.now_ms())
         return True
 
+    async def publish_many(self, pendings: list[PendingCommand]) -> int:
+        """Publish committed commands in order, then mark the sent ones in ONE transaction
+        (a batch of reservations must not cost a transaction per command); return how many
+        were sent. A command that could not be sent stays queued for the sweeper."""
+        sent: list[str] = []
+        for pending in pendings:
+            if await self._publish_only(pending):
+                sent.append(pending.command_id)
+        if sent:
+            now = self._clock.now_ms()
+
+            async def work(tx: Tx) -> None:
+                await repo.mark_sent_many(tx, sent, now)
+
+            await self._store.transaction_on_thread(work)
+        return len(sent)
+
+    async def _publish_only(self, pending: PendingCommand) -> bool:
+        remaining = pending.expires_ms - self._clock.now_ms()
+        if remaining <= 0:
+            return False
+        try:
+            await self._publisher.publish(pending.topic, pending.payload, expiry_ms=remaining)
+        except BrokerError as exc:
+            log.warning("command %s stays queued: %s", pending.command_id, exc)
+            return False
+        return True
+
     async def send_and_wait(self, pending: PendingCommand) -> CommandOutcome:
         """Publish a committed command and wait for its result until expiry (+ grace).
 

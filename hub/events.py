@@ -180,7 +180,7 @@ class EventApplier:
         return [lambda: self._send(pending)]
 
     async def _compartment(self, tx: Tx, topic: Topic, compartment_id: str) -> None:
-        if await devices_repo.get_compartment(tx, topic.device, compartment_id) is None:
+        if not await self._registry.has_compartments(tx, topic.device, {compartment_id}):
             raise Dropped(
                 "unknown_compartment", f"{topic.device} named a compartment it does not have"
             )

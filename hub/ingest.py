@@ -175,28 +175,41 @@ class Ingestor:
         return _Item(message, topic, payload)
 
     async def _apply_all(self, items: list[_Item]) -> list[_Item]:
-        """One transaction; each message in a savepoint, rolled back alone when refused."""
+        """One transaction; each message in a savepoint, rolled back alone when refused.
+
+        The whole batch runs on the database thread (one hop instead of ~10 per message): the
+        apply path awaits only ``tx``, never the network or a timer.
+        """
+
+        async def work(tx: Tx) -> list[_Item]:
+            return await self._apply_in(tx, items)
+
+        try:
+            return await self._store.transaction_on_thread(work)
+        except BaseException:
+            # Rolled back: forget what the batch may have cached from its uncommitted writes.
+            self._registry.forget_compartments()
+            raise
+
+    async def _apply_in(self, tx: Tx, items: list[_Item]) -> list[_Item]:
         applied: list[_Item] = []
-        async with self._store.transaction() as tx:
-            for item in items:
-                item.after, item.event = [], None
-                await tx.execute("SAVEPOINT msg")
-                try:
-                    await self._apply(tx, item)
-                except Dropped as exc:
-                    await tx.execute("ROLLBACK TO msg")
-                    self._drop(exc.reason, str(exc))
-                except StoreError:
-                    raise
-                except Exception:
-                    await tx.execute("ROLLBACK TO msg")
-                    self._metrics.ingest_dropped.labels("error").inc()
-                    log.exception(
-                        "bug while applying %s from %s", item.topic.kind, item.topic.device
-                    )
-                else:
-                    applied.append(item)
-                await tx.execute("RELEASE msg")
+        for item in items:
+            item.after, item.event = [], None
+            await tx.execute("SAVEPOINT msg")
+            try:
+                await self._apply(tx, item)
+            except Dropped as exc:
+                await tx.execute("ROLLBACK TO msg")
+                self._drop(exc.reason, str(exc))
+            except StoreError:
+                raise
+            except Exception:
+                await tx.execute("ROLLBACK TO msg")
+                self._metrics.ingest_dropped.labels("error").inc()
+                log.exception("bug while applying %s from %s", item.topic.kind, item.topic.device)
+            else:
+                applied.append(item)
+            await tx.execute("RELEASE msg")
         return applied
 
     async def _apply(self, tx: Tx, item: _Item) -> None:

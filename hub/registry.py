@@ -23,6 +23,22 @@ class Registry:
         # device -> site of registered devices (never removed or moved): saves a query per
         # message on the ingest path.
         self._known: dict[str, str] = {}
+        # device -> compartment ids seen in the store. Compartments are never removed or moved,
+        # so a hit is always right; a miss re-reads (a birth, or provisioning in another
+        # process, may have added some) before a compartment is declared unknown.
+        self._compartments: dict[str, frozenset[str]] = {}
+
+    async def has_compartments(self, tx: Tx, device_id: str, compartment_ids: set[str]) -> bool:
+        """True when the device has every one of ``compartment_ids`` (cached per device)."""
+        known = self._compartments.get(device_id)
+        if known is None or not compartment_ids <= known:
+            known = frozenset(await repo.compartment_ids(tx, device_id))
+            self._compartments[device_id] = known
+        return compartment_ids <= known
+
+    def forget_compartments(self) -> None:
+        """Drop the compartment cache (a transaction that may have filled it rolled back)."""
+        self._compartments.clear()
 
     async def check_sender(self, tx: Tx, topic: Topic) -> None:
         """Raise Dropped unless the topic's device is registered at the topic's site."""
@@ -77,6 +93,7 @@ class Registry:
         )
         if online and status.compartments:
             await repo.upsert_compartments(tx, topic.device, status.compartments)
+            self._compartments.pop(topic.device, None)
         await repo.set_reported(
             tx,
             topic.device,
@@ -93,13 +110,12 @@ class Registry:
         Raises:
             Dropped: the sample names a compartment this cabinet does not have.
         """
-        known = await repo.compartment_ids(tx, topic.device)
-        for c in sample.compartments:
-            if c.compartment_id not in known:
-                raise Dropped(
-                    "unknown_compartment",
-                    f"telemetry of {topic.device} names a foreign compartment",
-                )
+        named = {c.compartment_id for c in sample.compartments}
+        if named and not await self.has_compartments(tx, topic.device, named):
+            raise Dropped(
+                "unknown_compartment",
+                f"telemetry of {topic.device} names a foreign compartment",
+            )
         await repo.set_energy(
             tx, topic.device, energy_wh=sample.energy_wh, power_w=sample.power_w, now_ms=now_ms
         )
@@ -108,11 +124,9 @@ class Registry:
                 "UPDATE devices SET desired_applied = MAX(desired_applied, ?) WHERE id = ?",
                 (sample.desired_version, topic.device),
             )
-        for c in sample.compartments:
-            await repo.set_sensors(
+        if sample.compartments:
+            await repo.set_sensors_many(
                 tx,
                 topic.device,
-                c.compartment_id,
-                door_open=c.door_open,
-                item_present=c.item_present,
+                [(c.compartment_id, c.door_open, c.item_present) for c in sample.compartments],
             )

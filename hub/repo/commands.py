@@ -31,6 +31,13 @@ async def mark_sent(tx: Tx, command_id: str, now_ms: int) -> None:
     )
 
 
+async def mark_sent_many(tx: Tx, command_ids: list[str], now_ms: int) -> None:
+    await tx.executemany(
+        "UPDATE commands SET state = 'sent', sent_ms = ? WHERE id = ? AND state = 'queued'",
+        [(now_ms, command_id) for command_id in command_ids],
+    )
+
+
 async def get_command(tx: Tx, command_id: str) -> CommandRecord | None:
     row = await tx.fetchone("SELECT * FROM commands WHERE id = ?", (command_id,))
     if row is None:

@@ -165,6 +165,14 @@ async def set_sensors(
     )
 
 
+async def set_sensors_many(tx: Tx, device_id: str, samples: list[tuple[str, bool, bool]]) -> None:
+    """Door and item sensors of several compartments: (compartment, door_open, item_present)."""
+    await tx.executemany(
+        "UPDATE compartments SET door_open = ?, item_present = ? WHERE device = ? AND id = ?",
+        [(door, item, device_id, compartment) for compartment, door, item in samples],
+    )
+
+
 async def set_energy(
     tx: Tx, device_id: str, *, energy_wh: float, power_w: float, now_ms: int
 ) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from lockerhub.codec import CONTENT_TYPE_JSON, encode, encode_json
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
+from tests.hub.cabinet import LAYOUT
 from tests.hub.conftest import HubHarness, eventually
 from tests.hub.test_flow import announcement, online
 
@@ -113,3 +114,34 @@ async def test_messages_on_bad_topics_are_dropped(hub: HubHarness) -> None:
     # The same device id claiming another site (as a misconfigured or hostile device would).
     await ingest.handle(Inbound(str(Topic("elsewhere", "CAB-M", Kind.STATUS)), status, None))
     assert hub.dropped("misplaced") == before + 1
+
+
+async def test_compartments_added_by_a_later_birth_are_known(hub: HubHarness) -> None:
+    """The hub caches each cabinet's compartments; a new birth with more of them counts."""
+    async with hub.cabinet("CAB-G") as cab:
+        await cab.birth()
+        await online(hub, "CAB-G")
+        await cab.event(door_changed=device_pb2.DoorChanged(compartment_id="A01", open=True))
+        before = hub.dropped("unknown_compartment")
+        await cab.event(door_changed=device_pb2.DoorChanged(compartment_id="N01", open=True))
+        await dropped_once(hub, "unknown_compartment", before)
+
+        extra = (
+            "N01",
+            common_pb2.SIZE_CLASS_M,
+            (190, 380, 640),
+            common_pb2.TEMPERATURE_ZONE_AMBIENT,
+        )
+        await cab.birth((*LAYOUT, extra))
+        await cab.event(
+            door_changed=device_pb2.DoorChanged(compartment_id="N01", open=True, commanded=True)
+        )
+
+        async def opened() -> bool:
+            rows = await hub.sql(
+                "SELECT door_open FROM compartments WHERE device = 'CAB-G' AND id = 'N01'"
+            )
+            return rows == [(1,)]
+
+        await eventually(opened, timeout=30)
+        assert hub.dropped("unknown_compartment") == before + 1

@@ -4,7 +4,7 @@ The Modbus driver is ``edge.modbus.ModbusDriver`` (not imported here: it loads p
 """
 
 from edge.agent import AgentStats, EdgeAgent
-from edge.cabinet import CompartmentRecord, CompartmentState
+from edge.cabinet import CompartmentRecord
 from edge.driver import (
     ChuteChanged,
     CompartmentSpec,
@@ -30,6 +30,7 @@ from edge.errors import (
     StorageError,
 )
 from edge.settings import EdgeSettings
+from lockerhub.states import CompartmentState
 
 __all__ = [
     "AgentStats",

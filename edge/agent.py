@@ -21,14 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from edge.cabinet import (
-    CompartmentRecord,
-    CompartmentState,
-    DoorClosed,
-    DoorMachine,
-    DoorOpened,
-    Intent,
-)
+from edge.cabinet import CompartmentRecord, DoorClosed, DoorMachine, DoorOpened, Intent
 from edge.commands import Applied as _Applied
 from edge.commands import apply_record_command, make_result, valid_id
 from edge.desired import RuntimeConfig, apply_desired
@@ -57,6 +50,7 @@ from edge.settings import EdgeSettings
 from edge.sorter import SorterController, SortPlan
 from edge.store import Store
 from lockerhub.clock import Clock, SystemClock
+from lockerhub.states import CompartmentState
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2
 

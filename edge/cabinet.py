@@ -9,29 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from lockerhub.v1 import common_pb2
-
-
-class CompartmentState(enum.StrEnum):
-    """A compartment's business state (lockerhub.v1.CompartmentState)."""
-
-    FREE = "free"
-    RESERVED = "reserved"
-    OCCUPIED = "occupied"
-    DISABLED = "disabled"
-    FAULT = "fault"
-
-    def to_proto(self) -> common_pb2.CompartmentState.ValueType:
-        return _STATE_PROTO[self]
-
-
-_STATE_PROTO = {
-    CompartmentState.FREE: common_pb2.COMPARTMENT_STATE_FREE,
-    CompartmentState.RESERVED: common_pb2.COMPARTMENT_STATE_RESERVED,
-    CompartmentState.OCCUPIED: common_pb2.COMPARTMENT_STATE_OCCUPIED,
-    CompartmentState.DISABLED: common_pb2.COMPARTMENT_STATE_DISABLED,
-    CompartmentState.FAULT: common_pb2.COMPARTMENT_STATE_FAULT,
-}
+from lockerhub.states import CompartmentState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge.cabinet import CompartmentRecord, CompartmentState
+from edge.cabinet import CompartmentRecord
+from lockerhub.states import CompartmentState
 from lockerhub.v1 import common_pb2, device_pb2
 
 log = logging.getLogger(__name__)

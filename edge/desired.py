@@ -12,9 +12,10 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
-from edge.cabinet import CompartmentRecord, CompartmentState
+from edge.cabinet import CompartmentRecord
 from edge.errors import CommandError
 from edge.settings import EdgeSettings
+from lockerhub.states import CompartmentState
 from lockerhub.v1 import device_pb2
 
 # How long a local deposit/pickup shields a compartment from the hub's desired state after its

@@ -19,8 +19,9 @@ from typing import Self
 
 import aiosqlite
 
-from edge.cabinet import CompartmentRecord, CompartmentState
+from edge.cabinet import CompartmentRecord
 from edge.errors import ResendWindowError, StorageError
+from lockerhub.states import CompartmentState
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2
 

@@ -13,7 +13,7 @@ from hub.desired import DesiredStates
 from hub.errors import Dropped, IllegalTransition
 from hub.lifecycle import record_transition
 from hub.metrics import HubMetrics
-from hub.models import CompartmentState, ParcelRecord, ParcelState, alarm_kind_name
+from hub.models import ParcelRecord, ParcelState, alarm_kind_name
 from hub.notify import Notifier, PickupNotice
 from hub.pickup import IssuedCode, issue_code
 from hub.registry import Registry
@@ -23,6 +23,7 @@ from hub.repo import parcels as parcels_repo
 from hub.settings import PickupSettings
 from hub.store import Store, Tx
 from lockerhub.clock import Clock
+from lockerhub.states import CompartmentState
 from lockerhub.topics import Topic
 from lockerhub.v1 import device_pb2
 

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, cast
 
+from lockerhub.states import CompartmentState
 from lockerhub.v1 import common_pb2, device_pb2
 
 
@@ -29,17 +30,6 @@ class ParcelState(enum.StrEnum):
         """Raises ValueError for UNSPECIFIED or an unknown number."""
         name = common_pb2.ParcelState.Name(cast(Any, value)).removeprefix("PARCEL_STATE_")
         return cls[name]
-
-
-class CompartmentState(enum.StrEnum):
-    FREE = "free"
-    RESERVED = "reserved"
-    OCCUPIED = "occupied"
-    DISABLED = "disabled"
-    FAULT = "fault"
-
-    def to_proto(self) -> common_pb2.CompartmentState.ValueType:
-        return common_pb2.CompartmentState.Value(f"COMPARTMENT_STATE_{self.name}")
 
 
 class Zone(enum.StrEnum):

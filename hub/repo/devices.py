@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 
 from hub.allocation import FreeSlot
 from hub.metrics import Snapshot
-from hub.models import CompartmentRecord, CompartmentState, DeviceRecord, Dims, Zone, size_name
+from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone, size_name
 from hub.settings import SiteSettings
 from hub.store import Row, Tx
+from lockerhub.states import CompartmentState
 from lockerhub.v1 import common_pb2
 
 

@@ -89,13 +89,7 @@ class CommandService:
 
     async def publish(self, pending: PendingCommand) -> bool:
         """Publish a committed command; on a broker failure it stays queued (False)."""
-        remaining = pending.expires_ms - self._clock.now_ms()
-        if remaining <= 0:
-            return False
-        try:
-            await self._publisher.publish(pending.topic, pending.payload, expiry_ms=remaining)
-        except BrokerError as exc:
-            log.warning("command %s stays queued: %s", pending.command_id, exc)
+        if not await self._publish_only(pending):
             return False
         async with self._store.transaction() as tx:
             await repo.mark_sent(tx, pending.command_id, self._clock.now_ms())

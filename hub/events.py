@@ -205,7 +205,10 @@ class EventApplier:
         new: ParcelState,
         now: int,
         deadline_ms: int | None = None,
+        *,
+        place: str | None = None,
     ) -> None:
+        """Record a device-caused transition at ``place`` (default: the parcel's compartment)."""
         try:
             await record_transition(
                 tx,
@@ -214,7 +217,7 @@ class EventApplier:
                 new,
                 ts_ms=now,
                 actor=f"device:{topic.device}",
-                location=f"{topic.site}/{topic.device}/{parcel.compartment_id}",
+                location=f"{topic.site}/{topic.device}/{place or parcel.compartment_id}",
                 pickup_deadline_ms=deadline_ms,
             )
         except IllegalTransition as exc:
@@ -290,18 +293,7 @@ class EventApplier:
         if parcel is None:
             raise Dropped("unknown_parcel", f"{topic.device} sorted an unknown parcel")
         new = ParcelState.RETURNED if parcel.state == ParcelState.WITHDRAWN else ParcelState.SORTED
-        try:
-            await record_transition(
-                tx,
-                parcel.parcel_id,
-                parcel.state,
-                new,
-                ts_ms=now,
-                actor=f"device:{topic.device}",
-                location=f"{topic.site}/{topic.device}/{ev.chute_id}",
-            )
-        except IllegalTransition as exc:
-            raise Dropped("mismatch", str(exc)) from exc
+        await self._transition(tx, topic, parcel, new, now, place=ev.chute_id)
         return new
 
     async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:

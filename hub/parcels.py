@@ -187,18 +187,9 @@ class ParcelService:
         tx: Tx, parcel: ParcelRecord, cabinet: str, compartment: str, now: int, hold_ms: int
     ) -> None:
         await repo.set_reservation(tx, parcel.parcel_id, cabinet, compartment, now + hold_ms, now)
-        if parcel.state == ParcelState.ANNOUNCED:
-            await record_transition(
-                tx,
-                parcel.parcel_id,
-                parcel.state,
-                ParcelState.RESERVED,
-                ts_ms=now,
-                actor="hub",
-                location=f"{parcel.site}/{cabinet}/{compartment}",
-            )
-        if not await devices_repo.reserve_compartment(tx, cabinet, compartment, parcel.parcel_id):
-            raise AssertionError("allocated compartment was not free inside the same transaction")
+        await _hold_compartment(
+            tx, parcel.parcel_id, parcel.state, parcel.site, cabinet, compartment, now
+        )
 
     async def _store_reserved(
         self,
@@ -230,17 +221,9 @@ class ParcelService:
         await repo.add_transition(
             tx, a.parcel_id, Transition(ParcelState.ANNOUNCED, now, actor, a.site)
         )
-        await record_transition(
-            tx,
-            a.parcel_id,
-            ParcelState.ANNOUNCED,
-            ParcelState.RESERVED,
-            ts_ms=now,
-            actor="hub",
-            location=f"{a.site}/{cabinet}/{compartment}",
+        await _hold_compartment(
+            tx, a.parcel_id, ParcelState.ANNOUNCED, a.site, cabinet, compartment, now
         )
-        if not await devices_repo.reserve_compartment(tx, cabinet, compartment, a.parcel_id):
-            raise AssertionError("allocated compartment was not free inside the same transaction")
 
     async def cancel(self, parcel_id: str, *, reason: str, actor: str) -> ParcelRecord:
         """Cancel a parcel before deposit; its reservation is freed and the cabinet told.
@@ -414,3 +397,27 @@ def _decode_token(token: str) -> int:
         return int(text[2:])
     except (ValueError, binascii.Error, UnicodeError):
         raise InvalidArgument("page_token is not a token this hub issued") from None
+
+
+async def _hold_compartment(
+    tx: Tx,
+    parcel_id: str,
+    state: ParcelState,
+    site: str,
+    cabinet: str,
+    compartment: str,
+    now: int,
+) -> None:
+    """An announced parcel becomes reserved, and the allocated compartment is taken for it."""
+    if state == ParcelState.ANNOUNCED:
+        await record_transition(
+            tx,
+            parcel_id,
+            state,
+            ParcelState.RESERVED,
+            ts_ms=now,
+            actor="hub",
+            location=f"{site}/{cabinet}/{compartment}",
+        )
+    if not await devices_repo.reserve_compartment(tx, cabinet, compartment, parcel_id):
+        raise AssertionError("allocated compartment was not free inside the same transaction")

@@ -5,7 +5,17 @@ The Modbus driver is ``edge.modbus.ModbusDriver`` (not imported here: it loads p
 
 from edge.agent import AgentStats, EdgeAgent
 from edge.cabinet import CompartmentRecord
-from edge.driver import (
+from edge.errors import (
+    CommandError,
+    ConfigError,
+    DriverError,
+    EdgeError,
+    LinkError,
+    ResendWindowError,
+    StorageError,
+)
+from edge.settings import EdgeSettings
+from lockerhub.driver import (
     ChuteChanged,
     CompartmentSpec,
     DoorChanged,
@@ -20,16 +30,6 @@ from edge.driver import (
     SizeClass,
     SorterDriver,
 )
-from edge.errors import (
-    CommandError,
-    ConfigError,
-    DriverError,
-    EdgeError,
-    LinkError,
-    ResendWindowError,
-    StorageError,
-)
-from edge.settings import EdgeSettings
 from lockerhub.states import CompartmentState
 
 __all__ = [

@@ -1,22 +1,26 @@
-"""``python -m edge --config cabinet.toml``: the agent alone, for boards without the hub."""
+"""``python -m edge --config cabinet.toml``: the agent alone on real drivers, for cabinet boards."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from edge.cli import register
+from edge.cli import REAL_DRIVERS, DriverFactory, register
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    drivers: Mapping[str, DriverFactory] = REAL_DRIVERS,
+    prog: str = "python -m edge",
+) -> int:
     """Parse ``edge`` arguments and run the agent; the exit code of ``lockerhub edge``."""
-    parser = argparse.ArgumentParser(prog="python -m edge")
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
-    register(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True), drivers)
     args = parser.parse_args(["edge", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(
         level=logging.INFO,

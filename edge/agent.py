@@ -25,19 +25,6 @@ from edge.cabinet import CompartmentRecord, DoorClosed, DoorMachine, DoorOpened,
 from edge.commands import Applied as _Applied
 from edge.commands import apply_record_command, make_result, valid_id
 from edge.desired import RuntimeConfig, apply_desired
-from edge.driver import (
-    ChuteChanged,
-    CompartmentSpec,
-    DoorChanged,
-    DropConfirmed,
-    HardwareDriver,
-    Inducted,
-    InputEvent,
-    ItemChanged,
-    KeypadEntry,
-    Scanned,
-    SorterDriver,
-)
 from edge.errors import CommandError, ConfigError, DriverError, LinkError, StorageError
 from edge.link import Link
 from edge.messages import alarm as _alarm
@@ -50,6 +37,19 @@ from edge.settings import EdgeSettings
 from edge.sorter import SorterController, SortPlan
 from edge.store import Store
 from lockerhub.clock import Clock, SystemClock
+from lockerhub.driver import (
+    ChuteChanged,
+    CompartmentSpec,
+    DoorChanged,
+    DropConfirmed,
+    HardwareDriver,
+    Inducted,
+    InputEvent,
+    ItemChanged,
+    KeypadEntry,
+    Scanned,
+    SorterDriver,
+)
 from lockerhub.states import CompartmentState
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2

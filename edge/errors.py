@@ -2,14 +2,28 @@
 
 EdgeError
 ├── ConfigError   a settings file or environment variable is wrong (message names the key)
-├── DriverError   the hardware (or its simulator) failed or refused an operation
 ├── StorageError  the local SQLite database failed (wraps sqlite3/aiosqlite errors)
 ├── LinkError     the MQTT link is down or a publish/subscribe failed (wraps aiomqtt errors)
 └── CommandError  a command or desired state is invalid (turned into a REJECTED result)
     └── ResendWindowError  ResendEvents asked for events outside the kept window
+
+``DriverError`` (the hardware or its simulator failed) belongs to the driver contract,
+``lockerhub.driver``, and is re-exported here.
 """
 
 from __future__ import annotations
+
+from lockerhub.driver import DriverError
+
+__all__ = [
+    "CommandError",
+    "ConfigError",
+    "DriverError",
+    "EdgeError",
+    "LinkError",
+    "ResendWindowError",
+    "StorageError",
+]
 
 
 class EdgeError(Exception):
@@ -18,10 +32,6 @@ class EdgeError(Exception):
 
 class ConfigError(EdgeError):
     """Invalid configuration; the message names the offending TOML key or environment variable."""
-
-
-class DriverError(EdgeError):
-    """A hardware driver operation failed (relay, sensor, meter or input)."""
 
 
 class StorageError(EdgeError):

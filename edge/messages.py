@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.driver import CompartmentSpec, SizeClass
 from lockerhub.codes import MAX_DIGITS, MIN_DIGITS, verify_code
+from lockerhub.driver import CompartmentSpec, SizeClass
 from lockerhub.v1 import common_pb2, device_pb2
 
 _SIZE_PROTO = {

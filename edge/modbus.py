@@ -22,8 +22,8 @@ from typing import Any, Self
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from edge.driver import CompartmentSpec, DoorChanged, InputEvent, ItemChanged, MeterReading
 from edge.errors import DriverError
+from lockerhub.driver import CompartmentSpec, DoorChanged, InputEvent, ItemChanged, MeterReading
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from edge.driver import CompartmentSpec, SizeClass
 from edge.errors import ConfigError
 from lockerhub.config import build, load_settings
+from lockerhub.driver import CompartmentSpec, SizeClass
 from lockerhub.errors import TopicError
 from lockerhub.topics import validate_id
 

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from edge.driver import DropConfirmed, Inducted, SorterDriver
 from edge.errors import DriverError
 from edge.settings import SorterSettings
+from lockerhub.driver import DropConfirmed, Inducted, SorterDriver
 from lockerhub.v1 import common_pb2, device_pb2
 
 log = logging.getLogger(__name__)

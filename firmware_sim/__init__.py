@@ -1,6 +1,6 @@
 """lockerhub firmware_sim: simulated cabinets and sorting lines with fault injection.
 
-Also ``firmware_sim.modbus_server`` (a cabinet as Modbus TCP boards), ``firmware_sim.fleet`` (many
+Also ``firmware_sim.modbus_server`` (a cabinet as Modbus TCP boards), ``demo.fleet`` (many
 cabinets in one process) and ``firmware_sim.charge_point`` (OCPP 1.6J charge points), imported on
 demand so that an edge agent using the simulator does not load Modbus, OCPP or websockets.
 """

@@ -1,4 +1,4 @@
-"""A simulated locker cabinet implementing edge.driver.HardwareDriver in-process.
+"""A simulated locker cabinet implementing lockerhub.driver.HardwareDriver in-process.
 
 Relays (a pulse pops the door open unless a ``jam`` fault is injected), door and item sensors,
 chilled-compartment temperature probes, an energy meter (Wh counter from a base load plus relay
@@ -22,16 +22,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from edge.driver import (
+from lockerhub.driver import (
     CompartmentSpec,
     DoorChanged,
+    DriverError,
     InputEvent,
     ItemChanged,
     KeypadEntry,
     MeterReading,
     Scanned,
 )
-from edge.errors import DriverError
 
 _INPUT_QUEUE = 1024
 

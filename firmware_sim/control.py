@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from edge.errors import DriverError
 from firmware_sim.cabinet import ActorResult, SimulatedCabinet
 from firmware_sim.errors import ControlError
+from lockerhub.driver import DriverError
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from edge.errors import DriverError
 from firmware_sim.cabinet import Fault, SimulatedCabinet
 from firmware_sim.errors import SimError
+from lockerhub.driver import DriverError
 
 # Register map (also in docs/edge.md).
 CHANNELS = 16  # relay/sensor channels per lock board (default n)

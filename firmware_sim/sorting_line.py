@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from edge.driver import (
+from lockerhub.driver import (
     ChuteChanged,
     CompartmentSpec,
+    DriverError,
     DropConfirmed,
     Inducted,
     InputEvent,
     MeterReading,
 )
-from edge.errors import DriverError
 
 _INPUT_QUEUE = 4096
 NO_CONFIRM = "no_confirm"

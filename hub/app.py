@@ -15,30 +15,30 @@ from typing import Self, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from hub.alarms import AlarmService
-from hub.allocation import RoutingAllocator, allocate_smallest_fit
 from hub.api.auth import token_digest
 from hub.api.server import ApiServices, GrpcServer
-from hub.commands import CommandService
-from hub.connection import BrokerConnection
-from hub.desired import DesiredStates
+from hub.devices.alarms import AlarmService
+from hub.devices.commands import CommandService
+from hub.devices.desired import DesiredStates
+from hub.devices.fleet import FleetService
+from hub.devices.registry import Registry
 from hub.errors import HubError
-from hub.events import EventApplier
-from hub.feed import LiveFeed
-from hub.fleet import FleetService
-from hub.ingest import Ingestor
-from hub.metrics import HubMetrics
-from hub.metrics_server import MetricsServer
-from hub.metrics_store import StoreMetrics
-from hub.notify import FileNotifier, Notifier
+from hub.ingest.events import EventApplier
+from hub.ingest.pipeline import Ingestor
+from hub.metrics.catalogue import HubMetrics
+from hub.metrics.server import MetricsServer
+from hub.metrics.store_collector import StoreMetrics
+from hub.mqtt.connection import BrokerConnection
 from hub.ocpp import CentralSystem
-from hub.parcels import ParcelService
-from hub.planning import RoutePlanner
-from hub.registry import Registry
-from hub.repo import devices as devices_repo
+from hub.parcels.allocation import RoutingAllocator, allocate_smallest_fit
+from hub.parcels.announce import ParcelService
+from hub.parcels.feed import LiveFeed
+from hub.parcels.notify import FileNotifier, Notifier
+from hub.parcels.sweeper import Sweeper
+from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
-from hub.sweeper import Sweeper
+from hub.store.repo import devices as devices_repo
 from lockerhub.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)

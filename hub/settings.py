@@ -330,7 +330,7 @@ class OcppSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifySettings:
-    # JSON-lines file standing in for the SMS gateway (hub.notify.FileNotifier).
+    # JSON-lines file standing in for the SMS gateway (hub.parcels.notify.FileNotifier).
     path: Path = Path("notifications.jsonl")
 
 

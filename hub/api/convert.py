@@ -13,7 +13,7 @@ from hub.models import (
     alarm_kind_to_proto,
     size_to_proto,
 )
-from hub.repo.journal import JournalEntry
+from hub.store.repo.journal import JournalEntry
 from lockerhub.v1 import common_pb2, dispatch_pb2, fleet_pb2
 
 

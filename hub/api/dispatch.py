@@ -9,9 +9,9 @@ from grpc import aio
 
 from hub.api import convert, validate
 from hub.api.auth import current_actor
-from hub.feed import LiveFeed
-from hub.parcels import ParcelService
-from hub.planning import DEFAULT_TIME_LIMIT_S, RoutePlanner
+from hub.parcels.announce import ParcelService
+from hub.parcels.feed import LiveFeed
+from hub.planning.routes import DEFAULT_TIME_LIMIT_S, RoutePlanner
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from grpc import aio
 
-from hub.alarms import AlarmService
 from hub.api import convert, validate
 from hub.api.auth import current_actor
 from hub.api.charging import ChargingRpcs
-from hub.fleet import FleetService
+from hub.devices.alarms import AlarmService
+from hub.devices.fleet import FleetService
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 
 if TYPE_CHECKING:

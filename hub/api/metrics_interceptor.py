@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from hub.metrics import HubMetrics
+from hub.metrics.catalogue import HubMetrics
 
 Behavior = Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]
 

@@ -14,21 +14,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from hub.alarms import AlarmService
 from hub.api.auth import Role, TokenBook
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
+from hub.devices.alarms import AlarmService
+from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
-from hub.feed import LiveFeed
-from hub.fleet import FleetService
-from hub.parcels import ParcelService
-from hub.planning import RoutePlanner
+from hub.parcels.announce import ParcelService
+from hub.parcels.feed import LiveFeed
+from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc, fleet_pb2, fleet_pb2_grpc
 
 if TYPE_CHECKING:
-    from hub.metrics import HubMetrics
+    from hub.metrics.catalogue import HubMetrics
     from hub.ocpp import CentralSystem
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from hub.errors import InvalidArgument
 from hub.models import Dims, ParcelState, Zone
-from hub.parcels import Announcement
-from hub.phones import normalize_phone
-from hub.planning import MAX_VEHICLES, VehicleSpec
+from hub.parcels.announce import Announcement
+from hub.parcels.phones import normalize_phone
+from hub.planning.routes import MAX_VEHICLES, VehicleSpec
 from lockerhub.v1 import dispatch_pb2, fleet_pb2
 
 MAX_BATCH = 10_000

@@ -23,15 +23,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from hub.alarms import AlarmService
+from hub.devices.alarms import AlarmService
 from hub.errors import ConfigError, DeviceUnavailable, InvalidArgument, NotFound
-from hub.metrics import HubMetrics
+from hub.metrics.catalogue import HubMetrics
 from hub.ocpp.handler import SOCKET_LOG, PileHandler
 from hub.ocpp.sessions import SessionStore
 from hub.ocpp.state import MAX_CONNECTORS, ChargingCollector, PileState
-from hub.repo import devices as devices_repo
 from hub.settings import OcppSettings
 from hub.store import Store
+from hub.store.repo import devices as devices_repo
 from lockerhub.clock import Clock
 from lockerhub.errors import TopicError
 from lockerhub.topics import validate_id

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.metrics_telemetry import Cumulative
+from hub.metrics.telemetry import Cumulative
 
 # OCPP 1.6 ChargePointStatus values (section 7.7), exported as a state set.
 STATUSES = (

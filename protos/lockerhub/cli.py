@@ -18,11 +18,14 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "hub": ("hub.app", "run the hub service (MQTT ingestion, gRPC, metrics)"),
     "hub-token": ("hub.app", "make an operator API token and its settings entry"),
-    "devices": ("hub.provision", "provision per-device MQTT accounts (password and ACL files)"),
-    "edge": ("edge.cli", "run a cabinet or sorting-line edge agent"),
-    "sim": ("firmware_sim.cli", "act as courier or recipient on a simulated cabinet; sim fleets"),
-    "ops": ("hub.ops", "operator commands against a running hub (gRPC)"),
-    "demo": ("hub.demo", "broker, hub and simulated cabinets in one process (`make run`)"),
+    "devices": (
+        "hub.broker.provision",
+        "provision per-device MQTT accounts (password and ACL files)",
+    ),
+    "edge": ("demo.edge", "run a cabinet or sorting-line edge agent"),
+    "sim": ("demo.sim", "act as courier or recipient on a simulated cabinet; sim fleets"),
+    "ops": ("ops.cli", "operator commands against a running hub (gRPC)"),
+    "demo": ("demo.platform", "broker, hub and simulated cabinets in one process (`make run`)"),
     "allocate": ("routing.cli", "allocate parcels to compartments (PROBLEM.json)"),
     "plan-routes": ("routing.cli", "plan vehicle routes (Solomon or E-VRPTW instance)"),
 }

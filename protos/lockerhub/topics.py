@@ -1,8 +1,8 @@
 """The MQTT topic tree: the only place topic names are built and parsed.
 
 Every device has its own subtree ``lockerhub/v1/<site>/<device>/<kind>``; the broker's ACLs
-(written by ``hub.broker``) let a device touch nothing outside it. docs/asyncapi.yaml documents
-the same tree for people and other tools.
+(written by ``hub.broker.mosquitto``) let a device touch nothing outside it. docs/asyncapi.yaml
+documents the same tree for people and other tools.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ if str(ROOT) not in sys.path:
 
 import aiomqtt  # noqa: E402
 
+from demo.fleet import Fleet, FleetSpec  # noqa: E402
 from edge.agent import EdgeAgent  # noqa: E402
 from edge.settings import EdgeSettings  # noqa: E402
 from edge.store import Store  # noqa: E402
 from firmware_sim.cabinet import SimulatedCabinet  # noqa: E402
-from firmware_sim.fleet import Fleet, FleetSpec  # noqa: E402
 from lockerhub.v1 import device_pb2  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -124,9 +124,10 @@ kind = "sim"
     finally:
         bare.terminate()
         bare.wait(20)
-    # `python -m edge` is what a cabinet board runs; `lockerhub edge` also loads the hub's CLI.
+    # `python -m edge` is what a board runs (real drivers); `python -m demo.edge` is the same
+    # agent with the simulators, measured on the simulated cabinet; `lockerhub edge` adds the CLI.
     for label, argv in (
-        ("python -m edge", [sys.executable, "-m", "edge", "--config", str(cfg)]),
+        ("python -m demo.edge", [sys.executable, "-m", "demo.edge", "--config", str(cfg)]),
         ("lockerhub edge", [str(exe), "edge", "--config", str(cfg)]),
     ):
         agent = subprocess.Popen(

@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest  # noqa: E402
 
-from hub.metrics import DeviceInfo, HubMetrics, Snapshot  # noqa: E402
-from hub.metrics_server import MetricsServer  # noqa: E402
+from hub.metrics.catalogue import DeviceInfo, HubMetrics, Snapshot  # noqa: E402
+from hub.metrics.server import MetricsServer  # noqa: E402
 from hub.ocpp.state import ChargingCollector, PileState  # noqa: E402
 from lockerhub.v1 import device_pb2  # noqa: E402
 

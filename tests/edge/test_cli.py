@@ -46,7 +46,7 @@ async def _start(config: Path) -> tuple[asyncio.subprocess.Process, tuple[str, i
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge",
+        "demo.edge",
         "--config",
         str(config),
         stdout=subprocess.PIPE,
@@ -106,7 +106,7 @@ async def test_broken_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "edge",
+        "demo.edge",
         "--config",
         str(config),
         stdout=subprocess.PIPE,

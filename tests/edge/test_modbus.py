@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from edge.agent import EdgeAgent
-from edge.driver import DoorChanged, ItemChanged
 from edge.errors import DriverError
 from edge.modbus import ModbusDriver
 from edge.settings import CompartmentGroup, DriverSettings
 from firmware_sim.cabinet import Fault, SimulatedCabinet
 from firmware_sim.modbus_server import ModbusCabinetServer, free_port
+from lockerhub.driver import DoorChanged, ItemChanged
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2
 from tests.edge.conftest import FakeHub, edge_settings, running

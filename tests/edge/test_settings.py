@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from edge.driver import SizeClass
 from edge.errors import ConfigError
 from edge.settings import EdgeSettings
+from lockerhub.driver import SizeClass
 
 EXAMPLE = Path(__file__).parents[2] / "edge" / "examples" / "cabinet.toml"
 DEVICE = {"device": {"id": "cab-1", "site": "site-a"}}

@@ -6,9 +6,15 @@ import asyncio
 
 import pytest
 
-from edge.driver import CompartmentSpec, DoorChanged, HardwareDriver, ItemChanged, SizeClass
-from edge.errors import DriverError
 from firmware_sim.cabinet import SimulatedCabinet
+from lockerhub.driver import (
+    CompartmentSpec,
+    DoorChanged,
+    DriverError,
+    HardwareDriver,
+    ItemChanged,
+    SizeClass,
+)
 
 
 def _specs(n: int = 2) -> list[CompartmentSpec]:

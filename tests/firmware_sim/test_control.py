@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from edge.driver import CompartmentSpec, SizeClass
 from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.cli import register
 from firmware_sim.control import MAX_LINE_BYTES, ControlClient, ControlServer
 from firmware_sim.errors import ControlError
+from lockerhub.driver import CompartmentSpec, SizeClass
 
 SPECS = [
     CompartmentSpec(

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.driver import CompartmentSpec, SizeClass
-from edge.errors import DriverError
 from firmware_sim.cabinet import Fault, SimulatedCabinet
 from firmware_sim.control import ControlClient, ControlServer
 from firmware_sim.errors import ControlError
+from lockerhub.driver import CompartmentSpec, DriverError, SizeClass
 
 
 def _specs() -> list[CompartmentSpec]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from demo.fleet import Fleet, FleetSpec, load_credentials
 from firmware_sim.errors import SimError
-from firmware_sim.fleet import Fleet, FleetSpec, load_credentials
 from lockerhub.codec import decode
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import device_pb2

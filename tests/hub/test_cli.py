@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hub import ops
+from ops import cli as ops
 from tests.hub.cabinet import FakeCabinet
 
 _RUN_HUB = (

@@ -33,7 +33,10 @@ async def desired_where(
 
 
 async def test_desired_state_follows_reservations_codes_and_disabled(hub: HubHarness) -> None:
-    async with hub.cabinet("CAB-1") as cab, DesiredWatch(hub.broker, hub.site, "CAB-1") as watch:
+    async with (
+        hub.cabinet("CAB-1") as cab,
+        DesiredWatch(hub.broker, hub.site, "CAB-1") as watch,
+    ):
         await cab.birth()
         await online(hub, "CAB-1")
         first = await desired_where(watch, lambda s: s.version >= 1)

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.allocation import FreeSlot, ParcelDemand, allocate_smallest_fit, fits
 from hub.errors import IllegalTransition
-from hub.lifecycle import ALLOWED, TERMINAL, check_transition
 from hub.models import ParcelState
-from hub.phones import mask_phone, normalize_phone
+from hub.parcels.allocation import FreeSlot, ParcelDemand, allocate_smallest_fit, fits
+from hub.parcels.lifecycle import ALLOWED, TERMINAL, check_transition
+from hub.parcels.phones import mask_phone, normalize_phone
 from lockerhub.v1 import common_pb2
 
 

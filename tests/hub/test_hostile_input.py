@@ -80,7 +80,7 @@ async def test_unknown_device_and_wrong_topic(hub: HubHarness) -> None:
         await online(hub, "CAB-U")
 
     # A birth at a site the hub does not know is refused.
-    from hub.mqtt import Inbound
+    from hub.mqtt.link import Inbound
     from tests.hub.cabinet import status
 
     before = hub.dropped("unknown_site")
@@ -93,7 +93,7 @@ async def test_unknown_device_and_wrong_topic(hub: HubHarness) -> None:
 async def test_messages_on_bad_topics_are_dropped(hub: HubHarness) -> None:
     """Topics the broker's ACL would refuse for devices are checked by the hub too (direct feed)."""
     ingest = hub.app.ingestor
-    from hub.mqtt import Inbound
+    from hub.mqtt.link import Inbound
 
     before = hub.dropped("topic")
     await ingest.handle(Inbound("lockerhub/v1/x/y/unknown_kind", b"", None))

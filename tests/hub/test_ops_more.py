@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub import ops
 from hub.api.auth import token_digest
 from lockerhub.v1 import device_pb2
+from ops import cli as ops
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_flow import online
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from hub.broker import BrokerConfig, free_port, render_config
-from hub.provision import main
+from hub.broker.mosquitto import BrokerConfig, free_port, render_config
+from hub.broker.provision import main
 from lockerhub.topics import Kind, Topic
 from tests.support.broker import require_mosquitto
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hub.errors import StoreError
-from hub.migrations import MIGRATIONS
 from hub.store import Store, Tx
+from hub.store.migrations import MIGRATIONS
 
 
 async def test_migrations_once_and_reopen(tmp_path: Path) -> None:

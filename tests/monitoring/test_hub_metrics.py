@@ -8,7 +8,7 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.metrics import DeviceInfo, HubMetrics, Snapshot
+from hub.metrics.catalogue import DeviceInfo, HubMetrics, Snapshot
 from lockerhub.codec import CONTENT_TYPE_JSON, encode
 from lockerhub.v1 import device_pb2
 
@@ -117,7 +117,7 @@ def test_strangers_and_garbage_add_no_series() -> None:
 
 
 async def test_tap_hands_every_message_on() -> None:
-    from hub.mqtt import Inbound
+    from hub.mqtt.link import Inbound
 
     m = hub_metrics()
     seen: list[Inbound] = []

@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter
 
-from hub.metrics_server import MetricsServer
+from hub.metrics.server import MetricsServer
 
 
 async def request(port: int, raw: bytes, *, timeout: float = 10) -> bytes:

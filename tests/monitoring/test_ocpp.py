@@ -19,15 +19,15 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from firmware_sim.charge_point import SimulatedChargePoint
-from hub.alarms import AlarmService
 from hub.api.charging import ChargingRpcs
 from hub.api.interceptors import DomainErrorInterceptor
+from hub.devices.alarms import AlarmService
 from hub.errors import ConfigError
-from hub.metrics import HubMetrics
+from hub.metrics.catalogue import HubMetrics
 from hub.ocpp import CentralSystem
-from hub.repo import devices as devices_repo
 from hub.settings import HubSettings, OcppSettings, SiteSettings
 from hub.store import Store
+from hub.store.repo import devices as devices_repo
 from lockerhub.clock import SystemClock
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.broker import Account, BrokerConfig, Mosquitto, new_password
+from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
 
 HUB_USERNAME = "hub"
 

@@ -1,0 +1,1 @@
+"""Devices: presence, commands, retained desired state, alarms and the cabinet fleet."""

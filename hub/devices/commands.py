@@ -1,0 +1,245 @@
+"""Commands to devices: created with an id and expiry, published, tracked to a final state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from hub.errors import BrokerError, CommandTimeout, DeviceUnavailable, Dropped
+from hub.metrics.catalogue import HubMetrics
+from hub.models import OUTCOME_SUCCESS, CommandOutcome, CommandState, outcome_name
+from hub.settings import CommandSettings
+from hub.store import Store, Tx
+from hub.store.repo import commands as repo
+from hub.store.repo import devices as devices_repo
+from lockerhub.clock import Clock
+from lockerhub.codec import encode
+from lockerhub.topics import Kind, Topic
+from lockerhub.v1 import common_pb2, device_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """Whatever puts a command on the wire (the broker connection)."""
+
+    async def publish(self, topic: Topic, payload: bytes, *, expiry_ms: int | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A command stored as queued, to publish once its transaction has committed."""
+
+    command_id: str
+    topic: Topic
+    payload: bytes
+    expires_ms: int
+
+
+class CommandService:
+    """Creates, publishes and tracks commands; wakes whoever waits for a result."""
+
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        clock: Clock,
+        settings: CommandSettings,
+        metrics: HubMetrics,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._settings = settings
+        self._metrics = metrics
+        self._waiters: dict[str, asyncio.Future[CommandOutcome]] = {}
+
+    async def create(
+        self,
+        tx: Tx,
+        *,
+        device_id: str,
+        site: str,
+        command: device_pb2.Command,
+        ttl_ms: int,
+        actor: str,
+    ) -> PendingCommand:
+        """Store ``command`` (body set by the caller) as queued inside the caller's transaction."""
+        now = self._clock.now_ms()
+        command.command_id = str(uuid.uuid4())
+        command.issued_ms = now
+        command.expires_ms = now + ttl_ms
+        payload = encode(command)
+        await repo.insert_command(
+            tx,
+            command_id=command.command_id,
+            device_id=device_id,
+            type_=command.WhichOneof("body") or "",
+            body=payload,
+            actor=actor,
+            created_ms=now,
+            expires_ms=command.expires_ms,
+        )
+        return PendingCommand(
+            command.command_id, Topic(site, device_id, Kind.COMMAND), payload, command.expires_ms
+        )
+
+    async def publish(self, pending: PendingCommand) -> bool:
+        """Publish a committed command; on a broker failure it stays queued (False)."""
+        if not await self._publish_only(pending):
+            return False
+        async with self._store.transaction() as tx:
+            await repo.mark_sent(tx, pending.command_id, self._clock.now_ms())
+        return True
+
+    async def publish_many(self, pendings: list[PendingCommand]) -> int:
+        """Publish committed commands in order, then mark the sent ones in ONE transaction
+        (a batch of reservations must not cost a transaction per command); return how many
+        were sent. A command that could not be sent stays queued for the sweeper."""
+        sent: list[str] = []
+        for pending in pendings:
+            if await self._publish_only(pending):
+                sent.append(pending.command_id)
+        if sent:
+            now = self._clock.now_ms()
+
+            async def work(tx: Tx) -> None:
+                await repo.mark_sent_many(tx, sent, now)
+
+            await self._store.transaction_on_thread(work)
+        return len(sent)
+
+    async def _publish_only(self, pending: PendingCommand) -> bool:
+        remaining = pending.expires_ms - self._clock.now_ms()
+        if remaining <= 0:
+            return False
+        try:
+            await self._publisher.publish(pending.topic, pending.payload, expiry_ms=remaining)
+        except BrokerError as exc:
+            log.warning("command %s stays queued: %s", pending.command_id, exc)
+            return False
+        return True
+
+    async def send_and_wait(self, pending: PendingCommand) -> CommandOutcome:
+        """Publish a committed command and wait for its result until expiry (+ grace).
+
+        Raises:
+            DeviceUnavailable: the broker link is down (the command is marked failed).
+            CommandTimeout: no result in time (the command is marked timed_out).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CommandOutcome] = loop.create_future()
+        self._waiters[pending.command_id] = future
+        try:
+            if not await self.publish(pending):
+                # Never leave a door-open queued to run late: fail it now.
+                await self._finish(
+                    pending.command_id, CommandState.FAILED, "not_sent", "broker unavailable"
+                )
+                raise DeviceUnavailable(
+                    f"command {pending.command_id} not sent: the hub is not connected to the broker"
+                )
+            wait_s = (pending.expires_ms - self._clock.now_ms()) / 1000
+            try:
+                # asyncio.timeout, not wait_for (CPython gh-86296: a lost cancellation).
+                async with asyncio.timeout(max(0.0, wait_s) + self._settings.result_timeout_s):
+                    return await asyncio.shield(future)
+            except TimeoutError:
+                await self._finish(
+                    pending.command_id,
+                    CommandState.TIMED_OUT,
+                    "timed_out",
+                    "no result before expiry",
+                )
+                raise CommandTimeout(
+                    f"cabinet {pending.topic.device} sent no result for command "
+                    f"{pending.command_id} before it expired"
+                ) from None
+        finally:
+            self._waiters.pop(pending.command_id, None)
+
+    async def _finish(
+        self, command_id: str, state: CommandState, outcome: str, detail: str
+    ) -> None:
+        async with self._store.transaction() as tx:
+            changed = await repo.complete(
+                tx,
+                command_id,
+                state=state,
+                outcome=outcome,
+                relay_fired=False,
+                detail=detail,
+                now_ms=self._clock.now_ms(),
+                only_open=True,
+            )
+        if changed:
+            self._metrics.commands.labels(outcome).inc()
+
+    async def on_result(self, tx: Tx, device_id: str, result: device_pb2.CommandResult) -> None:
+        """Apply a device's command result inside the ingest transaction.
+
+        Raises:
+            Dropped: unknown command, another device's command, or a repeated result.
+        """
+        record = await repo.get_command(tx, result.command_id)
+        if record is None:
+            raise Dropped("unknown_command", f"result for unknown command from {device_id}")
+        if record.device_id != device_id:
+            raise Dropped(
+                "misplaced", f"{device_id} reported a result for another device's command"
+            )
+        if result.outcome in OUTCOME_SUCCESS:
+            state = CommandState.SUCCEEDED
+        elif result.outcome == common_pb2.COMMAND_OUTCOME_EXPIRED:
+            state = CommandState.EXPIRED
+        else:
+            state = CommandState.FAILED
+        name = outcome_name(result.outcome)
+        now_ms = self._clock.now_ms()
+        if not await repo.complete(
+            tx,
+            result.command_id,
+            state=state,
+            outcome=name,
+            relay_fired=result.relay_fired,
+            detail=result.detail,
+            now_ms=now_ms,
+            only_open=False,
+        ):
+            raise Dropped("duplicate", f"repeated result for command from {device_id}")
+        self._metrics.commands.labels(name).inc()
+        if record.sent_ms:
+            self._metrics.observe_command(record.type, (now_ms - record.sent_ms) / 1000)
+
+    def notify_result(self, result: device_pb2.CommandResult) -> None:
+        """Wake a waiter after the result's transaction committed."""
+        future = self._waiters.get(result.command_id)
+        if future is not None and not future.done():
+            future.set_result(
+                CommandOutcome(result.command_id, result.outcome, result.relay_fired, result.detail)
+            )
+
+    async def run_sweeper(self) -> None:
+        """Mark commands unanswered after expiry (+ grace) as expired; runs until cancelled."""
+        grace_ms = int(self._settings.result_timeout_s * 1000)
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            now = self._clock.now_ms()
+            async with self._store.transaction() as tx:
+                count = await repo.expire_due(tx, now - grace_ms, now)
+            if count:
+                self._metrics.commands.labels("expired").inc(count)
+
+    async def flush_queued(self) -> None:
+        """Publish commands stored while the broker was down (called after each connect)."""
+        now = self._clock.now_ms()
+        async with self._store.read() as tx:
+            rows = await repo.queued(tx, now)
+            sites = {d.device_id: d.site for d in await devices_repo.list_devices(tx)}
+        for command_id, device_id, body, expires_ms in rows:
+            if device_id in sites:
+                topic = Topic(sites[device_id], device_id, Kind.COMMAND)
+                await self.publish(PendingCommand(command_id, topic, body, expires_ms))

@@ -1,0 +1,160 @@
+"""Retained desired state per device: what a cabinet must hold to serve couriers and recipients
+while the hub is away (reservations, pickup-code hashes, disabled compartments, config).
+
+Every change bumps the device's version inside the transaction that made the change (so the
+version only grows and survives restarts); :meth:`DesiredStates.run` publishes the newest state of
+each changed device after the commit, coalescing bursts (a batch of 10 000 announcements is one
+publish per cabinet). A publish that fails stays pending and is retried after the next connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import astuple
+
+from hub.devices.commands import Publisher
+from hub.errors import BrokerError
+from hub.metrics.catalogue import HubMetrics
+from hub.settings import DeviceConfigSettings
+from hub.store import Store, Tx
+from hub.store.repo import devices as devices_repo
+from hub.store.repo import parcels as parcels_repo
+from lockerhub.clock import Clock
+from lockerhub.codec import encode
+from lockerhub.topics import Kind, Topic
+from lockerhub.v1 import device_pb2
+
+log = logging.getLogger(__name__)
+_BATCH = 200
+_RETRY_S = 1.0
+
+
+def config_message(cfg: DeviceConfigSettings) -> device_pb2.DeviceConfig:
+    return device_pb2.DeviceConfig(
+        telemetry_interval_s=cfg.telemetry_interval_s,
+        door_left_open_s=cfg.door_left_open_s,
+        keypad_max_failures=cfg.keypad_max_failures,
+        keypad_lockout_s=cfg.keypad_lockout_s,
+        chilled_min_c=cfg.chilled_min_c,
+        chilled_max_c=cfg.chilled_max_c,
+    )
+
+
+def config_hash(cfg: DeviceConfigSettings) -> str:
+    return hashlib.sha256(repr(astuple(cfg)).encode()).hexdigest()[:16]
+
+
+async def mark(tx: Tx, device_id: str, now_ms: int) -> None:
+    """Bump ``device_id``'s desired-state version (inside the caller's transaction)."""
+    await tx.execute(
+        "INSERT INTO desired_state (device, version, updated_ms) VALUES (?, 1, ?) "
+        "ON CONFLICT(device) DO UPDATE SET version = version + 1, updated_ms = excluded.updated_ms",
+        (device_id, now_ms),
+    )
+
+
+class DesiredStates:
+    """Builds and publishes each device's retained DesiredState."""
+
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        clock: Clock,
+        config: DeviceConfigSettings,
+        metrics: HubMetrics,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._config = config
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something changed (or the broker link came back): publish soon."""
+        self._wake.set()
+
+    async def sync_config(self) -> None:
+        """At start-up: devices whose last state carried another config get a new version."""
+        digest = config_hash(self._config)
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "UPDATE desired_state SET version = version + 1, config_hash = ?, updated_ms = ? "
+                "WHERE config_hash != ?",
+                (digest, self._clock.now_ms(), digest),
+            )
+
+    async def build(self, tx: Tx, device_id: str, version: int) -> device_pb2.DesiredState:
+        """The whole desired state of one device at ``version``."""
+        state = device_pb2.DesiredState(version=version, ts_ms=self._clock.now_ms())
+        for parcel_id, compartment, expires_ms in await parcels_repo.reservations_of(tx, device_id):
+            state.reservations.add(
+                parcel_id=parcel_id, compartment_id=compartment, expires_ms=expires_ms
+            )
+        for parcel_id, compartment, code_hash, deadline in await parcels_repo.codes_of(
+            tx, device_id
+        ):
+            state.pickup_codes.add(
+                parcel_id=parcel_id,
+                compartment_id=compartment,
+                code_hash=code_hash,
+                deadline_ms=deadline,
+            )
+        state.disabled_compartments.extend(await devices_repo.disabled_compartments(tx, device_id))
+        state.config.CopyFrom(config_message(self._config))
+        return state
+
+    async def run(self) -> None:
+        """Publish pending states whenever woken (and retry failures); until cancelled."""
+        while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with completion (CPython gh-86296) and hang the hub's shutdown.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_RETRY_S):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self.publish_pending()
+
+    async def publish_pending(self) -> int:
+        """Publish every device whose version is ahead of what was published; return how many."""
+        done = 0
+        while True:
+            async with self._store.read() as tx:
+                rows = await tx.fetchall(
+                    "SELECT s.device, s.version, d.site FROM desired_state s "
+                    "JOIN devices d ON d.id = s.device WHERE s.published_version < s.version "
+                    "ORDER BY s.updated_ms LIMIT ?",
+                    (_BATCH,),
+                )
+                states = [
+                    (r["device"], r["site"], await self.build(tx, r["device"], r["version"]))
+                    for r in rows
+                ]
+            if not states:
+                return done
+            published: list[tuple[int, str]] = []
+            for device, site, state in states:
+                try:
+                    await self._publisher.publish(
+                        Topic(site, device, Kind.DESIRED), encode(state), expiry_ms=None
+                    )
+                except BrokerError as exc:
+                    log.warning("desired state of %s stays pending: %s", device, exc)
+                    break
+                published.append((state.version, device))
+            if published:
+                async with self._store.transaction() as tx:
+                    # The published state carries the current config: record which one.
+                    digest = config_hash(self._config)
+                    await tx.executemany(
+                        "UPDATE desired_state SET published_version = MAX(published_version, ?), "
+                        "config_hash = ? WHERE device = ?",
+                        [(version, digest, device) for version, device in published],
+                    )
+                done += len(published)
+            if len(published) < len(states):
+                return done

@@ -1,0 +1,1 @@
+"""Ingestion: device messages decoded, checked and applied exactly once, in batches."""

@@ -1,0 +1,338 @@
+"""Device events, applied exactly once: the ledger row and the effects share one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hub.devices import desired
+from hub.devices.alarms import AlarmService
+from hub.devices.commands import CommandService, PendingCommand
+from hub.devices.desired import DesiredStates
+from hub.devices.registry import Registry
+from hub.errors import Dropped, IllegalTransition
+from hub.metrics.catalogue import HubMetrics
+from hub.models import ParcelRecord, ParcelState, alarm_kind_name
+from hub.parcels.lifecycle import record_transition
+from hub.parcels.notify import Notifier, PickupNotice
+from hub.parcels.pickup import IssuedCode, issue_code
+from hub.settings import PickupSettings
+from hub.store import Store, Tx
+from hub.store.repo import devices as devices_repo
+from hub.store.repo import events as events_repo
+from hub.store.repo import parcels as parcels_repo
+from lockerhub.clock import Clock
+from lockerhub.states import CompartmentState
+from lockerhub.topics import Topic
+from lockerhub.v1 import device_pb2
+
+log = logging.getLogger(__name__)
+
+FollowUp = Callable[[], Awaitable[None]]
+_HOUR_MS = 3_600_000
+# How long a device may take to act on a ResendEvents request.
+_RESEND_TTL_MS = 60_000
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one event changed, for the work that waits for the commit."""
+
+    body: str
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    transitions: list[ParcelState] = field(default_factory=list)
+
+
+class EventApplier:
+    """Turns cabinet events into parcel, compartment, alarm and command changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        commands: CommandService,
+        notifier: Notifier,
+        clock: Clock,
+        pickup: PickupSettings,
+        metrics: HubMetrics,
+        *,
+        alarms: AlarmService,
+        desired_states: DesiredStates,
+        deadline_h: Callable[[str], float] | None = None,
+    ) -> None:
+        self._alarms = alarms
+        self._desired = desired_states
+        self._deadline_h = deadline_h or (lambda _site: pickup.deadline_h)
+        self._store = store
+        self._registry = registry
+        self._commands = commands
+        self._notifier = notifier
+        self._clock = clock
+        self._pickup = pickup
+        self._metrics = metrics
+
+    async def handle(self, topic: Topic, event: device_pb2.DeviceEvent) -> None:
+        """Apply one event in a transaction of its own (the ingest loop batches with
+        :meth:`apply`); follow-ups run after the commit.
+
+        Raises:
+            Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
+        """
+        code = await self.prepare(event)
+        async with self._store.transaction() as tx:
+            applied = await self.apply(tx, topic, event, code, self._clock.now_ms())
+        await self.after_commit(applied)
+
+    async def prepare(self, event: device_pb2.DeviceEvent) -> IssuedCode | None:
+        """Work to do before the transaction: PBKDF2 is slow and must not hold the store lock."""
+        if event.WhichOneof("body") == "deposited":
+            return await issue_code(self._pickup)
+        return None
+
+    async def apply(
+        self,
+        tx: Tx,
+        topic: Topic,
+        event: device_pb2.DeviceEvent,
+        code: IssuedCode | None,
+        now: int,
+    ) -> Applied:
+        """Apply one event inside the caller's transaction (exactly once: the ledger row is part
+        of it).
+
+        Raises:
+            Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
+        """
+        body = event.WhichOneof("body") or ""
+        applied = Applied(body)
+        await self._registry.check_sender(tx, topic)
+        if not await events_repo.record_event(
+            tx, topic.device, event.seq, event.event_id, body, event.ts_ms, now
+        ):
+            raise Dropped("duplicate", f"event seq {event.seq} of {topic.device} seen before")
+        applied.follow_ups += await self._check_gap(tx, topic, event.seq)
+        await devices_repo.touch(tx, topic.device, now, event.seq)
+        await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
+        if body == "deposited":
+            assert code is not None
+            applied.follow_ups += await self._deposited(tx, topic, event.deposited, code, now)
+            applied.transitions.append(ParcelState.DEPOSITED)
+        elif body == "picked_up":
+            await self._picked_up(tx, topic, event.picked_up, now)
+            applied.transitions.append(ParcelState.PICKED_UP)
+        elif body == "door_changed":
+            await self._door_changed(tx, topic, event)
+        elif body == "alarm":
+            await self._alarm(tx, topic, event)
+        elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind="keypad_lockout",
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
+            )
+        elif body == "parcel_sorted":
+            applied.transitions.append(await self._sorted(tx, topic, event.parcel_sorted, now))
+        return applied
+
+    async def after_commit(self, applied: Applied) -> None:
+        """Metrics, then commands and notices: only once the event is safely stored."""
+        self.count(applied)
+        for follow_up in applied.follow_ups:
+            await follow_up()
+
+    def count(self, applied: Applied) -> None:
+        """Metrics of a committed event (before any follow-up, so they never lag the store)."""
+        self._metrics.events_applied.labels(applied.body).inc()
+        if applied.body == "pickup_code_rejected":
+            self._metrics.pickup_code_rejected.inc()
+        for state in applied.transitions:
+            self._metrics.parcel_transitions.labels(str(state)).inc()
+        if applied.body in ("deposited", "picked_up"):
+            self._desired.wake()
+
+    async def _check_gap(self, tx: Tx, topic: Topic, seq: int) -> list[FollowUp]:
+        """Ask the device to resend events between the highest seen and ``seq`` (once per gap)."""
+        last_seq, requested_to = await devices_repo.device_seq(tx, topic.device)
+        first = max(last_seq, requested_to) + 1
+        if seq <= first:
+            return []
+        return await self.request_resend(tx, topic, first, seq - 1)
+
+    async def request_resend(
+        self, tx: Tx, topic: Topic, from_seq: int, to_seq: int
+    ) -> list[FollowUp]:
+        """Store a ResendEvents command for ``from_seq..to_seq``; the follow-up publishes it."""
+        log.info("%s: events %d-%d missing, asking for a resend", topic.device, from_seq, to_seq)
+        await devices_repo.set_resend_requested(tx, topic.device, to_seq)
+        pending = await self._commands.create(
+            tx,
+            device_id=topic.device,
+            site=topic.site,
+            command=device_pb2.Command(
+                resend_events=device_pb2.ResendEvents(from_seq=from_seq, to_seq=to_seq)
+            ),
+            ttl_ms=_RESEND_TTL_MS,
+            actor="hub",
+        )
+        return [lambda: self._send(pending)]
+
+    async def _compartment(self, tx: Tx, topic: Topic, compartment_id: str) -> None:
+        if not await self._registry.has_compartments(tx, topic.device, {compartment_id}):
+            raise Dropped(
+                "unknown_compartment", f"{topic.device} named a compartment it does not have"
+            )
+
+    async def _parcel_at(
+        self, tx: Tx, topic: Topic, parcel_id: str, compartment_id: str
+    ) -> ParcelRecord:
+        await self._compartment(tx, topic, compartment_id)
+        parcel = await parcels_repo.get_parcel(tx, parcel_id, history=False)
+        if parcel is None:
+            raise Dropped("unknown_parcel", f"{topic.device} reported an unknown parcel")
+        if (parcel.cabinet_id, parcel.compartment_id) != (topic.device, compartment_id):
+            raise Dropped("mismatch", f"{topic.device} reported a parcel reserved elsewhere")
+        return parcel
+
+    async def _transition(
+        self,
+        tx: Tx,
+        topic: Topic,
+        parcel: ParcelRecord,
+        new: ParcelState,
+        now: int,
+        deadline_ms: int | None = None,
+        *,
+        place: str | None = None,
+    ) -> None:
+        """Record a device-caused transition at ``place`` (default: the parcel's compartment)."""
+        try:
+            await record_transition(
+                tx,
+                parcel.parcel_id,
+                parcel.state,
+                new,
+                ts_ms=now,
+                actor=f"device:{topic.device}",
+                location=f"{topic.site}/{topic.device}/{place or parcel.compartment_id}",
+                pickup_deadline_ms=deadline_ms,
+            )
+        except IllegalTransition as exc:
+            raise Dropped("mismatch", str(exc)) from exc
+
+    async def _deposited(
+        self, tx: Tx, topic: Topic, ev: device_pb2.Deposited, code: IssuedCode, now: int
+    ) -> list[FollowUp]:
+        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id)
+        deadline = now + int(self._deadline_h(topic.site) * _HOUR_MS)
+        await self._transition(tx, topic, parcel, ParcelState.DEPOSITED, now, deadline)
+        await desired.mark(tx, topic.device, now)
+        await devices_repo.set_compartment_state(
+            tx, topic.device, ev.compartment_id, CompartmentState.OCCUPIED, parcel.parcel_id
+        )
+        await parcels_repo.store_code_hash(
+            tx, parcel.parcel_id, code.code_hash, issued_ms=now, deadline_ms=deadline
+        )
+        command = device_pb2.Command(
+            set_pickup_code=device_pb2.SetPickupCode(
+                parcel_id=parcel.parcel_id,
+                compartment_id=ev.compartment_id,
+                code_hash=code.code_hash,
+                deadline_ms=deadline,
+            )
+        )
+        # The cabinet needs the hash until the deadline, even after an outage.
+        pending = await self._commands.create(
+            tx,
+            device_id=topic.device,
+            site=topic.site,
+            command=command,
+            ttl_ms=deadline - now,
+            actor="hub",
+        )
+        phone = await parcels_repo.recipient_phone(tx, parcel.parcel_id) or ""
+        notice = PickupNotice(
+            parcel.parcel_id,
+            phone,
+            code.code,
+            topic.site,
+            topic.device,
+            ev.compartment_id,
+            deadline,
+        )
+        return [lambda: self._send(pending), lambda: self._notify(notice)]
+
+    async def _send(self, pending: PendingCommand) -> None:
+        await self._commands.publish(pending)
+
+    async def _notify(self, notice: PickupNotice) -> None:
+        try:
+            await self._notifier.notify(notice)
+        except Exception:  # any notifier failure: count it, keep ingesting
+            self._metrics.notifications_failed.inc()
+            log.exception("notifier failed for parcel %s", notice.parcel_id)
+
+    async def _picked_up(self, tx: Tx, topic: Topic, ev: device_pb2.PickedUp, now: int) -> None:
+        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id)
+        await self._transition(tx, topic, parcel, ParcelState.PICKED_UP, now)
+        await devices_repo.set_compartment_state(
+            tx, topic.device, ev.compartment_id, CompartmentState.FREE, None
+        )
+        await parcels_repo.delete_code_hash(tx, parcel.parcel_id)
+        await desired.mark(tx, topic.device, now)
+
+    async def _sorted(
+        self, tx: Tx, topic: Topic, ev: device_pb2.ParcelSorted, now: int
+    ) -> ParcelState:
+        """A sorting line diverted the parcel: SORTED, or RETURNED for a withdrawn parcel (it is
+        back at the hub on its way to the sender)."""
+        parcel = await parcels_repo.get_parcel(tx, ev.parcel_id, history=False)
+        if parcel is None:
+            raise Dropped("unknown_parcel", f"{topic.device} sorted an unknown parcel")
+        new = ParcelState.RETURNED if parcel.state == ParcelState.WITHDRAWN else ParcelState.SORTED
+        await self._transition(tx, topic, parcel, new, now, place=ev.chute_id)
+        return new
+
+    async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
+        ev = event.door_changed
+        await self._compartment(tx, topic, ev.compartment_id)
+        await devices_repo.set_sensors(tx, topic.device, ev.compartment_id, door_open=ev.open)
+        if ev.open and not ev.commanded:
+            # Any open nobody commanded is an alarm (door forced).
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind="door_forced",
+                compartment=ev.compartment_id,
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
+            )
+
+    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
+        ev = event.alarm
+        if ev.compartment_id:
+            await self._compartment(tx, topic, ev.compartment_id)
+        kind = alarm_kind_name(ev.kind)  # "unspecified" for a number newer than this hub
+        if ev.active:
+            await self._alarms.raise_(
+                tx,
+                site=topic.site,
+                device=topic.device,
+                kind=kind,
+                compartment=ev.compartment_id,
+                detail=ev.detail,
+                device_ts_ms=event.ts_ms,
+                actor=f"device:{topic.device}",
+            )
+        else:
+            await self._alarms.clear_condition(
+                tx,
+                device=topic.device,
+                kind=kind,
+                compartment=ev.compartment_id,
+                actor=f"device:{topic.device}",
+            )

@@ -1,0 +1,92 @@
+"""Metrics read from the store on the hub's refresh tick: occupancy, presence, parcel flow.
+
+Parcel flow (announcements with their green-packaging flags, lifecycle events by site, dwell time)
+is counted by tailing the append-only ``parcels`` and ``parcel_transitions`` tables past a cursor
+that starts at the hub's start, so counters behave like any process counter (they start at 0 when
+the hub starts, and rate() handles the restart). Each tick reads at most ``batch`` rows per table.
+"""
+
+from __future__ import annotations
+
+from hub.metrics.catalogue import DeviceInfo, HubMetrics, Snapshot
+from hub.models import ParcelState
+from hub.store import Tx
+from hub.store.repo import devices as devices_repo
+
+_DEPOSITED, _PICKED_UP = str(ParcelState.DEPOSITED), str(ParcelState.PICKED_UP)
+
+
+class StoreMetrics:
+    """Refreshes the hub's snapshot and flow counters from one read transaction per tick."""
+
+    def __init__(self, metrics: HubMetrics, *, batch: int = 10_000) -> None:
+        self._metrics = metrics
+        self._batch = batch
+        self._parcel_cursor: int | None = None
+        self._transition_cursor: int | None = None
+        self._sites: set[str] = set()
+
+    async def refresh(self, tx: Tx) -> None:
+        """Read occupancy and presence, and count parcel flow since the last tick."""
+        occupancy = await devices_repo.occupancy(tx)
+        rows = await tx.fetchall("SELECT id, site, kind, online FROM devices")
+        devices = {
+            r["id"]: DeviceInfo(site=r["site"], kind=r["kind"], online=bool(r["online"]))
+            for r in rows
+        }
+        self._metrics.snapshot.update(
+            Snapshot(
+                compartments=occupancy.compartments,
+                devices_online=occupancy.devices_online,
+                devices=devices,
+            )
+        )
+        for row in await tx.fetchall("SELECT id FROM sites"):
+            if row["id"] not in self._sites:
+                self._metrics.add_site(row["id"], (str(s) for s in ParcelState))
+                self._sites.add(row["id"])
+        await self._count_announced(tx)
+        await self._count_transitions(tx)
+
+    async def _start(self, tx: Tx, sql: str) -> int:
+        row = await tx.fetchone(sql)
+        return int(row[0] or 0) if row is not None else 0
+
+    async def _count_announced(self, tx: Tx) -> None:
+        if self._parcel_cursor is None:
+            self._parcel_cursor = await self._start(tx, "SELECT MAX(seq) FROM parcels")
+            return
+        rows = await tx.fetchall(
+            "SELECT seq, site, electronic_waybill, reusable_container FROM parcels "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._parcel_cursor, self._batch),
+        )
+        for r in rows:
+            self._metrics.parcel_announced(
+                r["site"],
+                electronic_waybill=bool(r["electronic_waybill"]),
+                reusable_container=bool(r["reusable_container"]),
+            )
+            self._parcel_cursor = int(r["seq"])
+
+    async def _count_transitions(self, tx: Tx) -> None:
+        if self._transition_cursor is None:
+            self._transition_cursor = await self._start(
+                tx, "SELECT MAX(id) FROM parcel_transitions"
+            )
+            return
+        rows = await tx.fetchall(
+            "SELECT t.id, t.state, t.ts_ms, p.site, "
+            "(SELECT MAX(d.ts_ms) FROM parcel_transitions d WHERE d.parcel_id = t.parcel_id "
+            " AND d.state = ? AND d.id < t.id) AS deposited_ms "
+            "FROM parcel_transitions t JOIN parcels p ON p.id = t.parcel_id "
+            "WHERE t.id > ? ORDER BY t.id LIMIT ?",
+            (_DEPOSITED, self._transition_cursor, self._batch),
+        )
+        for r in rows:
+            site, state = r["site"], r["state"]
+            self._metrics.parcel_events.labels(site, state).inc()
+            if state == _PICKED_UP and r["deposited_ms"] is not None:
+                dwell_s = max(0, int(r["ts_ms"]) - int(r["deposited_ms"])) / 1000
+                self._metrics.parcel_dwell.labels(site).observe(dwell_s)
+            self._transition_cursor = int(r["id"])

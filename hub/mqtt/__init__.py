@@ -1,0 +1,1 @@
+"""MQTT: the hub's broker link and its reconnect policy."""

@@ -1,0 +1,1 @@
+"""Parcels: announce and allocate, lifecycle, pickup codes, notices, the sweeper, the event feed."""

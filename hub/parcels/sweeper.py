@@ -1,0 +1,167 @@
+"""The lifecycle sweeper: pickup reminders, expiry, reservation holds and silent devices.
+
+Time comes from the injected Clock (tests move a ManualClock); the sweep cadence is a real sleep.
+Each step works in bounded batches, one short transaction per batch, and sends its commands and
+notices only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from hub.devices import desired
+from hub.devices.alarms import AlarmService
+from hub.devices.commands import CommandService, PendingCommand
+from hub.devices.desired import DesiredStates
+from hub.metrics.catalogue import HubMetrics
+from hub.models import ParcelState
+from hub.parcels.announce import ParcelService
+from hub.parcels.lifecycle import record_transition
+from hub.parcels.notify import Notifier, PickupNotice
+from hub.settings import LifecycleSettings
+from hub.store import Store
+from hub.store.repo import devices as devices_repo
+from hub.store.repo import parcels as parcels_repo
+from lockerhub.clock import Clock
+
+log = logging.getLogger(__name__)
+_HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepCounts:
+    reminded: int = 0
+    expired: int = 0
+    released: int = 0
+    silent: int = 0
+
+
+class Sweeper:
+    """Runs :meth:`sweep_once` every ``sweep_interval_s``; owned by the hub's TaskGroup."""
+
+    def __init__(
+        self,
+        store: Store,
+        parcels: ParcelService,
+        commands: CommandService,
+        desired_states: DesiredStates,
+        alarms: AlarmService,
+        notifier: Notifier,
+        clock: Clock,
+        settings: LifecycleSettings,
+        metrics: HubMetrics,
+    ) -> None:
+        self._store = store
+        self._parcels = parcels
+        self._commands = commands
+        self._desired = desired_states
+        self._alarms = alarms
+        self._notifier = notifier
+        self._clock = clock
+        self._settings = settings
+        self._metrics = metrics
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self.sweep_once()
+
+    async def sweep_once(self) -> SweepCounts:
+        """One pass over every step; returns how much each did."""
+        counts = SweepCounts(
+            reminded=await self._reminders(),
+            expired=await self._expiries(),
+            released=await self._holds(),
+            silent=await self._silent(),
+        )
+        if counts.expired or counts.released:
+            self._desired.wake()
+        return counts
+
+    async def _reminders(self) -> int:
+        now = self._clock.now_ms()
+        horizon = now + int(self._settings.reminder_before_h * _HOUR_MS)
+        notices: list[PickupNotice] = []
+        async with self._store.transaction() as tx:
+            for p in await parcels_repo.due_reminders(tx, horizon, self._settings.batch):
+                if p.pickup_deadline_ms <= now:
+                    continue  # too late for a reminder: the expiry step takes it
+                await parcels_repo.mark_reminded(tx, p.parcel_id)
+                # The one audited path to the full number: the notifier needs it.
+                phone = await parcels_repo.recipient_phone(tx, p.parcel_id) or ""
+                notices.append(
+                    PickupNotice(
+                        p.parcel_id,
+                        phone,
+                        "",
+                        p.site,
+                        p.cabinet_id,
+                        p.compartment_id,
+                        p.pickup_deadline_ms,
+                        kind="reminder",
+                    )
+                )
+        for notice in notices:
+            try:
+                await self._notifier.notify(notice)
+            except Exception:  # a notifier failure must not stop the sweeper
+                self._metrics.notifications_failed.inc()
+                log.exception("reminder failed for parcel %s", notice.parcel_id)
+        return len(notices)
+
+    async def _expiries(self) -> int:
+        now = self._clock.now_ms()
+        async with self._store.transaction() as tx:
+            due = await parcels_repo.due_expiries(tx, now, self._settings.batch)
+            for p in due:
+                await record_transition(
+                    tx,
+                    p.parcel_id,
+                    p.state,
+                    ParcelState.EXPIRED,
+                    ts_ms=now,
+                    actor="hub",
+                    location=f"{p.site}/{p.cabinet_id}/{p.compartment_id}",
+                    detail="pickup deadline passed",
+                )
+                # The code stops working: the cabinet drops it with the next desired state.
+                await parcels_repo.delete_code_hash(tx, p.parcel_id)
+                await desired.mark(tx, p.cabinet_id, now)
+        if due:
+            self._metrics.parcel_transitions.labels(str(ParcelState.EXPIRED)).inc(len(due))
+        return len(due)
+
+    async def _holds(self) -> int:
+        now = self._clock.now_ms()
+        pending: list[PendingCommand] = []
+        async with self._store.transaction() as tx:
+            due = await parcels_repo.due_holds(tx, now, self._settings.batch)
+            for p in due:
+                command = await self._parcels.release_hold(tx, p, now)
+                if command is not None:
+                    pending.append(command)
+        back = sum(p.state == ParcelState.RESERVED for p in due)
+        if back:
+            self._metrics.parcel_transitions.labels(str(ParcelState.ANNOUNCED)).inc(back)
+        for command in pending:
+            await self._commands.publish(command)
+        return len(due)
+
+    async def _silent(self) -> int:
+        """Hub-side inactivity: a device said online but silent too long raises an alarm (its
+        presence stays what its last status said; the alarm clears on its next message)."""
+        now = self._clock.now_ms()
+        cutoff = now - int(self._settings.offline_after_s * 1000)
+        raised = 0
+        async with self._store.transaction() as tx:
+            for device, site in await devices_repo.silent_devices(tx, cutoff):
+                raised += await self._alarms.raise_(
+                    tx,
+                    site=site,
+                    device=device,
+                    kind="cabinet_offline",
+                    detail=f"silent for more than {self._settings.offline_after_s:g} s",
+                )
+        return raised

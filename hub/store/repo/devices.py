@@ -1,0 +1,324 @@
+"""Sites, devices and compartments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from hub.metrics.catalogue import Snapshot
+from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone, size_name
+from hub.parcels.allocation import FreeSlot
+from hub.settings import SiteSettings
+from hub.store import Row, Tx
+from lockerhub.states import CompartmentState
+from lockerhub.v1 import common_pb2
+
+
+async def upsert_sites(tx: Tx, sites: Iterable[SiteSettings]) -> None:
+    await tx.executemany(
+        "INSERT INTO sites (id, name, lat, lon) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
+        "SET name = excluded.name, lat = excluded.lat, lon = excluded.lon",
+        [(s.id, s.name or s.id, s.lat, s.lon) for s in sites],
+    )
+
+
+async def site_exists(tx: Tx, site: str) -> bool:
+    return await tx.fetchone("SELECT 1 FROM sites WHERE id = ?", (site,)) is not None
+
+
+def _device(row: Row, compartments: Sequence[CompartmentRecord] = ()) -> DeviceRecord:
+    return DeviceRecord(
+        device_id=row["id"],
+        site=row["site"],
+        kind=row["kind"],
+        online=bool(row["online"]),
+        boot_count=row["boot_count"],
+        last_seen_ms=row["last_seen_ms"],
+        energy_wh=row["energy_wh"],
+        power_w=row["power_w"],
+        compartments=tuple(compartments),
+    )
+
+
+def _compartment(row: Row) -> CompartmentRecord:
+    return CompartmentRecord(
+        cabinet_id=row["device"],
+        compartment_id=row["id"],
+        size=row["size"],
+        inner=Dims(row["width_mm"], row["height_mm"], row["depth_mm"]),
+        max_weight_g=row["max_weight_g"],
+        zone=Zone(row["zone"]),
+        state=CompartmentState(row["state"]),
+        door_open=bool(row["door_open"]),
+        item_present=bool(row["item_present"]),
+        parcel_id=row["parcel_id"] or "",
+    )
+
+
+async def get_device(tx: Tx, device_id: str) -> DeviceRecord | None:
+    row = await tx.fetchone("SELECT * FROM devices WHERE id = ?", (device_id,))
+    return None if row is None else _device(row)
+
+
+async def get_cabinet(tx: Tx, device_id: str) -> DeviceRecord | None:
+    """A device with its compartments."""
+    row = await tx.fetchone("SELECT * FROM devices WHERE id = ?", (device_id,))
+    if row is None:
+        return None
+    comps = await tx.fetchall(
+        "SELECT * FROM compartments WHERE device = ? ORDER BY id", (device_id,)
+    )
+    return _device(row, [_compartment(c) for c in comps])
+
+
+async def list_devices(tx: Tx, site: str = "") -> list[DeviceRecord]:
+    if site:
+        rows = await tx.fetchall("SELECT * FROM devices WHERE site = ? ORDER BY id", (site,))
+    else:
+        rows = await tx.fetchall("SELECT * FROM devices ORDER BY site, id")
+    return [_device(r) for r in rows]
+
+
+async def register_device(tx: Tx, device_id: str, site: str, kind: str, now_ms: int) -> None:
+    await tx.execute(
+        "INSERT INTO devices (id, site, kind, registered_ms) VALUES (?, ?, ?, ?)",
+        (device_id, site, kind, now_ms),
+    )
+
+
+async def set_status(
+    tx: Tx, device_id: str, *, online: bool, boot_count: int, firmware: str, now_ms: int
+) -> None:
+    await tx.execute(
+        "UPDATE devices SET online = ?, boot_count = ?, firmware = ?, last_seen_ms = ? "
+        "WHERE id = ?",
+        (int(online), boot_count, firmware, now_ms, device_id),
+    )
+
+
+async def upsert_compartments(
+    tx: Tx, device_id: str, specs: Iterable[common_pb2.CompartmentSpec]
+) -> None:
+    """Add or update the declared layout; hub-owned state (reservations, parcels) is kept."""
+    await tx.executemany(
+        "INSERT INTO compartments (device, id, size, width_mm, height_mm, depth_mm, max_weight_g, "
+        "zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device, id) DO UPDATE SET "
+        "size = excluded.size, width_mm = excluded.width_mm, height_mm = excluded.height_mm, "
+        "depth_mm = excluded.depth_mm, max_weight_g = excluded.max_weight_g, zone = excluded.zone",
+        [
+            (
+                device_id,
+                c.compartment_id,
+                size_name(c.size),
+                c.inner.width_mm,
+                c.inner.height_mm,
+                c.inner.depth_mm,
+                c.max_weight_g,
+                str(Zone.from_proto(c.zone)),
+            )
+            for c in specs
+        ],
+    )
+
+
+async def get_compartment(tx: Tx, device_id: str, compartment_id: str) -> CompartmentRecord | None:
+    row = await tx.fetchone(
+        "SELECT * FROM compartments WHERE device = ? AND id = ?", (device_id, compartment_id)
+    )
+    return None if row is None else _compartment(row)
+
+
+async def compartment_ids(tx: Tx, device_id: str) -> set[str]:
+    rows = await tx.fetchall("SELECT id FROM compartments WHERE device = ?", (device_id,))
+    return {r["id"] for r in rows}
+
+
+async def set_compartment_state(
+    tx: Tx, device_id: str, compartment_id: str, state: CompartmentState, parcel_id: str | None
+) -> None:
+    await tx.execute(
+        "UPDATE compartments SET state = ?, parcel_id = ? WHERE device = ? AND id = ?",
+        (str(state), parcel_id, device_id, compartment_id),
+    )
+
+
+async def reserve_compartment(tx: Tx, device_id: str, compartment_id: str, parcel_id: str) -> bool:
+    """Free -> reserved; False when the compartment was no longer free."""
+    changed = await tx.execute(
+        "UPDATE compartments SET state = 'reserved', parcel_id = ? "
+        "WHERE device = ? AND id = ? AND state = 'free'",
+        (parcel_id, device_id, compartment_id),
+    )
+    return changed == 1
+
+
+async def set_sensors(
+    tx: Tx,
+    device_id: str,
+    compartment_id: str,
+    *,
+    door_open: bool | None = None,
+    item_present: bool | None = None,
+) -> None:
+    await tx.execute(
+        "UPDATE compartments SET door_open = COALESCE(?, door_open), "
+        "item_present = COALESCE(?, item_present) WHERE device = ? AND id = ?",
+        (door_open, item_present, device_id, compartment_id),
+    )
+
+
+async def set_sensors_many(tx: Tx, device_id: str, samples: list[tuple[str, bool, bool]]) -> None:
+    """Door and item sensors of several compartments: (compartment, door_open, item_present)."""
+    await tx.executemany(
+        "UPDATE compartments SET door_open = ?, item_present = ? WHERE device = ? AND id = ?",
+        [(door, item, device_id, compartment) for compartment, door, item in samples],
+    )
+
+
+async def set_energy(
+    tx: Tx, device_id: str, *, energy_wh: float, power_w: float, now_ms: int
+) -> None:
+    await tx.execute(
+        "UPDATE devices SET energy_wh = ?, power_w = ?, last_seen_ms = ? WHERE id = ?",
+        (energy_wh, power_w, now_ms, device_id),
+    )
+
+
+async def touch(tx: Tx, device_id: str, now_ms: int, seq: int = 0) -> None:
+    await tx.execute(
+        "UPDATE devices SET last_seen_ms = ?, last_seq = MAX(last_seq, ?) WHERE id = ?",
+        (now_ms, seq, device_id),
+    )
+
+
+async def free_slots(tx: Tx, sites: Iterable[str]) -> list[FreeSlot]:
+    """Free compartments of online cabinets at the given sites."""
+    wanted = sorted(set(sites))
+    if not wanted:
+        return []
+    marks = ",".join("?" * len(wanted))
+    rows = await tx.fetchall(
+        "SELECT c.*, d.site FROM compartments c JOIN devices d ON d.id = c.device "  # noqa: S608 - placeholders only
+        f"WHERE c.state = 'free' AND d.online = 1 AND d.site IN ({marks})",
+        wanted,
+    )
+    return [
+        FreeSlot(
+            cabinet_id=r["device"],
+            compartment_id=r["id"],
+            site=r["site"],
+            width_mm=r["width_mm"],
+            height_mm=r["height_mm"],
+            depth_mm=r["depth_mm"],
+            max_weight_g=r["max_weight_g"],
+            zone=r["zone"],
+        )
+        for r in rows
+    ]
+
+
+async def occupancy(tx: Tx) -> Snapshot:
+    comps = await tx.fetchall(
+        "SELECT d.site, c.size, c.state, COUNT(*) AS n FROM compartments c "
+        "JOIN devices d ON d.id = c.device GROUP BY d.site, c.size, c.state"
+    )
+    online = await tx.fetchall("SELECT kind, SUM(online) AS n FROM devices GROUP BY kind")
+    return Snapshot(
+        compartments={(r["site"], r["size"], r["state"]): r["n"] for r in comps},
+        devices_online={r["kind"]: r["n"] for r in online},
+    )
+
+
+async def disabled_compartments(tx: Tx, device_id: str) -> list[str]:
+    rows = await tx.fetchall(
+        "SELECT id FROM compartments WHERE device = ? AND state = 'disabled' ORDER BY id",
+        (device_id,),
+    )
+    return [r["id"] for r in rows]
+
+
+async def release_compartment(tx: Tx, device_id: str, compartment_id: str, parcel_id: str) -> bool:
+    """Free a compartment held (reserved or occupied) by ``parcel_id``; False if it was not."""
+    changed = await tx.execute(
+        "UPDATE compartments SET state = 'free', parcel_id = NULL "
+        "WHERE device = ? AND id = ? AND parcel_id = ? AND state IN ('reserved', 'occupied')",
+        (device_id, compartment_id, parcel_id),
+    )
+    return changed == 1
+
+
+async def set_enabled(tx: Tx, device_id: str, compartment_id: str, enabled: bool) -> bool:
+    """free <-> disabled; False when the compartment holds a parcel (or is in fault)."""
+    new, allowed = (
+        ("free", "('disabled', 'free')")
+        if enabled
+        else (
+            "disabled",
+            "('free', 'disabled', 'fault')",
+        )
+    )
+    changed = await tx.execute(
+        f"UPDATE compartments SET state = ? WHERE device = ? AND id = ? AND state IN {allowed}",  # noqa: S608 - fixed literals
+        (new, device_id, compartment_id),
+    )
+    return changed == 1
+
+
+async def device_seq(tx: Tx, device_id: str) -> tuple[int, int]:
+    """(last_seq, resend_requested_to) of a device."""
+    row = await tx.fetchone(
+        "SELECT last_seq, resend_requested_to FROM devices WHERE id = ?", (device_id,)
+    )
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def set_resend_requested(tx: Tx, device_id: str, to_seq: int) -> None:
+    await tx.execute(
+        "UPDATE devices SET resend_requested_to = MAX(resend_requested_to, ?) WHERE id = ?",
+        (to_seq, device_id),
+    )
+
+
+async def set_reported(tx: Tx, device_id: str, *, desired_applied: int, outbox_full: bool) -> None:
+    await tx.execute(
+        "UPDATE devices SET desired_applied = MAX(desired_applied, ?), outbox_full = ? "
+        "WHERE id = ?",
+        (desired_applied, int(outbox_full), device_id),
+    )
+
+
+async def silent_devices(tx: Tx, before_ms: int) -> list[tuple[str, str]]:
+    """Devices said online whose last message is older than ``before_ms``: (id, site)."""
+    rows = await tx.fetchall(
+        "SELECT id, site FROM devices WHERE online = 1 AND last_seen_ms < ? ORDER BY id",
+        (before_ms,),
+    )
+    return [(r["id"], r["site"]) for r in rows]
+
+
+async def list_sites(tx: Tx) -> list[Row]:
+    """Sites with cabinet and compartment counts."""
+    return await tx.fetchall(
+        "SELECT s.id, s.name, s.lat, s.lon, "
+        "(SELECT COUNT(*) FROM devices d WHERE d.site = s.id AND d.kind = 'cabinet') AS cabinets, "
+        "(SELECT COUNT(*) FROM compartments c JOIN devices d ON d.id = c.device "
+        " WHERE d.site = s.id AND c.state = 'free') AS free, "
+        "(SELECT COUNT(*) FROM compartments c JOIN devices d ON d.id = c.device "
+        " WHERE d.site = s.id) AS total FROM sites s ORDER BY s.id"
+    )
+
+
+# Compact telemetry history: one row per device and bucket (last energy, peak power, samples).
+HISTORY_BUCKET_MS = 5 * 60_000
+
+
+async def add_telemetry_history(
+    tx: Tx, device_id: str, now_ms: int, *, energy_wh: float, power_w: float
+) -> None:
+    bucket = now_ms - now_ms % HISTORY_BUCKET_MS
+    await tx.execute(
+        "INSERT INTO telemetry_history (device, bucket_ms, energy_wh, power_w_max, samples) "
+        "VALUES (?, ?, ?, ?, 1) ON CONFLICT(device, bucket_ms) DO UPDATE SET "
+        "energy_wh = excluded.energy_wh, power_w_max = MAX(power_w_max, excluded.power_w_max), "
+        "samples = samples + 1",
+        (device_id, bucket, energy_wh, power_w),
+    )

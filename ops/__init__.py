@@ -1,0 +1,1 @@
+"""``lockerhub ops``: the operators' gRPC client (tables or ``--json``); imports only lockerhub."""

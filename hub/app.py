@@ -30,7 +30,7 @@ from hub.metrics.server import MetricsServer
 from hub.metrics.store_collector import StoreMetrics
 from hub.mqtt.connection import BrokerConnection
 from hub.ocpp import CentralSystem
-from hub.parcels.allocation import RoutingAllocator, allocate_smallest_fit
+from hub.parcels.allocation import Allocator, RoutingAllocator, allocate_smallest_fit
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.parcels.notify import FileNotifier, Notifier
@@ -56,11 +56,13 @@ class HubApp:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         registry: CollectorRegistry | None = None,
+        allocator: Allocator | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.notifier: Notifier = notifier or FileNotifier(settings.notify.path)
         self.metrics = HubMetrics(registry or CollectorRegistry())
+        self._allocator = allocator
         self._stack = AsyncExitStack()
         self._store: Store | None = None
         self._grpc: GrpcServer | None = None
@@ -132,7 +134,8 @@ class HubApp:
                 s.reservation,
                 self.metrics,
                 desired_states=desired,
-                allocator=(
+                allocator=self._allocator
+                or (
                     RoutingAllocator(
                         {x.id: (x.lat, x.lon) for x in s.sites}, radius_m=s.allocation.radius_m
                     )

@@ -1,6 +1,6 @@
 """The hub's exception tree.
 
-Every error the hub raises on purpose derives from :class:`HubError`. Third-party errors (aiosqlite,
+Every error the hub raises on purpose derives from :class:`HubError`. Third-party errors (sqlite3,
 aiomqtt, grpc) are translated at the boundary with ``raise ... from exc``; the gRPC layer maps this
 tree to status codes in one place (``hub.api.interceptors``)::
 
@@ -30,7 +30,7 @@ class ConfigError(HubError):
 
 
 class StoreError(HubError):
-    """The database failed; translated from sqlite3/aiosqlite errors."""
+    """The database failed; translated from sqlite3 errors."""
 
 
 class BrokerError(HubError):

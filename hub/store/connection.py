@@ -1,23 +1,24 @@
-"""The hub's SQLite store (aiosqlite, WAL) with versioned migrations.
+"""The hub's SQLite store (WAL) with versioned migrations, on a database thread the hub owns.
 
-One connection; transactions are serialised by an asyncio lock so that the ingest loop and gRPC
-handlers never interleave statements. sqlite3 errors become :class:`hub.errors.StoreError` here.
+One connection (``lockerhub.sqlite.Database``); transactions are serialised by an asyncio lock so
+that the ingest loop and gRPC handlers never interleave statements. A write whose caller is
+cancelled before its commit (a gRPC deadline, a client that went away) commits nothing.
+sqlite3 errors become :class:`hub.errors.StoreError` here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
-
-import aiosqlite
+from typing import Any, Self, TypeVar
 
 from hub.errors import StoreError
 from hub.store.migrations import MIGRATIONS
+from lockerhub.sqlite import Database, Migration, migrate
 
 Row = sqlite3.Row
 Params = Sequence[Any] | dict[str, Any]
@@ -25,67 +26,78 @@ T = TypeVar("T")
 
 
 class Tx:
-    """Statements on the store inside one transaction (or one read)."""
+    """Statements on the store inside one transaction (or one read), one thread hop each."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_db",)
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
         try:
-            cursor = await self._conn.execute(sql, params)
-            count = cursor.rowcount
-            await cursor.close()
+            return await self._db.run(lambda conn: _execute(conn, sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"database statement failed: {exc}") from exc
-        return count
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        batch = list(rows)
         try:
-            await self._conn.executemany(sql, rows)
+            await self._db.run(lambda conn: conn.executemany(sql, batch).close())
         except sqlite3.Error as exc:
             raise StoreError(f"database statement failed: {exc}") from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         try:
-            async with self._conn.execute(sql, params) as cursor:
-                row: Row | None = await cursor.fetchone()
+            return await self._db.run(lambda conn: _fetchone(conn, sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"database query failed: {exc}") from exc
-        return row
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         try:
-            async with self._conn.execute(sql, params) as cursor:
-                rows = list(await cursor.fetchall())
+            return await self._db.run(lambda conn: _fetchall(conn, sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"database query failed: {exc}") from exc
-        return rows
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
+    cursor = conn.execute(sql, params)
+    count = cursor.rowcount
+    cursor.close()
+    return count
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: Params) -> Row | None:
+    cursor = conn.execute(sql, params)
+    row: Row | None = cursor.fetchone()
+    cursor.close()
+    return row
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
+    cursor = conn.execute(sql, params)
+    rows = list(cursor.fetchall())
+    cursor.close()
+    return rows
 
 
 class DirectTx(Tx):
-    """A :class:`Tx` whose statements run at once on the plain sqlite3 connection.
+    """A :class:`Tx` whose statements run at once on the connection, on the database thread.
 
-    Only valid on the database thread, inside :meth:`Store.transaction_on_thread`: the awaits
-    never suspend, so a whole transaction costs one hop to that thread instead of one per
-    statement.
+    Only valid inside :meth:`Store.transaction_on_thread`: the awaits never suspend, so a whole
+    transaction costs one hop to that thread instead of one per statement.
     """
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: sqlite3.Connection) -> None:  # no super(): nothing of aiosqlite here
+    def __init__(self, raw: sqlite3.Connection) -> None:  # no super(): no Database hop here
         self._raw = raw
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         try:
-            cursor = self._raw.execute(sql, params)
-            count = cursor.rowcount
-            cursor.close()
+            return _execute(self._raw, sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"database statement failed: {exc}") from exc
-        return count
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         try:
@@ -95,21 +107,15 @@ class DirectTx(Tx):
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         try:
-            cursor = self._raw.execute(sql, params)
-            row: Row | None = cursor.fetchone()
-            cursor.close()
+            return _fetchone(self._raw, sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"database query failed: {exc}") from exc
-        return row
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         try:
-            cursor = self._raw.execute(sql, params)
-            rows = list(cursor.fetchall())
-            cursor.close()
+            return _fetchall(self._raw, sql, params)
         except sqlite3.Error as exc:
             raise StoreError(f"database query failed: {exc}") from exc
-        return rows
 
 
 def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
@@ -124,11 +130,11 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class Store:
-    """Async context manager owning the database connection."""
+    """Async context manager owning the database (its connection and thread)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._conn: aiosqlite.Connection | None = None
+        self._db: Database | None = None
         self._lock = asyncio.Lock()
         self._version = 0
         # Set (and replaced) after every commit: WatchEvents waits on it instead of polling.
@@ -139,25 +145,20 @@ class Store:
         return self._version
 
     async def __aenter__(self) -> Self:
+        db = Database(self._path, thread_name="hub-store")
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) in transaction().
-            self._conn = await aiosqlite.connect(self._path, isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA foreign_keys=ON",
-                "PRAGMA busy_timeout=5000",
-            ):
-                await self._conn.execute(pragma)
-            await self._migrate(self._conn)
+            await db.__aenter__()
         except (sqlite3.Error, OSError) as exc:
-            await self._close()
+            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+        try:
+            self._version = await db.run(lambda conn: migrate(conn, _MIGRATIONS))
+        except (sqlite3.Error, OSError) as exc:
+            await db.__aexit__(None, None, None)
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
         except BaseException:
-            await self._close()
+            await db.__aexit__(None, None, None)
             raise
+        self._db = db
         return self
 
     async def __aexit__(
@@ -166,89 +167,47 @@ class Store:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.close()
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
-        )
-        async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        known = max(v for v, _, _ in MIGRATIONS)
-        if current > known:
-            raise StoreError(
-                f"database {self._path} has schema version {current}, newer than this hub's "
-                f"{known}: upgrade the hub"
-            )
-        for version, description, sql in MIGRATIONS:
-            if version <= current:
-                continue
-            # One script per migration, inside its own transaction, recorded with it.
-            await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\n"
-                f"INSERT INTO schema_version VALUES ({version}, '{description}', "
-                "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));\nCOMMIT;"
-            )
-        self._version = known
+        db, self._db = self._db, None
+        if db is not None:
+            async with self._lock:  # let a transaction in flight finish or roll back first
+                await db.__aexit__(exc_type, exc, tb)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        conn = self._require()
+        """A write transaction: committed on success, rolled back on any exception or cancel."""
+        db = self._require()
         async with self._lock:
-            tx = Tx(conn)
+            tx = Tx(db)
             await tx.execute("BEGIN IMMEDIATE")
             try:
                 yield tx
             except BaseException:
-                await conn.rollback()
+                await asyncio.shield(db.run(_rollback))
                 raise
             await tx.execute("COMMIT")
-        self._committed.set()
-        self._committed = asyncio.Event()
+        self._signal_commit()
 
     async def transaction_on_thread(self, work: Callable[[Tx], Coroutine[Any, Any, T]]) -> T:
         """Run ``work(tx)`` as ONE write transaction on the database thread; return its result.
 
         Same guarantees as :meth:`transaction` (committed on success, rolled back on any
-        exception, serialised with every other transaction), but the statements do not each
-        round-trip between the event loop and aiosqlite's thread: ``work`` must await only the
-        ``tx`` it is given (no I/O, no sleeps), which :class:`DirectTx` runs synchronously.
+        exception or on cancellation before the commit, serialised with every other
+        transaction), but the statements do not each hop between the event loop and the
+        database thread: ``work`` must await only the ``tx`` it is given (no I/O, no sleeps),
+        which :class:`DirectTx` runs synchronously.
         """
-        conn = self._require()
-
-        def run() -> T:
-            # aiosqlite has no public "run this callable on the connection's thread"; its
-            # Connection._execute (checked in 0.22) does exactly that, FIFO with every other
-            # statement, and Connection._conn is the sqlite3 connection owned by that thread.
-            raw = conn._conn
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                result = _run_to_end(work(DirectTx(raw)))
-                raw.execute("COMMIT")
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
-            return result
-
-        on_thread = cast(Callable[[Callable[[], T]], Awaitable[T]], conn._execute)
-
+        db = self._require()
         async with self._lock:
             try:
-                value = await on_thread(run)
+                value = await db.transaction(lambda conn: _run_to_end(work(DirectTx(conn))))
             except sqlite3.Error as exc:
                 raise StoreError(f"database transaction failed: {exc}") from exc
+        self._signal_commit()
+        return value
+
+    def _signal_commit(self) -> None:
         self._committed.set()
         self._committed = asyncio.Event()
-        return value
 
     def commit_signal(self) -> asyncio.Event:
         """An event set by the next commit (take it before reading, then wait on it)."""
@@ -257,9 +216,9 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Consistent reads outside a write transaction."""
-        conn = self._require()
+        db = self._require()
         async with self._lock:
-            yield Tx(conn)
+            yield Tx(db)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -270,7 +229,15 @@ class Store:
             return False
         return True
 
-    def _require(self) -> aiosqlite.Connection:
-        if self._conn is None:
+    def _require(self) -> Database:
+        if self._db is None:
             raise StoreError("the store is not open")
-        return self._conn
+        return self._db
+
+
+_MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

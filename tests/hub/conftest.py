@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hub.app import HubApp
+from hub.parcels.allocation import Allocator
 from hub.settings import HubSettings
 from lockerhub.clock import Clock
 from lockerhub.v1 import dispatch_pb2_grpc, fleet_pb2_grpc
@@ -98,9 +99,16 @@ async def eventually(
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    settings: HubSettings, tmp_path: Path, broker: Any, *, clock: Clock | None = None
+    settings: HubSettings,
+    tmp_path: Path,
+    broker: Any,
+    *,
+    clock: Clock | None = None,
+    allocator: Allocator | None = None,
 ) -> AsyncIterator[HubHarness]:
-    async with HubApp(settings, registry=CollectorRegistry(), clock=clock) as app:
+    async with HubApp(
+        settings, registry=CollectorRegistry(), clock=clock, allocator=allocator
+    ) as app:
         task = asyncio.create_task(app.run())
         channel = grpc.aio.insecure_channel(app.grpc_address)
         try:

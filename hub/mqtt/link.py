@@ -18,12 +18,12 @@ from typing import Any, Self
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub.errors import BrokerError
 from hub.settings import BrokerSettings
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF
+from lockerhub.mqtt import ClientOptions, ack, enable_manual_ack, make_client, properties
 from lockerhub.topics import Kind, Topic, device_filter, shared, spec
 
 # Bound on connect, subscribe, publish (until PUBACK) and disconnect.
@@ -71,36 +71,23 @@ class MqttLink:
 
     async def __aenter__(self) -> Self:
         s = self._settings
-        if self._v5:
-            connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            connect_props.SessionExpiryInterval = s.session_expiry_s
-            connect_props.ReceiveMaximum = s.receive_maximum
-            session: dict[str, Any] = {
-                "protocol": aiomqtt.ProtocolVersion.V5,
-                "clean_start": s.session_expiry_s == 0,
-                "properties": connect_props,
-            }
-        else:
-            session = {
-                "protocol": aiomqtt.ProtocolVersion.V311,
-                "clean_session": s.session_expiry_s == 0,
-            }
-        client = aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=s.client_id,
-            keepalive=s.keepalive_s,
-            # aiomqtt bounds calls with asyncio.wait_for, which on Python 3.11 can swallow a
-            # cancellation racing with completion (CPython gh-86296) and hang shutdown; every
-            # call is bounded with asyncio.timeout here instead.
-            timeout=math.inf,
-            **session,
+        client = make_client(
+            ClientOptions(
+                host=s.host,
+                port=s.port,
+                client_id=s.client_id,
+                username=s.username,
+                password=s.password,
+                keepalive_s=s.keepalive_s,
+                protocol=s.protocol,
+                session_expiry_s=s.session_expiry_s,
+                clean_start=s.session_expiry_s == 0,
+                receive_maximum=s.receive_maximum,
+            )
         )
-        # Acknowledge QoS 1 only after the message is stored (paho's manual ack), instead of on
-        # receipt: what the hub acknowledged is what it has (docs/hub.md, "acknowledged").
-        client._client.manual_ack_set(True)
+        # Acknowledge QoS 1 only after the message is stored, instead of on receipt: what the
+        # hub acknowledged is what it has (docs/hub.md, "acknowledged").
+        enable_manual_ack(client)
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
                 await client.__aenter__()
@@ -174,14 +161,12 @@ class MqttLink:
             BrokerError: not connected or the publish failed.
         """
         client = self._require()
-        props: Properties | None = None
-        if self._v5:
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            props.ContentType = content_type
-            if expiry_ms is not None:
-                # Message Expiry Interval (MQTT 5, 3.3.2.3.3) is in whole seconds; round up so
-                # the broker never drops a command the device could still have run in time.
-                props.MessageExpiryInterval = max(1, math.ceil(expiry_ms / 1000))
+        fields: dict[str, object] = {"ContentType": content_type}
+        if expiry_ms is not None:
+            # Message Expiry Interval (MQTT 5, 3.3.2.3.3) is in whole seconds; round up so the
+            # broker never drops a command the device could still have run in time.
+            fields["MessageExpiryInterval"] = max(1, math.ceil(expiry_ms / 1000))
+        props = properties(PacketTypes.PUBLISH, self._v5, **fields)
         rules = topic.spec
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
@@ -194,8 +179,8 @@ class MqttLink:
     def _ack(self, client: aiomqtt.Client, mid: int, qos: int) -> None:
         """PUBACK one message, on the connection it came on (message ids are per connection:
         after a reconnect the broker redelivers, and the ledger makes that a no-op)."""
-        if qos > 0 and self._client is client:
-            client._client.ack(mid, qos)
+        if self._client is client:
+            ack(client, mid, qos)
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:

@@ -35,24 +35,22 @@ async def test_announce_past_its_deadline_commits_nothing(
 ) -> None:
     gate = GatedAllocator()
     settings = settings_for(tmp_path, mosquitto, site)
-    async with running_hub(settings, tmp_path, mosquitto, allocator=gate) as hub:
-        async with hub.cabinet("CAB-1") as cab:
-            await cab.birth()
-            await online(hub, "CAB-1")
-            request = dispatch_pb2.AnnounceParcelsRequest(
-                parcels=[announcement("P-LATE", hub.site)]
-            )
-            call = asyncio.ensure_future(hub.dispatch.AnnounceParcels(request, timeout=0.5))
-            assert await asyncio.to_thread(gate.entered.wait, 10)
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await call
-            assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            # The transaction was running on the database thread when its caller left; now it
-            # may finish its work, and must roll back instead of committing.
-            gate.release.set()
-            assert await hub.sql("SELECT id FROM parcels") == []
-            assert await hub.sql("SELECT id FROM commands") == []
-            # The store is still healthy: the same announcement succeeds afterwards.
-            resp = await hub.dispatch.AnnounceParcels(request, timeout=10)
-            assert resp.outcomes[0].accepted
-            assert len(await hub.sql("SELECT id FROM parcels")) == 1
+    hub_cm = running_hub(settings, tmp_path, mosquitto, allocator=gate)
+    async with hub_cm as hub, hub.cabinet("CAB-1") as cab:
+        await cab.birth()
+        await online(hub, "CAB-1")
+        request = dispatch_pb2.AnnounceParcelsRequest(parcels=[announcement("P-LATE", hub.site)])
+        call = asyncio.ensure_future(hub.dispatch.AnnounceParcels(request, timeout=0.5))
+        assert await asyncio.to_thread(gate.entered.wait, 10)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await call
+        assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The transaction was running on the database thread when its caller left; now it may
+        # finish its work, and must roll back instead of committing.
+        gate.release.set()
+        assert await hub.sql("SELECT id FROM parcels") == []
+        assert await hub.sql("SELECT id FROM commands") == []
+        # The store is still healthy: the same announcement succeeds afterwards.
+        resp = await hub.dispatch.AnnounceParcels(request, timeout=10)
+        assert resp.outcomes[0].accepted
+        assert len(await hub.sql("SELECT id FROM parcels")) == 1

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.metrics.telemetry import TelemetryCollector
+from hub.metrics.telemetry import DeviceInfo, TelemetryCollector
 from lockerhub.v1 import common_pb2, device_pb2
 
 # Known drop reasons, pre-created at 0 so alerts see a series before the first drop.
@@ -52,15 +52,6 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 DWELL_BUCKETS = tuple(
     float(m * 60) for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 10080)
 )
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """A registered device as the last store snapshot saw it."""
-
-    site: str
-    kind: str  # cabinet, sorting_line, charging_pile
-    online: bool
 
 
 @dataclass(frozen=True, slots=True)

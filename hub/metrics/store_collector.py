@@ -8,7 +8,8 @@ the hub starts, and rate() handles the restart). Each tick reads at most ``batch
 
 from __future__ import annotations
 
-from hub.metrics.catalogue import DeviceInfo, HubMetrics, Snapshot
+from hub.metrics.catalogue import HubMetrics, Snapshot
+from hub.metrics.telemetry import DeviceInfo
 from hub.models import ParcelState
 from hub.store import Tx
 from hub.store.repo import devices as devices_repo

@@ -23,8 +23,17 @@ from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import device_pb2
 
 if TYPE_CHECKING:
-    from hub.metrics.catalogue import DeviceInfo
     from hub.mqtt.link import Inbound
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A registered device as the last store snapshot saw it."""
+
+    site: str
+    kind: str  # cabinet, sorting_line, charging_pile
+    online: bool
+
 
 Sink = Callable[["Inbound"], Awaitable[None]]
 # outcome label -> SorterCounters field

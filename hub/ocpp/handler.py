@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ocpp.routing import on as _ocpp_on
 from ocpp.v16 import ChargePoint, call_result
@@ -17,7 +17,6 @@ from ocpp.v16.enums import (
 )
 
 if TYPE_CHECKING:
-    from hub.ocpp.server import CentralSystem
     from hub.ocpp.state import PileState
 
 # The library logs every frame (id tags included) at INFO: keep its wire log at WARNING.
@@ -77,11 +76,38 @@ def sampled_readings(meter_value: Any) -> tuple[float | None, float | None]:
     return energy, power
 
 
+class PileEvents(Protocol):
+    """What a handler reports to the central system (``hub.ocpp.server.CentralSystem``)."""
+
+    @property
+    def heartbeat_interval_s(self) -> int: ...
+
+    async def on_boot(self, pile: PileState, *, vendor: str, model: str, firmware: str) -> bool: ...
+
+    def on_heartbeat(self, pile: PileState) -> None: ...
+
+    async def on_status(
+        self, pile: PileState, connector_id: int, status: str, error_code: str
+    ) -> None: ...
+
+    async def on_start(
+        self, pile: PileState, connector_id: int, id_tag: str, meter_start_wh: float
+    ) -> int: ...
+
+    def on_meter(
+        self, pile: PileState, connector_id: int, energy_wh: float | None, power_w: float | None
+    ) -> None: ...
+
+    async def on_stop(
+        self, pile: PileState, transaction_id: int, meter_stop_wh: float, reason: str
+    ) -> None: ...
+
+
 class PileHandler(ChargePoint):  # type: ignore[misc]
-    """Answers a pile's calls; the state lives in :class:`CentralSystem`."""
+    """Answers a pile's calls; the state lives in the central system (:class:`PileEvents`)."""
 
     def __init__(
-        self, pile: PileState, connection: Any, system: CentralSystem, timeout_s: float
+        self, pile: PileState, connection: Any, system: PileEvents, timeout_s: float
     ) -> None:
         super().__init__(pile.pile_id, connection, response_timeout=timeout_s, logger=WIRE_LOG)
         self.pile = pile
@@ -99,7 +125,7 @@ class PileHandler(ChargePoint):  # type: ignore[misc]
         )
         return call_result.BootNotification(
             current_time=now_iso(),
-            interval=self._system.settings.heartbeat_interval_s,
+            interval=self._system.heartbeat_interval_s,
             status=RegistrationStatus.accepted if ok else RegistrationStatus.rejected,
         )
 

@@ -194,6 +194,10 @@ class CentralSystem:
         pile.last_heartbeat = time.monotonic()
         return True
 
+    @property
+    def heartbeat_interval_s(self) -> int:
+        return self.settings.heartbeat_interval_s
+
     def on_heartbeat(self, pile: PileState) -> None:
         pile.last_heartbeat = time.monotonic()
 

@@ -43,7 +43,7 @@ class BrokerSettings:
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
     client_id: str = "lockerhub-hub"
     keepalive_s: int = 30
     # Hub processes sharing the load join one MQTT 5 shared-subscription group.

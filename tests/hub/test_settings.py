@@ -100,3 +100,9 @@ def test_cli_broken_config_exits_2_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: pickup.code_digits")
     assert "Traceback" not in err
+
+
+def test_broker_password_never_appears_in_repr() -> None:
+    from hub.settings import BrokerSettings
+
+    assert "s3cret" not in repr(BrokerSettings(username="hub", password="s3cret"))

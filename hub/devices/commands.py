@@ -226,7 +226,7 @@ class CommandService:
         """Mark commands unanswered after expiry (+ grace) as expired; runs until cancelled."""
         grace_ms = int(self._settings.result_timeout_s * 1000)
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self._clock.sleep(self._settings.sweep_interval_s)
             now = self._clock.now_ms()
             async with self._store.transaction() as tx:
                 count = await repo.expire_due(tx, now - grace_ms, now)

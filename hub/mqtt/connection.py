@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -13,26 +12,12 @@ from hub.errors import BrokerError
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound, MqttLink
 from hub.settings import BrokerSettings
+from hub.supervise import Backoff
 from lockerhub.topics import Topic
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Inbound], Awaitable[None]]
-
-
-class Backoff:
-    """Full-jitter exponential backoff: ``uniform(0, min(cap, base * 2**n))``."""
-
-    def __init__(self, base_s: float, cap_s: float) -> None:
-        self._base, self._cap, self._attempt = base_s, cap_s, 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self._cap, self._base * 2**self._attempt)
-        self._attempt = min(self._attempt + 1, 30)
-        return max(self._base / 2, random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 class BrokerConnection:

@@ -7,7 +7,6 @@ notices only after the commit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -65,7 +64,7 @@ class Sweeper:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self._clock.sleep(self._settings.sweep_interval_s)
             await self.sweep_once()
 
     async def sweep_once(self) -> SweepCounts:

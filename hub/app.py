@@ -109,11 +109,9 @@ class HubApp:
             alarms = AlarmService(store, self.clock, self.metrics)
             registry = Registry(s.registry)
             events = EventApplier(
-                store,
                 registry,
                 commands,
                 self.notifier,
-                self.clock,
                 s.pickup,
                 self.metrics,
                 alarms=alarms,

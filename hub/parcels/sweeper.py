@@ -163,4 +163,5 @@ class Sweeper:
                     kind="cabinet_offline",
                     detail=f"silent for more than {self._settings.offline_after_s:g} s",
                 )
+        self._alarms.count("cabinet_offline", raised)
         return raised

@@ -17,6 +17,7 @@ from hub.supervise import Backoff, supervise
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import fleet_pb2
 from tests.hub.conftest import running_hub, settings_for, tick
+from tests.hub.test_flow import online
 
 
 def restarts_counter() -> Counter:
@@ -114,3 +115,20 @@ async def test_a_store_fault_in_the_sweeper_restarts_it_and_the_hub_keeps_servin
         assert hub.app.metrics.task_restarts.labels("command-sweeper")._value.get() == 0
         sites = await hub.fleet.ListSites(fleet_pb2.ListSitesRequest())
         assert [s.site_id for s in sites.sites] == [site]
+
+
+async def test_the_snapshot_watcher_runs_on_the_hub_clock(
+    tmp_path: Path, mosquitto: Any, site: str
+) -> None:
+    clock = ManualClock()
+    settings = settings_for(tmp_path, mosquitto, site)
+    async with running_hub(settings, tmp_path, mosquitto, clock=clock) as hub:
+        registry = hub.app.metrics.registry
+        labels = {"site": site, "cabinet": "CAB-T"}
+        async with hub.cabinet("CAB-T") as cab:
+            await cab.birth()
+            await online(hub, "CAB-T")
+            # Stored, but the snapshot is refreshed only on the watcher's tick.
+            assert registry.get_sample_value("lockerhub_cabinet_up", labels) is None
+            await tick(clock, int(settings.metrics.snapshot_interval_s * 1000))
+            assert registry.get_sample_value("lockerhub_cabinet_up", labels) == 1

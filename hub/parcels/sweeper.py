@@ -1,6 +1,6 @@
 """The lifecycle sweeper: pickup reminders, expiry, reservation holds and silent devices.
 
-Time comes from the injected Clock (tests move a ManualClock); the sweep cadence is a real sleep.
+Time comes from the injected Clock, and so does the sweep cadence (tests move a ManualClock).
 Each step works in bounded batches, one short transaction per batch, and sends its commands and
 notices only after the commit.
 """
@@ -38,7 +38,7 @@ class SweepCounts:
 
 
 class Sweeper:
-    """Runs :meth:`sweep_once` every ``sweep_interval_s``; owned by the hub's TaskGroup."""
+    """Runs :meth:`sweep_once` every ``sweep_interval_s`` of the clock; supervised by the hub."""
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ import logging
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -39,11 +40,16 @@ from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
+from hub.supervise import supervise
+from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _HEALTH_INTERVAL_S = 1.0
+# Delay before restarting a failed background loop (jittered, doubling up to the cap).
+_RESTART_MIN_S = 0.5
+_RESTART_MAX_S = 30.0
 
 
 class HubApp:
@@ -74,6 +80,7 @@ class HubApp:
         self._store_metrics = StoreMetrics(self.metrics)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
+        self._connected = asyncio.Event()  # set by each broker connect, until flushed
 
     @property
     def grpc_address(self) -> str:
@@ -105,11 +112,9 @@ class HubApp:
             alarms = AlarmService(store, self.clock, self.metrics)
             registry = Registry(s.registry)
             events = EventApplier(
-                store,
                 registry,
                 commands,
                 self.notifier,
-                self.clock,
                 s.pickup,
                 self.metrics,
                 alarms=alarms,
@@ -206,19 +211,35 @@ class HubApp:
         await self._stack.aclose()
 
     async def run(self) -> None:
-        """Ingest, sweep commands, refresh health and the occupancy snapshot; until cancelled."""
+        """Run every background loop, each supervised (restarted when it raises); until cancelled.
+
+        Only cancellation (the lifespan ending) stops them: a loop that fails is logged, counted
+        in ``lockerhub_hub_task_restarts_total{task}`` and restarted after a backoff.
+        """
         broker, ingestor = self._require(self._broker), self._require(self._ingestor)
         commands = self._require(self._commands)
-        async with asyncio.TaskGroup() as tg:
+        loops: dict[str, Callable[[], Awaitable[None]]] = {
             # The metrics tap reads energy/sorter telemetry before the ingest queue.
-            tg.create_task(
-                broker.run(self.metrics.telemetry.tap(ingestor.receive)), name="mqtt-receive"
-            )
-            tg.create_task(ingestor.run(), name="ingest-apply")
-            tg.create_task(commands.run_sweeper(), name="command-sweeper")
-            tg.create_task(self._require(self._sweeper).run(), name="lifecycle-sweeper")
-            tg.create_task(self._require(self._desired).run(), name="desired-state")
-            tg.create_task(self._watch(), name="health-and-snapshot")
+            "mqtt-receive": lambda: broker.run(self.metrics.telemetry.tap(ingestor.receive)),
+            "ingest-apply": ingestor.run,
+            "command-flush": self._flush_on_connect,
+            "command-sweeper": commands.run_sweeper,
+            "lifecycle-sweeper": self._require(self._sweeper).run,
+            "desired-state": self._require(self._desired).run,
+            "health-and-snapshot": self._watch,
+        }
+        async with asyncio.TaskGroup() as tg:
+            for name, loop in loops.items():
+                tg.create_task(
+                    supervise(
+                        name,
+                        loop,
+                        clock=self.clock,
+                        restarts=self.metrics.task_restarts,
+                        backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S),
+                    ),
+                    name=name,
+                )
 
     @property
     def sweeper(self) -> Sweeper:
@@ -234,13 +255,27 @@ class HubApp:
         return self._require(self._charging)
 
     async def _on_connect(self) -> None:
-        await self._require(self._commands).flush_queued()
+        # Called inside the receive loop: hand the store work to a loop of its own, so that a
+        # store failure while flushing does not take message reception down with it.
+        self._connected.set()
         self._require(self._desired).wake()
+
+    async def _flush_on_connect(self) -> None:
+        """After each connect, publish the commands stored while the broker was down."""
+        commands = self._require(self._commands)
+        while True:
+            await self._connected.wait()
+            self._connected.clear()
+            try:
+                await commands.flush_queued()
+            except BaseException:
+                self._connected.set()  # not flushed: the restarted loop tries again
+                raise
 
     async def _watch(self) -> None:
         interval = min(_HEALTH_INTERVAL_S, self.settings.metrics.snapshot_interval_s)
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             await self._refresh()
 
     async def _refresh(self) -> None:

@@ -37,7 +37,11 @@ class AlarmService:
         device_ts_ms: int = 0,
         actor: str = "hub",
     ) -> bool:
-        """Raise an alarm unless the same condition is already open; True when a new one."""
+        """Raise an alarm unless the same condition is already open; True when a new one.
+
+        The caller counts a new alarm with :meth:`count` once its transaction committed (a
+        rolled-back or retried transaction must not count it twice).
+        """
         now = self._clock.now_ms()
         existing = await repo.find_open(tx, device, kind, compartment)
         if existing is not None:
@@ -65,8 +69,12 @@ class AlarmService:
             compartment=compartment,
             actor=actor,
         )
-        self._metrics.alarms.labels(kind).inc()
         return True
+
+    def count(self, kind: str, raised: int = 1) -> None:
+        """Count ``raised`` new alarms of ``kind`` (after the commit that stored them)."""
+        if raised:
+            self._metrics.alarms.labels(kind).inc(raised)
 
     async def clear_condition(
         self, tx: Tx, *, device: str, kind: str, compartment: str = "", actor: str = "hub"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -178,8 +179,11 @@ class CommandService:
         if changed:
             self._metrics.commands.labels(outcome).inc()
 
-    async def on_result(self, tx: Tx, device_id: str, result: device_pb2.CommandResult) -> None:
-        """Apply a device's command result inside the ingest transaction.
+    async def on_result(
+        self, tx: Tx, device_id: str, result: device_pb2.CommandResult
+    ) -> Callable[[], None]:
+        """Apply a device's command result inside the ingest transaction; return what counts it,
+        for the caller to run once the transaction committed.
 
         Raises:
             Dropped: unknown command, another device's command, or a repeated result.
@@ -210,9 +214,14 @@ class CommandService:
             only_open=False,
         ):
             raise Dropped("duplicate", f"repeated result for command from {device_id}")
-        self._metrics.commands.labels(name).inc()
-        if record.sent_ms:
-            self._metrics.observe_command(record.type, (now_ms - record.sent_ms) / 1000)
+        sent_ms, type_ = record.sent_ms, record.type
+
+        def count() -> None:
+            self._metrics.commands.labels(name).inc()
+            if sent_ms:
+                self._metrics.observe_command(type_, (now_ms - sent_ms) / 1000)
+
+        return count
 
     def notify_result(self, result: device_pb2.CommandResult) -> None:
         """Wake a waiter after the result's transaction committed."""
@@ -226,7 +235,7 @@ class CommandService:
         """Mark commands unanswered after expiry (+ grace) as expired; runs until cancelled."""
         grace_ms = int(self._settings.result_timeout_s * 1000)
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self._clock.sleep(self._settings.sweep_interval_s)
             now = self._clock.now_ms()
             async with self._store.transaction() as tx:
                 count = await repo.expire_due(tx, now - grace_ms, now)

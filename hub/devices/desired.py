@@ -10,7 +10,6 @@ publish per cabinet). A publish that fails stays pending and is retried after th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from dataclasses import astuple
@@ -109,15 +108,19 @@ class DesiredStates:
         return state
 
     async def run(self) -> None:
-        """Publish pending states whenever woken (and retry failures); until cancelled."""
+        """Publish pending states whenever woken, and every ``_RETRY_S`` on the clock (retrying
+        failures); until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._retry_timer(), name="desired-state-timer")
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.publish_pending()
+
+    async def _retry_timer(self) -> None:
         while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # races with completion (CPython gh-86296) and hang the hub's shutdown.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_RETRY_S):
-                    await self._wake.wait()
-            self._wake.clear()
-            await self.publish_pending()
+            await self._clock.sleep(_RETRY_S)
+            self._wake.set()
 
     async def publish_pending(self) -> int:
         """Publish every device whose version is ahead of what was published; return how many."""

@@ -18,11 +18,10 @@ from hub.parcels.lifecycle import record_transition
 from hub.parcels.notify import Notifier, PickupNotice
 from hub.parcels.pickup import IssuedCode, issue_code
 from hub.settings import PickupSettings
-from hub.store import Store, Tx
+from hub.store import Tx
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import events as events_repo
 from hub.store.repo import parcels as parcels_repo
-from lockerhub.clock import Clock
 from lockerhub.states import CompartmentState
 from lockerhub.topics import Topic
 from lockerhub.v1 import device_pb2
@@ -42,6 +41,7 @@ class Applied:
     body: str
     follow_ups: list[FollowUp] = field(default_factory=list)
     transitions: list[ParcelState] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)  # kinds of the alarms it raised
 
 
 class EventApplier:
@@ -49,11 +49,9 @@ class EventApplier:
 
     def __init__(
         self,
-        store: Store,
         registry: Registry,
         commands: CommandService,
         notifier: Notifier,
-        clock: Clock,
         pickup: PickupSettings,
         metrics: HubMetrics,
         *,
@@ -64,25 +62,11 @@ class EventApplier:
         self._alarms = alarms
         self._desired = desired_states
         self._deadline_h = deadline_h or (lambda _site: pickup.deadline_h)
-        self._store = store
         self._registry = registry
         self._commands = commands
         self._notifier = notifier
-        self._clock = clock
         self._pickup = pickup
         self._metrics = metrics
-
-    async def handle(self, topic: Topic, event: device_pb2.DeviceEvent) -> None:
-        """Apply one event in a transaction of its own (the ingest loop batches with
-        :meth:`apply`); follow-ups run after the commit.
-
-        Raises:
-            Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
-        """
-        code = await self.prepare(event)
-        async with self._store.transaction() as tx:
-            applied = await self.apply(tx, topic, event, code, self._clock.now_ms())
-        await self.after_commit(applied)
 
     async def prepare(self, event: device_pb2.DeviceEvent) -> IssuedCode | None:
         """Work to do before the transaction: PBKDF2 is slow and must not hold the store lock."""
@@ -122,27 +106,22 @@ class EventApplier:
             await self._picked_up(tx, topic, event.picked_up, now)
             applied.transitions.append(ParcelState.PICKED_UP)
         elif body == "door_changed":
-            await self._door_changed(tx, topic, event)
+            applied.alarms += await self._door_changed(tx, topic, event)
         elif body == "alarm":
-            await self._alarm(tx, topic, event)
+            applied.alarms += await self._alarm(tx, topic, event)
         elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
-            await self._alarms.raise_(
+            if await self._alarms.raise_(
                 tx,
                 site=topic.site,
                 device=topic.device,
                 kind="keypad_lockout",
                 device_ts_ms=event.ts_ms,
                 actor=f"device:{topic.device}",
-            )
+            ):
+                applied.alarms.append("keypad_lockout")
         elif body == "parcel_sorted":
             applied.transitions.append(await self._sorted(tx, topic, event.parcel_sorted, now))
         return applied
-
-    async def after_commit(self, applied: Applied) -> None:
-        """Metrics, then commands and notices: only once the event is safely stored."""
-        self.count(applied)
-        for follow_up in applied.follow_ups:
-            await follow_up()
 
     def count(self, applied: Applied) -> None:
         """Metrics of a committed event (before any follow-up, so they never lag the store)."""
@@ -151,6 +130,8 @@ class EventApplier:
             self._metrics.pickup_code_rejected.inc()
         for state in applied.transitions:
             self._metrics.parcel_transitions.labels(str(state)).inc()
+        for kind in applied.alarms:
+            self._alarms.count(kind)
         if applied.body in ("deposited", "picked_up"):
             self._desired.wake()
 
@@ -296,13 +277,16 @@ class EventApplier:
         await self._transition(tx, topic, parcel, new, now, place=ev.chute_id)
         return new
 
-    async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
+    async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
+        """Returns the kinds of the alarms it raised."""
         ev = event.door_changed
         await self._compartment(tx, topic, ev.compartment_id)
         await devices_repo.set_sensors(tx, topic.device, ev.compartment_id, door_open=ev.open)
-        if ev.open and not ev.commanded:
-            # Any open nobody commanded is an alarm (door forced).
-            await self._alarms.raise_(
+        # Any open nobody commanded is an alarm (door forced).
+        if (
+            ev.open
+            and not ev.commanded
+            and await self._alarms.raise_(
                 tx,
                 site=topic.site,
                 device=topic.device,
@@ -311,14 +295,18 @@ class EventApplier:
                 device_ts_ms=event.ts_ms,
                 actor=f"device:{topic.device}",
             )
+        ):
+            return ["door_forced"]
+        return []
 
-    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> None:
+    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
+        """Returns the kinds of the alarms it raised."""
         ev = event.alarm
         if ev.compartment_id:
             await self._compartment(tx, topic, ev.compartment_id)
         kind = alarm_kind_name(ev.kind)  # "unspecified" for a number newer than this hub
         if ev.active:
-            await self._alarms.raise_(
+            raised = await self._alarms.raise_(
                 tx,
                 site=topic.site,
                 device=topic.device,
@@ -328,11 +316,12 @@ class EventApplier:
                 device_ts_ms=event.ts_ms,
                 actor=f"device:{topic.device}",
             )
-        else:
-            await self._alarms.clear_condition(
-                tx,
-                device=topic.device,
-                kind=kind,
-                compartment=ev.compartment_id,
-                actor=f"device:{topic.device}",
-            )
+            return [kind] if raised else []
+        await self._alarms.clear_condition(
+            tx,
+            device=topic.device,
+            kind=kind,
+            compartment=ev.compartment_id,
+            actor=f"device:{topic.device}",
+        )
+        return []

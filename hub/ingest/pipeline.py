@@ -12,6 +12,7 @@ in ``lockerhub_ingest_dropped_total`` and logged without payload bytes, codes or
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,6 @@ from lockerhub.topics import Direction, Kind, Topic
 from lockerhub.v1 import device_pb2
 
 log = logging.getLogger(__name__)
-_STORE_RETRY_S = 0.5
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -50,6 +50,10 @@ class _Item:
     code: IssuedCode | None = None
     event: Applied | None = None
     after: list[AfterCommit] = field(default_factory=list)
+    # Metrics of the last attempt, counted only once it committed: a batch that fails is
+    # retried message by message, and must not count anything of the failed attempt.
+    dropped: tuple[str, str] | None = None
+    counts: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Ingestor:
@@ -129,10 +133,14 @@ class Ingestor:
                 try:
                     applied += await self._apply_all([item])
                 except StoreError as one:
-                    self._drop(
+                    item.counts = []
+                    item.dropped = (
                         "error",
                         f"store failed on {item.topic.kind} from {item.topic.device}: {one}",
                     )
+        for item in items:  # committed (or given up): count each message once
+            if item.dropped is not None:
+                self._drop(*item.dropped)
         # Stored: now the broker may forget them (PUBACK in the order received, MQTT 5 4.6).
         for message in batch:
             message.ack()
@@ -143,6 +151,8 @@ class Ingestor:
             )
             if item.event is not None:
                 self._events.count(item.event)
+            for count in item.counts:
+                count()
         for item in applied:
             for after in item.after:
                 try:
@@ -194,19 +204,19 @@ class Ingestor:
     async def _apply_in(self, tx: Tx, items: list[_Item]) -> list[_Item]:
         applied: list[_Item] = []
         for item in items:
-            item.after, item.event = [], None
+            item.after, item.event, item.dropped, item.counts = [], None, None, []
             await tx.execute("SAVEPOINT msg")
             try:
                 await self._apply(tx, item)
             except Dropped as exc:
                 await tx.execute("ROLLBACK TO msg")
-                self._drop(exc.reason, str(exc))
+                item.counts, item.dropped = [], (exc.reason, str(exc))
             except StoreError:
                 raise
             except Exception:
                 await tx.execute("ROLLBACK TO msg")
-                self._metrics.ingest_dropped.labels("error").inc()
                 log.exception("bug while applying %s from %s", item.topic.kind, item.topic.device)
+                item.counts, item.dropped = [], ("error", "bug (logged above)")
             else:
                 applied.append(item)
             await tx.execute("RELEASE msg")
@@ -219,7 +229,8 @@ class Ingestor:
             item.event = await self._events.apply(tx, topic, payload, item.code, now)
             item.after.extend(item.event.follow_ups)
         elif isinstance(payload, device_pb2.DeviceStatus):
-            await self._status(tx, topic, payload, now)
+            for kind in await self._status(tx, topic, payload, now):
+                item.counts.append(functools.partial(self._alarms.count, kind))
             item.after.append(self._wake_desired)
         elif isinstance(payload, device_pb2.Telemetry):
             await self._registry.check_sender(tx, topic)
@@ -230,7 +241,7 @@ class Ingestor:
             await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
         elif isinstance(payload, device_pb2.CommandResult):
             await self._registry.check_sender(tx, topic)
-            await self._commands.on_result(tx, topic.device, payload)
+            item.counts.append(await self._commands.on_result(tx, topic.device, payload))
 
             async def wake(result: device_pb2.CommandResult = payload) -> None:
                 self._commands.notify_result(result)
@@ -239,27 +250,33 @@ class Ingestor:
 
     async def _status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now: int
-    ) -> None:
-        """Presence, plus the alarms a status implies (offline, outbox full)."""
+    ) -> list[str]:
+        """Presence, plus the alarms a status implies (offline, outbox full); returns the kinds
+        of the alarms it raised."""
         online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
         if await self._registry.apply_status(tx, topic, status, now):
             await desired.mark(tx, topic.device, now)
         site, device, actor = topic.site, topic.device, f"device:{topic.device}"
+        raised: list[str] = []
         if online:
             await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
-        else:
-            await self._alarms.raise_(
-                tx,
-                site=site,
-                device=device,
-                kind="cabinet_offline",
-                detail="offline status",
-                actor=actor,
-            )
+        elif await self._alarms.raise_(
+            tx,
+            site=site,
+            device=device,
+            kind="cabinet_offline",
+            detail="offline status",
+            actor=actor,
+        ):
+            raised.append("cabinet_offline")
         if status.outbox_full:
-            await self._alarms.raise_(tx, site=site, device=device, kind="outbox_full", actor=actor)
+            if await self._alarms.raise_(
+                tx, site=site, device=device, kind="outbox_full", actor=actor
+            ):
+                raised.append("outbox_full")
         else:
             await self._alarms.clear_condition(tx, device=topic.device, kind="outbox_full")
+        return raised
 
     async def _wake_desired(self) -> None:
         self._desired.wake()

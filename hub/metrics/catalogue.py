@@ -46,6 +46,16 @@ ALARM_KINDS = tuple(
     for v in common_pb2.AlarmKind.DESCRIPTOR.values
     if v.number != 0
 )
+# The hub's supervised background loops (hub.app), pre-created at 0 for alerts.
+HUB_TASKS = (
+    "mqtt-receive",
+    "ingest-apply",
+    "command-flush",
+    "command-sweeper",
+    "lifecycle-sweeper",
+    "desired-state",
+    "health-and-snapshot",
+)
 # Seconds from a few ms (ingestion) to a command's full TTL.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Deposit -> pickup: minutes to a week (pickup deadlines are 48 h to 7 days).
@@ -213,6 +223,14 @@ class HubMetrics:
             ["result"],
             registry=registry,
         )
+        self.task_restarts = Counter(
+            "lockerhub_hub_task_restarts_total",
+            "Hub background loops restarted after they raised, by task.",
+            ["task"],
+            registry=registry,
+        )
+        for task in HUB_TASKS:
+            self.task_restarts.labels(task)
         # Parcel flow per site, from the store's transition log (hub.metrics.store_collector).
         self.parcel_events = Counter(
             "lockerhub_parcel_events_total",

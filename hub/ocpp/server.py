@@ -237,11 +237,12 @@ class CentralSystem:
         if faulted:
             pile.faults += 1
         compartment = f"connector-{connector_id}"
+        raised = False
         async with self._store.transaction() as tx:
             if await devices_repo.get_device(tx, pile.pile_id) is None:
                 return  # not booted yet: an alarm needs a registered device
             if faulted:
-                await self._alarms.raise_(
+                raised = await self._alarms.raise_(
                     tx,
                     site=pile.site,
                     device=pile.pile_id,
@@ -258,6 +259,7 @@ class CentralSystem:
                     compartment=compartment,
                     actor=f"pile:{pile.pile_id}",
                 )
+        self._alarms.count(_FAULT_ALARM, int(raised))
 
     async def on_start(
         self, pile: PileState, connector_id: int, id_tag: str, meter_start_wh: float

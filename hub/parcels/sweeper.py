@@ -1,13 +1,12 @@
 """The lifecycle sweeper: pickup reminders, expiry, reservation holds and silent devices.
 
-Time comes from the injected Clock (tests move a ManualClock); the sweep cadence is a real sleep.
+Time comes from the injected Clock, and so does the sweep cadence (tests move a ManualClock).
 Each step works in bounded batches, one short transaction per batch, and sends its commands and
 notices only after the commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ class SweepCounts:
 
 
 class Sweeper:
-    """Runs :meth:`sweep_once` every ``sweep_interval_s``; owned by the hub's TaskGroup."""
+    """Runs :meth:`sweep_once` every ``sweep_interval_s`` of the clock; supervised by the hub."""
 
     def __init__(
         self,
@@ -65,7 +64,7 @@ class Sweeper:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self._clock.sleep(self._settings.sweep_interval_s)
             await self.sweep_once()
 
     async def sweep_once(self) -> SweepCounts:
@@ -164,4 +163,5 @@ class Sweeper:
                     kind="cabinet_offline",
                     detail=f"silent for more than {self._settings.offline_after_s:g} s",
                 )
+        self._alarms.count("cabinet_offline", raised)
         return raised

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from hub.app import HubApp
 from hub.parcels.allocation import Allocator
 from hub.settings import HubSettings
-from lockerhub.clock import Clock
+from lockerhub.clock import Clock, ManualClock
 from lockerhub.v1 import dispatch_pb2_grpc, fleet_pb2_grpc
 from tests.hub.cabinet import FakeCabinet
 
@@ -97,6 +97,24 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+# Hub loops that sleep on the clock: command sweeper, lifecycle sweeper, desired-state retry
+# timer, health-and-snapshot watcher.
+HUB_CLOCK_LOOPS = 4
+
+
+async def tick(clock: ManualClock, ms: int) -> None:
+    """Advance ``clock`` by ``ms`` and wait until every loop it woke ran and slept again.
+
+    Proof that the loops ran, unlike sleeping in real time and asserting that nothing happened.
+    """
+    asleep, before = clock.sleeping, clock.sleeps
+    clock.advance(ms)
+    woken = asleep - clock.sleeping
+    assert woken, f"advancing {ms} ms woke no sleeping loop"
+    async with asyncio.timeout(10):
+        await clock.wait_for_sleeps(before + woken)
+
+
 @contextlib.asynccontextmanager
 async def running_hub(
     settings: HubSettings,
@@ -106,10 +124,14 @@ async def running_hub(
     clock: Clock | None = None,
     allocator: Allocator | None = None,
 ) -> AsyncIterator[HubHarness]:
+    sleeps = clock.sleeps if isinstance(clock, ManualClock) else 0
     async with HubApp(
         settings, registry=CollectorRegistry(), clock=clock, allocator=allocator
     ) as app:
         task = asyncio.create_task(app.run())
+        if isinstance(clock, ManualClock):  # every loop that waits on the clock is waiting
+            async with asyncio.timeout(10):
+                await clock.wait_for_sleeps(sleeps + HUB_CLOCK_LOOPS)
         channel = grpc.aio.insecure_channel(app.grpc_address)
         try:
             yield HubHarness(app, settings.sites[0].id, channel, tmp_path, broker)

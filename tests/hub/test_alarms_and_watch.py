@@ -231,15 +231,25 @@ async def test_watch_resumes_after_reconnect_without_loss_or_duplicates(
             return len(second.events) >= 3
 
         await eventually(three)
-        await asyncio.sleep(0.2)
+        # One more change now: it arrives fourth, which proves nothing was repeated before it.
+        (raised,) = await open_alarms(hub)
+        await hub.fleet.AcknowledgeAlarm(fleet_pb2.AlarmActionRequest(alarm_id=raised.alarm_id))
+
+        async def four_after() -> bool:
+            await asyncio.sleep(0)
+            return len(second.events) >= 4
+
+        await eventually(four_after)
+        assert len(second.events) == 4
         assert second.parcel_states() == [
             ("P-1", S.PARCEL_STATE_DEPOSITED),
             ("P-2", S.PARCEL_STATE_CANCELLED),
         ]
-        alarm = second.events[-1]
+        alarm, acked = second.events[2:]
         assert alarm.WhichOneof("body") == "alarm"
         assert (alarm.alarm.kind, alarm.alarm.status) == (S.ALARM_KIND_DOOR_FORCED, "raised")
         assert alarm.alarm.site == hub.site
+        assert (acked.alarm.alarm_id, acked.alarm.status) == (raised.alarm_id, "acknowledged")
         cursors = [int(e.cursor) for e in first.events + second.events]
         assert cursors == sorted(set(cursors))
 

@@ -124,8 +124,15 @@ async def test_streams_need_a_token_and_health_stays_open(hub: HubHarness) -> No
     call = hub.dispatch.WatchEvents(
         dispatch_pb2.WatchEventsRequest(cursor="0"), metadata=md(TOKENS["viewer"])
     )
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(call.read(), 0.3)  # authorised: waits for events
+    async with hub.cabinet("CAB-S") as cab:
+        await cab.birth()
+        await online(hub, "CAB-S")
+        await hub.dispatch.AnnounceParcels(
+            dispatch_pb2.AnnounceParcelsRequest(parcels=[announcement("P-S", hub.site)]),
+            metadata=md(TOKENS["operator"]),
+        )
+    first = await asyncio.wait_for(call.read(), 10)  # authorised: the stream delivers
+    assert first.parcel.parcel_id == "P-S"
     call.cancel()
     health = health_pb2_grpc.HealthStub(hub.channel)
     resp = await health.Check(health_pb2.HealthCheckRequest())

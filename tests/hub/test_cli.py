@@ -14,6 +14,7 @@ import pytest
 
 from ops import cli as ops
 from tests.hub.cabinet import FakeCabinet
+from tests.hub.conftest import eventually
 
 _RUN_HUB = (
     "import argparse, sys; from hub import app; p = argparse.ArgumentParser(); "
@@ -76,7 +77,15 @@ async def test_hub_process_and_ops(
         target = m.group(1)
         async with FakeCabinet(mosquitto, site, "CAB-CLI") as cab:
             await cab.birth()
-            await asyncio.sleep(0.5)
+
+            async def online() -> bool:
+                code, out, _ = await asyncio.to_thread(
+                    run_ops, capsys, "--target", target, "--json", "cabinets", "--site", site
+                )
+                cabinets = json.loads(out).get("cabinets", []) if code == 0 else []
+                return any(c["cabinetId"] == "CAB-CLI" and c.get("online") for c in cabinets)
+
+            await eventually(online, timeout=10)
             code, out, _ = await asyncio.to_thread(
                 run_ops,
                 capsys,

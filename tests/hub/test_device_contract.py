@@ -168,7 +168,11 @@ async def test_sequence_gap_asks_for_a_resend_once(hub: HubHarness) -> None:
             return rows == [(7,)]
 
         await eventually(all_applied)
-        await asyncio.sleep(0.2)
+        # A new gap after them: its request is the very next command, so none came in between.
+        cab.seq = 8
+        await cab.event(door_changed=door)  # seq 9: 8 missing
+        resend = await cab.next_command()
+        assert (resend.resend_events.from_seq, resend.resend_events.to_seq) == (8, 8)
         assert cab.commands.empty()
 
 

@@ -109,15 +109,20 @@ async def test_parcel_journey(hub: HubHarness) -> None:
         assert rows[0] == ("reserve_compartment", "succeeded", "applied")
         assert rows[1][0] == "set_pickup_code"
 
-        # /metrics counts the events (served on the actual bound port).
-        await asyncio.sleep(0.3)
-        body = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(hub.app.metrics_url, timeout=5).read().decode()
-        )
+        # /metrics counts the events (served on the actual bound port), and the occupancy
+        # snapshot (refreshed on its own tick) shows the freed compartment.
+        free_m = f'lockerhub_compartments{{site="{hub.site}",size="M",state="free"}} 2.0'
+
+        async def scraped() -> str:
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(hub.app.metrics_url, timeout=5).read().decode()
+            )
+            return body if free_m in body else ""
+
+        body = await eventually(scraped)
         assert 'lockerhub_events_applied_total{type="deposited"} 1.0' in body
         assert 'lockerhub_events_applied_total{type="picked_up"} 1.0' in body
         assert 'lockerhub_parcel_transitions_total{state="picked_up"} 1.0' in body
-        assert f'lockerhub_compartments{{site="{hub.site}",size="M",state="free"}}' in body
         assert PHONE not in body
         assert "P-1" not in body
 

@@ -13,7 +13,7 @@ import pytest
 
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
-from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
+from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for, tick
 from tests.hub.test_flow import announcement, online, parcel_state
 
 HOUR_MS = 3_600_000
@@ -101,8 +101,11 @@ async def test_reminder_expiry_withdraw_return(hub: HubHarness, clock: ManualClo
         clock.advance(12 * HOUR_MS)
         await reach(hub, "P-1", S.PARCEL_STATE_EXPIRED)
         assert await hub.sql("SELECT COUNT(*) FROM pickup_codes") == [(0,)]
-        await asyncio.sleep(0.2)  # further sweeps change nothing: one reminder only
+        transitions = await hub.sql("SELECT COUNT(*) FROM parcel_transitions")
+        for _ in range(3):  # further sweeps (each one ran: the loop slept again) change nothing
+            await tick(clock, 50)
         assert len(await reminders()) == 1
+        assert await hub.sql("SELECT COUNT(*) FROM parcel_transitions") == transitions
 
         parcel = await hub.dispatch.WithdrawParcel(
             dispatch_pb2.WithdrawParcelRequest(parcel_id="P-1", courier_id="c9")

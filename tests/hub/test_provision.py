@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -65,6 +65,24 @@ def client(host: str, port: int, user: str, password: str) -> aiomqtt.Client:
     )
 
 
+async def connects(host: str, port: int, user: str, password: str) -> bool:
+    try:
+        async with client(host, port, user, password):
+            return True
+    except aiomqtt.MqttError:
+        return False
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Poll ``check`` (mosquitto reloads its files asynchronously after SIGHUP)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout} s") from None
+
+
 async def test_provisioned_accounts_are_enforced(
     broker_dir: Path,
     running: tuple[str, int, subprocess.Popen[bytes]],
@@ -80,7 +98,7 @@ async def test_provisioned_accounts_are_enforced(
     assert device[1] not in (broker_dir / "passwords").read_text()  # only hashes on disk
     assert oct((broker_dir / "passwords").stat().st_mode & 0o777) == "0o600"
     proc.send_signal(1)  # SIGHUP: mosquitto reloads passwords and ACLs
-    await asyncio.sleep(0.5)
+    await until(lambda: connects(host, port, *device), "the new account works")
 
     async with client(host, port, *hub) as h, client(host, port, *device) as dev:
         await h.subscribe("lockerhub/v1/S1/+/event", qos=1)
@@ -100,10 +118,12 @@ async def test_provisioned_accounts_are_enforced(
     )
     assert creds(out)[1] != device[1]
     proc.send_signal(1)
-    await asyncio.sleep(0.5)
-    with pytest.raises(aiomqtt.MqttError):
-        async with client(host, port, *device):
-            pass
+
+    async def refused() -> bool:
+        return not await connects(host, port, *device)
+
+    await until(refused, "the old password stops working")
+    assert await connects(host, port, *creds(out))
     code, out, _ = provision(capsys, "devices", "--broker-dir", d, "list")
     assert [line.split()[0] for line in out.splitlines()] == ["hub1", "CAB-8", "CAB-9"]
 

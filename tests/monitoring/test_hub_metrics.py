@@ -165,6 +165,7 @@ def test_names_follow_prometheus_conventions() -> None:
                 "stat",
                 "method",
                 "code",
+                "task",
                 "le",
             }, sample
 

@@ -8,6 +8,7 @@ whitepaper, profile 1), so a pile can connect only under its own id, at its own 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import binascii
@@ -17,6 +18,7 @@ import json
 import os
 import secrets
 import ssl
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +171,30 @@ def server_tls(cert: Path, key: Path) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"ocpp.tls_cert/ocpp.tls_key: cannot load {cert}, {key}: {exc}") from exc
     return context
+
+
+PILES_FILE = "ocpp-piles.json"
+
+
+def pile_command(args: argparse.Namespace) -> int:
+    """``lockerhub devices --broker-dir D add-pile|remove-pile``: edit ``D/ocpp-piles.json``.
+
+    The new password is printed once (for the pile's AuthorizationKey) and kept nowhere.
+    """
+    path = Path(args.broker_dir) / PILES_FILE
+    try:
+        book = PileCredentials.load(path) if path.exists() else PileCredentials()
+        if args.devices_command == "add-pile":
+            secret = book.add(args.pile, args.site, rotate=args.rotate)
+        else:
+            book.remove(args.pile)
+            secret = None
+        book.save(path)
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if secret is not None:
+        print(f"pile: {args.pile}")
+        print(f"password: {secret}")
+    print(f"updated {path}: point ocpp.credentials_path at it and restart the hub")
+    return 0

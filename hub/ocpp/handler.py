@@ -175,6 +175,7 @@ class PileHandler(ChargePoint):  # type: ignore[misc]
         elif isinstance(frame, frames.CallFrame):
             await self._dispatch(frame)
         elif frame.unique_id in self._pending:
+            self._pending.discard(frame.unique_id)  # one answer per call: repeats are dropped
             await self.route_message(raw)  # the library's call() is waiting for it
         else:
             self._system.count_frame("dropped_unexpected_result")

@@ -300,6 +300,11 @@ async def test_hostile_frames_get_call_errors_and_nothing_breaks(central: Harnes
         ({"sessions_path": ""}, "ocpp.sessions_path"),
         ({"host": ""}, "ocpp.host"),
         ({"enabled": "yes"}, "ocpp.enabled"),
+        ({"security_profile": 0}, "ocpp.security_profile"),
+        ({"enabled": True}, "ocpp.credentials_path"),
+        ({"security_profile": 2, "tls_key": "k.pem"}, "ocpp.tls_cert"),
+        ({"authorized_id_tags": ["X" * 21]}, "ocpp.authorized_id_tags"),
+        ({"blocked_id_tags": [""]}, "ocpp.authorized_id_tags"),
         ({"nonsense": 1}, "nonsense"),
     ],
 )

@@ -9,8 +9,10 @@ configured power, and StopTransaction. ``fault()`` reports a connector Faulted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +44,12 @@ def on(action: Action) -> Callable[[_F], _F]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _tag_status(result: Any) -> str:
+    """``idTagInfo.status`` of an Authorize/StartTransaction answer ("" for a CallError)."""
+    info = getattr(result, "id_tag_info", None)
+    return str(info.get("status", "")) if isinstance(info, dict) else ""
 
 
 @dataclass(slots=True)
@@ -90,15 +98,24 @@ class SimulatedChargePoint:
         heartbeat_s: float = 30.0,
         vendor: str = "lockerhub-sim",
         model: str = "AC7",
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        boot: bool = True,
+        meter_wh: float = 0.0,
     ) -> None:
+        """``password``: HTTP Basic with the pile id (OCPP 1.6 security profile 1); ``tls``: the
+        client context for a ``wss://`` URL (profile 2); ``boot=False`` skips BootNotification
+        (a pile reconnecting after a network drop); ``meter_wh``: the energy registers' lifetime
+        reading at start."""
         self.url, self.pile_id = url, pile_id
+        self._password, self._tls, self._boot = password, tls, boot
         self.power_w, self.meter_interval_s, self.heartbeat_s = (
             power_w,
             meter_interval_s,
             heartbeat_s,
         )
         self.vendor, self.model = vendor, model
-        self.connectors = {i: Connector() for i in range(1, connectors + 1)}
+        self.connectors = {i: Connector(register_wh=meter_wh) for i in range(1, connectors + 1)}
         self.registration = ""
         self._ws: ClientConnection | None = None
         self._cp: _Client | None = None
@@ -107,8 +124,16 @@ class SimulatedChargePoint:
 
     async def __aenter__(self) -> Self:
         try:
+            headers = {}
+            if self._password is not None:
+                token = base64.b64encode(f"{self.pile_id}:{self._password}".encode()).decode()
+                headers["Authorization"] = f"Basic {token}"
             self._ws = await connect(
-                self.url, subprotocols=[Subprotocol("ocpp1.6")], logger=_SOCKET_LOG
+                self.url,
+                subprotocols=[Subprotocol("ocpp1.6")],
+                logger=_SOCKET_LOG,
+                additional_headers=headers,
+                ssl=self._tls,
             )
         except (OSError, ConnectionClosed, Exception) as exc:
             raise SimError(f"charge point {self.pile_id} cannot connect: {exc}") from exc
@@ -118,12 +143,13 @@ class SimulatedChargePoint:
             asyncio.create_task(self._work(), name=f"{self.pile_id}-actions"),
         ]
         try:
-            boot = await self._cp.call(
-                call.BootNotification(
-                    charge_point_model=self.model, charge_point_vendor=self.vendor
+            if self._boot:
+                boot = await self._cp.call(
+                    call.BootNotification(
+                        charge_point_model=self.model, charge_point_vendor=self.vendor
+                    )
                 )
-            )
-            self.registration = str(boot.status)
+                self.registration = str(boot.status)
             for cid in self.connectors:
                 await self.status(cid, ChargePointStatus.available.value)
             self._tasks += [
@@ -168,7 +194,8 @@ class SimulatedChargePoint:
         while True:
             kind, number, text = await self._actions.get()
             if kind == "start":
-                await self.start_charging(number, text)
+                with contextlib.suppress(SimError):  # a refused tag: nothing to charge
+                    await self.start_charging(number, text)
             else:
                 for cid, c in self.connectors.items():
                     if c.transaction_id == number:
@@ -190,9 +217,16 @@ class SimulatedChargePoint:
         await self._require().call(call.Heartbeat())
 
     async def start_charging(self, connector_id: int, id_tag: str) -> int:
-        """Authorize, StartTransaction, status Charging; returns the transaction id."""
+        """Authorize, StartTransaction, status Charging; returns the transaction id.
+
+        Raises:
+            SimError: the central system did not accept the id tag.
+        """
         cp, c = self._require(), self.connectors[connector_id]
-        await cp.call(call.Authorize(id_tag=id_tag))
+        authorized = await cp.call(call.Authorize(id_tag=id_tag))
+        status = _tag_status(authorized)
+        if status != "Accepted":
+            raise SimError(f"id tag refused: {status}")
         await self.status(connector_id, ChargePointStatus.preparing.value)
         result = await cp.call(
             call.StartTransaction(
@@ -202,6 +236,10 @@ class SimulatedChargePoint:
                 timestamp=_now(),
             )
         )
+        status = _tag_status(result)
+        if status != "Accepted":
+            await self.status(connector_id, ChargePointStatus.available.value)
+            raise SimError(f"transaction refused: {status}")
         c.transaction_id, c.power_w = int(result.transaction_id), self.power_w
         await self.status(connector_id, ChargePointStatus.charging.value)
         return c.transaction_id

@@ -1,16 +1,21 @@
-"""``lockerhub sim ...``: play courier or recipient on a simulated cabinet via its control port."""
+"""``lockerhub sim ...``: play courier or recipient on a simulated cabinet via its control port,
+or serve a simulated cabinet over Modbus TCP (``sim modbus``) for a third-party master."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.control import ControlClient
-from firmware_sim.errors import ControlError
+from firmware_sim.errors import ControlError, SimError
+from firmware_sim.modbus_server import CHANNELS, DEFAULT_METER_UNIT, ModbusCabinetServer
+from lockerhub.driver import CompartmentSpec, SizeClass
 
 
 def address(value: str) -> tuple[str, int]:
@@ -52,7 +57,67 @@ def register(
     p = action("force-open", "pry a compartment door open (raises a forced-open alarm)")
     p.add_argument("--compartment", required=True, help="compartment id, e.g. C01")
     p.set_defaults(func=_run(_force_open))
+    help_ = "serve a simulated cabinet as Modbus TCP lock boards and a meter (docs/edge.md map)"
+    p = actions.add_parser("modbus", help=help_, description=help_)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    p.add_argument("--port", type=int, default=5020, help="TCP port, 0 = any free (default 5020)")
+    p.add_argument("--compartments", type=int, default=8, help="compartments C01.. (1-1000)")
+    p.add_argument(
+        "--board-size", type=int, default=CHANNELS, help=f"channels per board (1-{CHANNELS})"
+    )
+    p.add_argument("--meter-unit", type=int, default=DEFAULT_METER_UNIT, help="the meter's unit id")
+    p.set_defaults(func=_modbus)
     return actions
+
+
+def modbus_layout(compartments: int, board_size: int) -> list[CompartmentSpec]:
+    """``compartments`` small compartments, ``board_size`` to a lock board (board 0 first)."""
+    if not 1 <= compartments <= 1000 or not 1 <= board_size <= CHANNELS:
+        raise SimError(f"--compartments must be 1-1000 and --board-size 1-{CHANNELS}")
+    return [
+        CompartmentSpec(
+            compartment_id=f"C{i + 1:02d}",
+            size=SizeClass.S,
+            width_mm=380,
+            height_mm=80,
+            depth_mm=640,
+            max_weight_g=25_000,
+            board=i // board_size,
+        )
+        for i in range(compartments)
+    ]
+
+
+def _modbus(args: argparse.Namespace) -> int:
+    async def main() -> None:
+        sim = SimulatedCabinet(modbus_layout(args.compartments, args.board_size))
+        server = ModbusCabinetServer(
+            sim,
+            host=args.host,
+            port=args.port,
+            meter_unit=args.meter_unit,
+            channels=args.board_size,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            host, port = server.address
+            boards = -(-args.compartments // args.board_size)
+            print(
+                f"modbus cabinet on {host}:{port}: lock boards at unit ids 1-{boards} "
+                f"({args.board_size} channels each), meter at unit {args.meter_unit}",
+                flush=True,
+            )
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except SimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run(

@@ -1,9 +1,17 @@
-"""A simulated cabinet served as Modbus TCP lock/input boards and an energy meter (pymodbus).
+"""A simulated cabinet served as Modbus TCP lock/input boards and an energy meter.
 
 The register map is the one ``edge.modbus.ModbusDriver`` reads (docs/edge.md): one Modbus device
-per lock board (device id = board + 1) and the meter at ``meter_unit``. Every request is answered
+per lock board (unit id = board + 1) and the meter at ``meter_unit``. Every request is answered
 from the live ``SimulatedCabinet``, so faults injected there (jam, broken sensors, dead board) show
-on the wire: a dead board answers DEVICE_FAILURE.
+on the wire: a dead board answers exception 04 (SERVER DEVICE FAILURE).
+
+The server is a small Modbus TCP implementation of its own (MODBUS Application Protocol v1.1b3,
+Messaging on TCP/IP Implementation Guide v1.0b), strict where a master relies on it: requests are
+read as a stream (several in one TCP segment are all answered, in order); FC5 accepts only
+``FF00``/``0000`` (else exception 03) and echoes the request; addresses outside the map answer
+exception 02 (there are no holding registers); a unit id that is neither a board nor the meter
+gets no answer at all, as a device absent from a serial line behind a gateway: the master times
+out and retries instead of reading "device failure" and declaring a live board dead.
 """
 
 from __future__ import annotations
@@ -11,13 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from functools import partial
+import struct
 from types import TracebackType
 from typing import Self
-
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
 
 from firmware_sim.cabinet import Fault, SimulatedCabinet
 from firmware_sim.errors import SimError
@@ -29,9 +33,24 @@ CHANNELS = 16  # relay/sensor channels per lock board (default n)
 # Input registers 0..n-1: temperature in 0.1 C (int16).
 NO_PROBE = 0x8000  # input register value of a channel without a temperature probe
 DEFAULT_METER_UNIT = 100
+METER_REGISTERS = 4  # energy (0.1 Wh, uint32), power (0.1 W, uint32), high word first
 
-_FC_READ_COILS, _FC_READ_DI, _FC_READ_IR = 1, 2, 4
-_FC_WRITE_COIL, _FC_WRITE_COILS = 5, 15
+FC_READ_COILS, FC_READ_DI, FC_READ_HR, FC_READ_IR = 1, 2, 3, 4
+FC_WRITE_COIL, FC_WRITE_COILS = 5, 15
+# Exception codes (Application Protocol section 7).
+ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
+_BOARD_FUNCTIONS = (
+    FC_READ_COILS,
+    FC_READ_DI,
+    FC_READ_HR,
+    FC_READ_IR,
+    FC_WRITE_COIL,
+    FC_WRITE_COILS,
+)
+_COIL_ON, _COIL_OFF = 0xFF00, 0x0000
+_MAX_BITS, _MAX_REGISTERS, _MAX_WRITE_BITS = 2000, 125, 1968  # per request (section 6)
+_MBAP = struct.Struct(">HHHB")  # transaction, protocol (0), length (unit + PDU), unit
+_MAX_PDU = 253
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,15 +60,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _bits_to_regs(bits: list[bool]) -> list[int]:
-    regs = []
-    for i in range(0, len(bits), 16):
-        regs.append(sum(1 << j for j, b in enumerate(bits[i : i + 16]) if b))
-    return regs
+def _pack_bits(bits: list[bool]) -> bytes:
+    out = bytearray((len(bits) + 7) // 8)
+    for i, bit in enumerate(bits):
+        if bit:
+            out[i // 8] |= 1 << (i % 8)
+    return bytes(out)
+
+
+def _exception(function: int, code: int) -> bytes:
+    return bytes([function | 0x80, code])
 
 
 class ModbusCabinetServer:
-    """Serve ``sim`` over Modbus TCP on ``host:port`` (port 0: a free one)."""
+    """Serve ``sim`` over Modbus TCP on ``host:port`` (port 0: a free one, see :attr:`address`)."""
 
     def __init__(
         self,
@@ -63,128 +87,33 @@ class ModbusCabinetServer:
         self._sim = sim
         self._channels = channels
         self._host = host
-        self._port = port or free_port(host)
+        self._port = port
         self._meter_unit = meter_unit
         self._boards: dict[int, list[str]] = {}
         for spec in sim.compartments():
             self._boards.setdefault(spec.board, []).append(spec.compartment_id)
         if any(len(c) > channels for c in self._boards.values()):
             raise SimError(f"at most {channels} compartments per board")
-        if meter_unit in (b + 1 for b in self._boards):
-            raise SimError("meter_unit collides with a board's device id")
-        self._server: ModbusTcpServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        if not 1 <= meter_unit <= 247 or meter_unit in (b + 1 for b in self._boards):
+            raise SimError("meter_unit must be 1-247 and not a board's unit id")
+        if any(not 0 <= b <= 246 for b in self._boards):
+            raise SimError("boards are 0-246 (unit ids 1-247)")
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
 
     @property
     def address(self) -> tuple[str, int]:
         return self._host, self._port
 
-    def _devices(self) -> list[SimDevice]:
-        # Bit blocks are whole 16-bit registers.
-        n = -(-self._channels // 16) * 16
-        devices = []
-        for board in self._boards:
-            devices.append(
-                SimDevice(
-                    id=board + 1,
-                    simdata=(
-                        [SimData(0, values=[False] * n, datatype=DataType.BITS)],
-                        [SimData(0, values=[False] * 2 * n, datatype=DataType.BITS)],
-                        [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
-                        [SimData(0, count=n, values=0, datatype=DataType.REGISTERS)],
-                    ),
-                    use_bit_addressing=True,
-                    action=partial(self._board_action, board),
-                )
-            )
-        devices.append(
-            SimDevice(
-                id=self._meter_unit,
-                simdata=(
-                    [SimData(0, values=[False] * 16, datatype=DataType.BITS)],
-                    [SimData(0, values=[False] * 16, datatype=DataType.BITS)],
-                    [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
-                    [SimData(0, count=4, values=0, datatype=DataType.REGISTERS)],
-                ),
-                action=self._meter_action,
-            )
-        )
-        return devices
-
-    async def _board_action(
-        self,
-        board: int,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        cids = self._boards[board]
-        comps = [self._sim.state()["compartments"][c] for c in cids]
-        if any(Fault.DEAD_BOARD.value in c["faults"] for c in comps):
-            return ExcCodes.DEVICE_FAILURE
-        try:
-            if function_code in (_FC_WRITE_COIL, _FC_WRITE_COILS) and set_values is not None:
-                for i, value in enumerate(set_values):
-                    channel = address + i
-                    if value and channel < len(cids):
-                        await self._sim.fire_relay(cids[channel])
-                # A pulse, not a latch: the coil reads 0 again.
-                set_values[:] = [False] * len(set_values)
-            elif function_code == _FC_READ_DI:
-                doors = [bool(c["door_open"]) for c in comps]
-                items = [await self._sim.read_item(cid) for cid in cids]
-                n = self._channels
-                bits = (doors + [False] * n)[:n] + (items + [False] * n)[:n]
-                registers[:] = (_bits_to_regs(bits) + [0] * len(registers))[: len(registers)]
-            elif function_code == _FC_READ_IR:
-                temps = []
-                for cid in cids:
-                    t = await self._sim.read_temperature(cid)
-                    temps.append(NO_PROBE if t is None else round(t * 10) & 0xFFFF)
-                registers[:] = (temps + [NO_PROBE] * len(registers))[: len(registers)]
-        except DriverError:
-            return ExcCodes.DEVICE_FAILURE
-        return None
-
-    async def _meter_action(
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        if function_code == _FC_READ_IR:
-            meter = await self._sim.read_meter()
-            energy = round(meter.energy_wh * 10) & 0xFFFFFFFF
-            power = round(meter.power_w * 10) & 0xFFFFFFFF
-            registers[:] = [energy >> 16, energy & 0xFFFF, power >> 16, power & 0xFFFF]
-        return None
-
     async def __aenter__(self) -> Self:
-        server = ModbusTcpServer(self._devices(), address=(self._host, self._port))
-        self._server = server
-        self._task = asyncio.create_task(server.serve_forever())
-        # Ready when a TCP connect succeeds (pymodbus has no "listening" callback).
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(self._host, self._port)
-            except OSError:
-                if loop.time() > deadline or self._task.done():
-                    await self.__aexit__(None, None, None)
-                    raise SimError(f"modbus server did not start on {self._port}") from None
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return self
+        try:
+            self._server = await asyncio.start_server(self._client, self._host, self._port)
+        except OSError as exc:
+            raise SimError(
+                f"modbus server cannot listen on {self._host}:{self._port}: {exc}"
+            ) from exc
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        return self
 
     async def __aexit__(
         self,
@@ -193,10 +122,140 @@ class ModbusCabinetServer:
         tb: TracebackType | None,
     ) -> None:
         server, self._server = self._server, None
-        task, self._task = self._task, None
         if server is not None:
-            await server.shutdown()  # type: ignore[no-untyped-call]
-        if task is not None:
+            server.close()
+        for task in list(self._clients):
             task.cancel()
+        for task in list(self._clients):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if server is not None:
+            await server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        try:
+            while True:
+                header = await reader.readexactly(_MBAP.size)
+                transaction, protocol, length, unit = _MBAP.unpack(header)
+                if protocol != 0 or not 2 <= length <= _MAX_PDU + 1:
+                    return  # not Modbus: close, as the TCP guide (4.4.1.3) allows
+                pdu = await reader.readexactly(length - 1)
+                answer = await self.handle(unit, pdu)
+                if answer is None:
+                    continue
+                writer.write(_MBAP.pack(transaction, 0, len(answer) + 1, unit) + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def handle(self, unit: int, pdu: bytes) -> bytes | None:
+        """The response PDU for a request PDU to ``unit``; None: no answer (unknown unit)."""
+        if unit == self._meter_unit:
+            return await self._meter(pdu)
+        if unit - 1 in self._boards:
+            return await self._board(unit - 1, pdu)
+        return None
+
+    async def _board(self, board: int, pdu: bytes) -> bytes:
+        function, data = pdu[0], pdu[1:]
+        cids = self._boards[board]
+        n = self._channels
+        if function not in _BOARD_FUNCTIONS:
+            return _exception(function, ILLEGAL_FUNCTION)
+        if function == FC_READ_HR:
+            return _exception(function, ILLEGAL_ADDRESS)  # the map has no holding registers
+        comps = [self._sim.state()["compartments"][c] for c in cids]
+        if any(Fault.DEAD_BOARD.value in c["faults"] for c in comps):
+            return _exception(function, DEVICE_FAILURE)
+        try:
+            if function == FC_WRITE_COIL:
+                return await self._write_coil(function, data, cids)
+            if function == FC_WRITE_COILS:
+                return await self._write_coils(function, data, cids)
+            if len(data) != 4:
+                return _exception(function, ILLEGAL_VALUE)
+            address, count = struct.unpack(">HH", data)
+            limit, size = (_MAX_REGISTERS, n) if function == FC_READ_IR else (_MAX_BITS, n)
+            if function == FC_READ_DI:
+                size = 2 * n
+            if not 1 <= count <= limit:
+                return _exception(function, ILLEGAL_VALUE)
+            if address + count > size:
+                return _exception(function, ILLEGAL_ADDRESS)
+            if function == FC_READ_COILS:  # a pulse, not a latch: coils read 0
+                body = _pack_bits([False] * count)
+                return bytes([function, len(body)]) + body
+            if function == FC_READ_DI:
+                doors = [bool(c["door_open"]) for c in comps]
+                items = [await self._sim.read_item(cid) for cid in cids]
+                bits = (doors + [False] * n)[:n] + (items + [False] * n)[:n]
+                body = _pack_bits(bits[address : address + count])
+                return bytes([function, len(body)]) + body
+            temps = []
+            for cid in cids:
+                t = await self._sim.read_temperature(cid)
+                temps.append(NO_PROBE if t is None else round(t * 10) & 0xFFFF)
+            regs = (temps + [NO_PROBE] * n)[address : address + count]
+            return bytes([function, 2 * count]) + struct.pack(f">{count}H", *regs)
+        except DriverError:
+            return _exception(function, DEVICE_FAILURE)
+
+    async def _write_coil(self, function: int, data: bytes, cids: list[str]) -> bytes:
+        if len(data) != 4:
+            return _exception(function, ILLEGAL_VALUE)
+        address, value = struct.unpack(">HH", data)
+        if value not in (_COIL_ON, _COIL_OFF):
+            return _exception(function, ILLEGAL_VALUE)  # section 6.5: FF00 or 0000 only
+        if address >= self._channels:
+            return _exception(function, ILLEGAL_ADDRESS)
+        if value == _COIL_ON and address < len(cids):
+            await self._sim.fire_relay(cids[address])
+        # The normal response echoes the request (section 6.5), though the coil reads 0 again.
+        return bytes([function]) + data
+
+    async def _write_coils(self, function: int, data: bytes, cids: list[str]) -> bytes:
+        if len(data) < 5:
+            return _exception(function, ILLEGAL_VALUE)
+        address, count, nbytes = struct.unpack(">HHB", data[:5])
+        values = data[5:]
+        if not 1 <= count <= _MAX_WRITE_BITS or nbytes != (count + 7) // 8 or len(values) != nbytes:
+            return _exception(function, ILLEGAL_VALUE)
+        if address + count > self._channels:
+            return _exception(function, ILLEGAL_ADDRESS)
+        for i in range(count):
+            channel = address + i
+            if values[i // 8] >> (i % 8) & 1 and channel < len(cids):
+                await self._sim.fire_relay(cids[channel])
+        return bytes([function]) + data[:4]
+
+    async def _meter(self, pdu: bytes) -> bytes:
+        function, data = pdu[0], pdu[1:]
+        if function == FC_READ_HR:
+            return _exception(function, ILLEGAL_ADDRESS)
+        if function != FC_READ_IR:
+            return _exception(function, ILLEGAL_FUNCTION)
+        if len(data) != 4:
+            return _exception(function, ILLEGAL_VALUE)
+        address, count = struct.unpack(">HH", data)
+        if not 1 <= count <= _MAX_REGISTERS:
+            return _exception(function, ILLEGAL_VALUE)
+        if address + count > METER_REGISTERS:
+            return _exception(function, ILLEGAL_ADDRESS)
+        try:
+            meter = await self._sim.read_meter()
+        except DriverError:
+            return _exception(function, DEVICE_FAILURE)
+        energy = round(meter.energy_wh * 10) & 0xFFFFFFFF
+        power = round(meter.power_w * 10) & 0xFFFFFFFF
+        regs = [energy >> 16, energy & 0xFFFF, power >> 16, power & 0xFFFF][
+            address : address + count
+        ]
+        return bytes([function, 2 * count]) + struct.pack(f">{count}H", *regs)

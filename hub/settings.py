@@ -306,9 +306,37 @@ class OcppSettings:
     max_message_bytes: int = 64 * 1024
     # Charging sessions (with energy) are kept in this SQLite file.
     sessions_path: Path = Path("lockerhub-ocpp.db")
+    # OCPP 1.6 security profile: 1 = HTTP Basic auth with each pile's provisioned password,
+    # 2 = the same over TLS (tls_cert, tls_key). There is no unauthenticated profile 0.
+    security_profile: int = 1
+    # Pile passwords (salted hashes) written by `lockerhub devices ... add-pile`; required.
+    credentials_path: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Local authorization list (OCPP 1.6 section 3.5): id tags answered Accepted; the blocked
+    # ones answer Blocked, every other tag Invalid. Compared case-insensitively (CiString20).
+    authorized_id_tags: tuple[str, ...] = ()
+    blocked_id_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(bool(self.host), "ocpp.host", "must not be empty")
+        _require(self.security_profile in (1, 2), "ocpp.security_profile", "must be 1 or 2")
+        _require(
+            not self.enabled or self.credentials_path is not None,
+            "ocpp.credentials_path",
+            "required: the pile passwords file (lockerhub devices ... add-pile)",
+        )
+        _require(
+            self.security_profile != 2 or (self.tls_cert is not None and self.tls_key is not None),
+            "ocpp.tls_cert",
+            "security_profile 2 needs tls_cert and tls_key",
+        )
+        for tag in (*self.authorized_id_tags, *self.blocked_id_tags):
+            _require(
+                0 < len(tag) <= 20 and tag.isprintable(),
+                "ocpp.authorized_id_tags",
+                "id tags are 1-20 printable characters (CiString20)",
+            )
         _check_port(self.port, "ocpp.port")
         _check_id(self.path_prefix, "ocpp.path_prefix")
         _require(

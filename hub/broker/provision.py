@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hub.broker.mosquitto import Account, new_password, password_line, render_acl
 from hub.errors import BrokerError, ConfigError
+from hub.ocpp.credentials import pile_command
 from lockerhub.errors import TopicError
 from lockerhub.topics import validate_id
 
@@ -163,10 +164,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("remove", help="delete an account")
     p.add_argument("username")
     sub.add_parser("list", help="list accounts")
+    # OCPP charging piles: HTTP Basic passwords (security profile 1/2) in ocpp-piles.json.
+    p = sub.add_parser("add-pile", help="a charging pile's OCPP password (ocpp-piles.json)")
+    p.add_argument("pile")
+    p.add_argument("--site", required=True)
+    p.add_argument("--rotate", action="store_true", help="replace an existing password")
+    p = sub.add_parser("remove-pile", help="delete a charging pile's OCPP password")
+    p.add_argument("pile")
     devices.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.devices_command in ("add-pile", "remove-pile"):
+        return pile_command(args)
     try:
         book = AccountBook.load(args.broker_dir)
         command = args.devices_command

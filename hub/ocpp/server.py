@@ -1,14 +1,18 @@
 """The OCPP 1.6J central system: a websocket server, one handler per connected charge point.
 
-Charge points connect to ``ws://host:port/<prefix>/<site>/<pile_id>`` offering the ``ocpp1.6``
-subprotocol (OCPP-J 1.6 section 3.1). A pile becomes a device of kind ``charging_pile`` at its
-site when it boots; faults become ``charging_pile_fault`` alarms; sessions are kept with energy.
+Charge points connect to ``ws[s]://host:port/<prefix>/<site>/<pile_id>`` offering the
+``ocpp1.6`` subprotocol (OCPP-J 1.6 section 3.1) and their provisioned password (HTTP Basic,
+security profile 1; over TLS, profile 2). Everything is checked at the HTTP upgrade, so an unknown
+or unauthenticated id leaves no trace but a counter. A pile becomes a device of kind
+``charging_pile`` at its site when it boots; faults become ``charging_pile_fault`` alarms;
+sessions are kept with energy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -26,9 +30,10 @@ from websockets.typing import Subprotocol
 from hub.devices.alarms import AlarmService
 from hub.errors import ConfigError, DeviceUnavailable, InvalidArgument, NotFound
 from hub.metrics.catalogue import HubMetrics
+from hub.ocpp.credentials import PileCredentials, server_tls
 from hub.ocpp.handler import SOCKET_LOG, PileHandler
 from hub.ocpp.sessions import SessionStore
-from hub.ocpp.state import MAX_CONNECTORS, ChargingCollector, PileState
+from hub.ocpp.state import MAX_CONNECTORS, ChargingCollector, OcppCounters, PileState
 from hub.settings import OcppSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
@@ -65,7 +70,14 @@ class CentralSystem:
         self._piles: dict[str, PileState] = {}
         self._handlers: dict[str, PileHandler] = {}
         self._server: Server | None = None
-        self._collector = ChargingCollector(lambda: list(self._piles.values()))
+        self._counters = OcppCounters()
+        self._collector = ChargingCollector(
+            lambda: list(self._piles.values()), counters=self._counters
+        )
+        self._credentials = PileCredentials()
+        self._tls: ssl.SSLContext | None = None
+        self._tags = frozenset(t.upper() for t in settings.authorized_id_tags)
+        self._blocked = frozenset(t.upper() for t in settings.blocked_id_tags)
 
     @property
     def port(self) -> int:
@@ -76,7 +88,9 @@ class CentralSystem:
 
     def url(self, site: str, pile_id: str) -> str:
         """The URL a charge point at ``site`` connects to."""
-        return f"ws://{self.settings.host}:{self.port}/{self.settings.path_prefix}/{site}/{pile_id}"
+        scheme = "wss" if self.settings.security_profile == 2 else "ws"
+        host, prefix = self.settings.host, self.settings.path_prefix
+        return f"{scheme}://{host}:{self.port}/{prefix}/{site}/{pile_id}"
 
     @property
     def sessions(self) -> SessionStore:
@@ -84,6 +98,11 @@ class CentralSystem:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        if s.credentials_path is None:
+            raise ConfigError("ocpp.credentials_path: required (the pile passwords file)")
+        self._credentials = PileCredentials.load(s.credentials_path)
+        if s.security_profile == 2 and s.tls_cert is not None and s.tls_key is not None:
+            self._tls = server_tls(s.tls_cert, s.tls_key)
         await self._sessions.__aenter__()
         try:
             self._server = await serve(
@@ -94,6 +113,7 @@ class CentralSystem:
                 process_request=self._check_request,
                 max_size=s.max_message_bytes,
                 compression=None,
+                ssl=self._tls,
                 logger=SOCKET_LOG,
             )
         except OSError as exc:
@@ -128,46 +148,81 @@ class CentralSystem:
             return None
         return (site, pile) if site in self._sites else None
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self._parse_path(request.path) is None:
-            return connection.respond(HTTPStatus.NOT_FOUND, "unknown site or bad pile id\n")
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        parsed = self._parse_path(request.path)
+        if parsed is None:
+            return self._refuse(connection, "bad_path", HTTPStatus.NOT_FOUND, "unknown site")
         if SUBPROTOCOL not in _offered(request.headers):
             # OCPP-J 1.6 section 3.1.2: the CS must refuse a connection without ocpp1.6.
-            return connection.respond(HTTPStatus.BAD_REQUEST, "subprotocol ocpp1.6 required\n")
-        online = sum(1 for p in self._piles.values() if p.online)
-        if online >= self.settings.max_piles:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many charge points\n")
+            return self._refuse(
+                connection, "subprotocol", HTTPStatus.BAD_REQUEST, "subprotocol ocpp1.6 required"
+            )
+        site, pile_id = parsed
+        if not await self._credentials.check(site, pile_id, request.headers.get("Authorization")):
+            # Security profile 1/2: HTTP Basic with the pile's id and provisioned password.
+            response = self._refuse(
+                connection, "unauthorized", HTTPStatus.UNAUTHORIZED, "unauthorized"
+            )
+            response.headers["WWW-Authenticate"] = 'Basic realm="lockerhub-ocpp"'
+            return response
+        if pile_id in self._handlers:
+            # The connected pile keeps its socket: a newcomer with its id is refused.
+            return self._refuse(connection, "duplicate", HTTPStatus.CONFLICT, "already connected")
+        if len(self._handlers) >= self.settings.max_piles:
+            return self._refuse(
+                connection, "capacity", HTTPStatus.SERVICE_UNAVAILABLE, "too many charge points"
+            )
         return None
+
+    def _refuse(
+        self, connection: ServerConnection, reason: str, status: HTTPStatus, text: str
+    ) -> Response:
+        self._counters.refuse(reason)
+        return connection.respond(status, text + "\n")
+
+    def count_frame(self, outcome: str) -> None:
+        self._counters.frame(outcome)
+
+    def authorize(self, id_tag: str) -> str:
+        """Local authorization list (OCPP 1.6 section 3.5): Accepted, Blocked or Invalid."""
+        tag = id_tag.upper()
+        if tag in self._blocked:
+            return "Blocked"
+        return "Accepted" if tag in self._tags else "Invalid"
 
     async def _connection(self, ws: ServerConnection) -> None:
         parsed = self._parse_path(ws.request.path if ws.request else "")
         if parsed is None:  # process_request already refused it
             return
         site, pile_id = parsed
+        if pile_id in self._handlers:  # a second upgrade raced the first past process_request
+            self._counters.refuse("duplicate")
+            await ws.close(1008, "already connected")
+            return
         pile = self._piles.get(pile_id)
         if pile is None or pile.site != site:
             pile = self._piles[pile_id] = PileState(pile_id=pile_id, site=site)
-        old = self._handlers.get(pile_id)
-        if old is not None:
-            # A pile reconnecting on a new socket replaces its old one (the newest wins).
-            await old._connection.close()
         handler = PileHandler(pile, ws, self, self.settings.response_timeout_s)
         self._handlers[pile_id] = handler
-        pile.online = True
         log.info("charge point %s connected at %s", pile_id, site)
         try:
-            await handler.start()
+            # A pile that booted before (its device row exists) may reconnect without booting
+            # again; store and metric say online together, from here or from its boot.
+            handler.booted = await self._set_online(pile, True)
+            pile.online = handler.booted
+            await handler.serve()
         except ConnectionClosed:
             pass
         finally:
-            if self._handlers.get(pile_id) is handler:
-                del self._handlers[pile_id]
-                pile.online = False
-                now = time.monotonic()
-                for c in pile.connectors.values():
-                    c.set_status("Unavailable", now)
-                    c.power_w = 0.0
-                await self._set_online(pile, False)
+            del self._handlers[pile_id]
+            pile.online = False
+            now = time.monotonic()
+            for c in pile.connectors.values():
+                c.set_status("Unavailable", now)
+                c.power_w = 0.0
+            await self._set_online(pile, False)
             log.info("charge point %s disconnected", pile_id)
 
     # -- calls from charge points ------------------------------------------------------------
@@ -192,6 +247,7 @@ class CentralSystem:
             boots,
         )
         pile.last_heartbeat = time.monotonic()
+        pile.online = True
         return True
 
     @property
@@ -201,18 +257,21 @@ class CentralSystem:
     def on_heartbeat(self, pile: PileState) -> None:
         pile.last_heartbeat = time.monotonic()
 
-    async def _set_online(self, pile: PileState, online: bool) -> None:
+    async def _set_online(self, pile: PileState, online: bool) -> bool:
+        """Mark a booted pile on/offline in the store; False if it never booted here."""
         async with self._store.transaction() as tx:
             device = await devices_repo.get_device(tx, pile.pile_id)
-            if device is not None and device.kind == _KIND and device.site == pile.site:
-                await devices_repo.set_status(
-                    tx,
-                    pile.pile_id,
-                    online=online,
-                    boot_count=device.boot_count,
-                    firmware=pile.firmware[:50],
-                    now_ms=self._clock.now_ms(),
-                )
+            if device is None or device.kind != _KIND or device.site != pile.site:
+                return False
+            await devices_repo.set_status(
+                tx,
+                pile.pile_id,
+                online=online,
+                boot_count=device.boot_count,
+                firmware=pile.firmware[:50],
+                now_ms=self._clock.now_ms(),
+            )
+        return True
 
     def _connector_ok(self, connector_id: int) -> None:
         if not 0 <= connector_id <= MAX_CONNECTORS:
@@ -273,10 +332,7 @@ class CentralSystem:
             meter_start_wh=float(meter_start_wh),
             now_ms=self._clock.now_ms(),
         )
-        c = pile.connector(connector_id)
-        c.transaction_id, c.meter_start_wh, c.session_energy_wh = transaction_id, meter_start_wh, 0
-        c.register.update(float(meter_start_wh))
-        c.has_register = True
+        pile.connector(connector_id).start_session(transaction_id, float(meter_start_wh))
         return transaction_id
 
     def on_meter(
@@ -285,10 +341,7 @@ class CentralSystem:
         self._connector_ok(connector_id)
         c = pile.connector(connector_id)
         if energy_wh is not None:
-            c.register.update(energy_wh)
-            c.has_register = True
-            if c.transaction_id:
-                c.session_energy_wh = max(0.0, energy_wh - c.meter_start_wh)
+            c.reading(energy_wh)
         if power_w is not None:
             c.power_w = power_w
 
@@ -308,8 +361,8 @@ class CentralSystem:
         pile.sessions += 1
         for c in pile.connectors.values():
             if c.transaction_id == transaction_id:
-                c.register.update(float(meter_stop_wh))
-                c.transaction_id, c.power_w, c.session_energy_wh = 0, 0.0, energy
+                c.end_session(float(meter_stop_wh))
+                c.session_energy_wh = energy
 
     # -- operator actions --------------------------------------------------------------------
 
@@ -326,6 +379,8 @@ class CentralSystem:
         handler = self._handlers.get(pile_id)
         if handler is None:
             raise DeviceUnavailable(f"charging pile {pile_id} is not connected")
+        if not handler.booted:
+            raise DeviceUnavailable(f"charging pile {pile_id} has not booted")
         return handler
 
     async def remote_start(self, pile_id: str, connector_id: int, id_tag: str) -> str:
@@ -356,7 +411,7 @@ class CentralSystem:
 
     async def _call(self, handler: PileHandler, payload: object) -> str:
         try:
-            result = await handler.call(payload)
+            result = await handler.call_pile(payload)
         except TimeoutError as exc:
             raise DeviceUnavailable(f"charging pile {handler.id} did not answer in time") from exc
         except ConnectionClosed as exc:

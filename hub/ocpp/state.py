@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.metrics.telemetry import Cumulative
-
 # OCPP 1.6 ChargePointStatus values (section 7.7), exported as a state set.
 STATUSES = (
     "Available",
@@ -31,8 +29,10 @@ class ConnectorState:
     status: str = "Unavailable"
     error_code: str = "NoError"
     power_w: float = 0.0
-    register: Cumulative = field(default_factory=Cumulative)
-    has_register: bool = False
+    # Energy charged, summed from register increases inside sessions only: the register itself
+    # is the meter's lifetime reading, which is not energy this hub delivered.
+    energy_wh: float = 0.0
+    last_reading_wh: float | None = None
     transaction_id: int = 0
     meter_start_wh: float = 0.0
     session_energy_wh: float = 0.0
@@ -47,6 +47,24 @@ class ConnectorState:
         if status == "Charging":
             self.charging_since = now
         self.status = status
+
+    def start_session(self, transaction_id: int, meter_start_wh: float) -> None:
+        self.transaction_id, self.meter_start_wh = transaction_id, meter_start_wh
+        self.session_energy_wh, self.last_reading_wh = 0.0, meter_start_wh
+
+    def reading(self, register_wh: float) -> None:
+        """An energy register reading: counts its increase when inside a session."""
+        if not self.transaction_id or self.last_reading_wh is None:
+            return
+        if register_wh >= self.last_reading_wh:
+            self.energy_wh += register_wh - self.last_reading_wh
+        # A register that went backwards (meter swapped or reset) counts again from here.
+        self.last_reading_wh = register_wh
+        self.session_energy_wh = max(0.0, register_wh - self.meter_start_wh)
+
+    def end_session(self, meter_stop_wh: float) -> None:
+        self.reading(meter_stop_wh)
+        self.transaction_id, self.power_w, self.last_reading_wh = 0, 0.0, None
 
     def charging_seconds(self, now: float) -> float:
         running = now - self.charging_since if self.charging_since is not None else 0.0
@@ -75,17 +93,34 @@ class PileState:
 
     @property
     def energy_wh(self) -> float:
-        return sum(c.register.total for c in self.connectors.values())
+        return sum(c.energy_wh for c in self.connectors.values())
+
+
+# Frame outcomes counted by the central system (bounded: decoder reasons and 1.6 error codes).
+@dataclass(slots=True)
+class OcppCounters:
+    frames: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def frame(self, outcome: str) -> None:
+        self.frames[outcome] = self.frames.get(outcome, 0) + 1
+
+    def refuse(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
 
 
 class ChargingCollector(Collector):
     """Serves pile presence, connector status, power, energy and seconds charging."""
 
     def __init__(
-        self, piles: Callable[[], Iterable[PileState]], clock: Callable[[], float] = time.monotonic
+        self,
+        piles: Callable[[], Iterable[PileState]],
+        clock: Callable[[], float] = time.monotonic,
+        counters: OcppCounters | None = None,
     ) -> None:
         self._piles = piles
         self._clock = clock
+        self._counters = counters or OcppCounters()
 
     def collect(self) -> Iterable[Metric]:
         now = self._clock()
@@ -106,8 +141,8 @@ class ChargingCollector(Collector):
         )
         energy = CounterMetricFamily(
             "lockerhub_charging_energy_watt_hours",
-            "Energy delivered by a connector (Energy.Active.Import.Register, monotonic across "
-            "meter resets).",
+            "Energy charged by a connector in sessions: increases of Energy.Active.Import.Register "
+            "from each session's meterStart (the register's lifetime reading is not counted).",
             labels=["site", "pile", "connector"],
         )
         seconds = CounterMetricFamily(
@@ -136,6 +171,22 @@ class ChargingCollector(Collector):
                 for s in STATUSES:
                     status.add_metric([*labels, s], float(c.status == s))
                 power.add_metric(labels, c.power_w)
-                energy.add_metric(labels, c.register.total)
+                energy.add_metric(labels, c.energy_wh)
                 seconds.add_metric(labels, c.charging_seconds(now))
-        yield from (up, status, power, energy, seconds, sessions, faults)
+        frames = CounterMetricFamily(
+            "lockerhub_ocpp_frames",
+            "OCPP frames from charge points by outcome: answered, callerror_<1.6 code>, "
+            "dropped_<reason> (not a readable call: never answered).",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(self._counters.frames.items()):
+            frames.add_metric([outcome], n)
+        refused = CounterMetricFamily(
+            "lockerhub_ocpp_connections_refused",
+            "OCPP websocket upgrades refused, by reason (bad_path, subprotocol, unauthorized, "
+            "duplicate, capacity).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self._counters.refused.items()):
+            refused.add_metric([reason], n)
+        yield from (up, status, power, energy, seconds, sessions, faults, frames, refused)

@@ -7,9 +7,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import grpc
 import pytest
@@ -18,69 +18,23 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from firmware_sim.charge_point import SimulatedChargePoint
 from hub.api.charging import ChargingRpcs
 from hub.api.interceptors import DomainErrorInterceptor
 from hub.devices.alarms import AlarmService
 from hub.errors import ConfigError
 from hub.metrics.catalogue import HubMetrics
 from hub.ocpp import CentralSystem
-from hub.settings import HubSettings, OcppSettings, SiteSettings
-from hub.store import Store
+from hub.settings import HubSettings, OcppSettings
 from hub.store.repo import devices as devices_repo
 from lockerhub.clock import SystemClock
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
-
-SITE = "hubsite"
-
-
-@dataclass
-class Harness:
-    system: CentralSystem
-    metrics: HubMetrics
-    store: Store
-
-    def url(self, pile: str) -> str:
-        return self.system.url(SITE, pile)
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        value = self.metrics.registry.get_sample_value(name, labels)
-        return value
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not met within {timeout}s (last {value!r})")
-        await asyncio.sleep(0.05)
+from tests.support.ocpp import BOOT, SITE, Harness, call, central_system, eventually
 
 
 @pytest.fixture
 async def central(tmp_path: Path) -> AsyncIterator[Harness]:
-    metrics = HubMetrics(CollectorRegistry())
-    clock = SystemClock()
-    async with Store(tmp_path / "hub.db") as store:
-        async with store.transaction() as tx:
-            await devices_repo.upsert_sites(tx, [SiteSettings(id=SITE)])
-        settings = OcppSettings(
-            enabled=True, port=0, sessions_path=tmp_path / "ocpp.db", response_timeout_s=5
-        )
-        async with CentralSystem(
-            settings,
-            sites=[SITE],
-            store=store,
-            alarms=AlarmService(store, clock, metrics),
-            metrics=metrics,
-            clock=clock,
-        ) as system:
-            yield Harness(system, metrics, store)
+    async with central_system(tmp_path) as harness:
+        yield harness
 
 
 class _Fleet(ChargingRpcs, fleet_pb2_grpc.FleetServiceServicer):
@@ -105,9 +59,7 @@ async def fleet_stub(
 
 async def test_session_with_energy_remote_start_stop_and_metrics(central: Harness) -> None:
     async with (
-        SimulatedChargePoint(
-            central.url("pile-1"), "pile-1", power_w=36_000, meter_interval_s=0.1
-        ) as cp,
+        central.pile("pile-1", power_w=36_000, meter_interval_s=0.1) as cp,
         fleet_stub(central.system) as fleet,
     ):
         assert cp.registration == "Accepted"
@@ -185,7 +137,7 @@ async def _closed(central: Harness) -> list[dict[str, object]]:
 
 
 async def test_fault_raises_and_clears_an_alarm(central: Harness) -> None:
-    async with SimulatedChargePoint(central.url("pile-2"), "pile-2") as cp:
+    async with central.pile("pile-2") as cp:
         await cp.fault(2, "GroundFailure")
         assert central.metric("lockerhub_alarms_total", kind="charging_pile_fault") == 1
         assert (
@@ -220,7 +172,7 @@ async def test_rpc_errors_are_clear(central: Harness) -> None:
                 fleet_pb2.RemoteStartChargingRequest(pile_id="bad/id", connector_id=1, id_tag="T")
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        async with SimulatedChargePoint(central.url("pile-3"), "pile-3"):
+        async with central.pile("pile-3"):
             for request in (
                 fleet_pb2.RemoteStartChargingRequest(pile_id="pile-3", connector_id=0, id_tag="T"),
                 fleet_pb2.RemoteStartChargingRequest(pile_id="pile-3", connector_id=1, id_tag=""),
@@ -276,8 +228,8 @@ async def test_hostile_connections_are_refused(
 
 
 async def test_hostile_frames_get_call_errors_and_nothing_breaks(central: Harness) -> None:
-    url = central.url("pile-h")
-    async with connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+    async with central.connect("pile-h") as ws:
+        assert await call(ws, BOOT) == [3, "boot", ANY]
         frames: list[Any] = [
             "not json",
             json.dumps([2, "1", "BootNotification", {"chargePointVendor": 5}]),
@@ -325,14 +277,14 @@ async def test_hostile_frames_get_call_errors_and_nothing_breaks(central: Harnes
         assert kinds[:3] == [4, 4, 4], answers
         assert kinds[3:] == [3, 3], answers
         # Oversized frame: the connection is closed (max_message_bytes), nothing stored.
-    async with connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+    async with central.connect("pile-h") as ws:
         await ws.send("[" + "1," * 40_000 + "1]")
         with pytest.raises(Exception):  # noqa: B017, PT011 - the close reason varies
             await asyncio.wait_for(ws.recv(), 10)
     text = generate_latest(central.metrics.registry).decode()
     assert "4242" not in text
     # The central system still serves a well-behaved pile.
-    async with SimulatedChargePoint(central.url("pile-ok"), "pile-ok") as cp:
+    async with central.pile("pile-ok") as cp:
         assert cp.registration == "Accepted"
 
 
@@ -348,6 +300,11 @@ async def test_hostile_frames_get_call_errors_and_nothing_breaks(central: Harnes
         ({"sessions_path": ""}, "ocpp.sessions_path"),
         ({"host": ""}, "ocpp.host"),
         ({"enabled": "yes"}, "ocpp.enabled"),
+        ({"security_profile": 0}, "ocpp.security_profile"),
+        ({"enabled": True}, "ocpp.credentials_path"),
+        ({"security_profile": 2, "tls_key": "k.pem"}, "ocpp.tls_cert"),
+        ({"authorized_id_tags": ["X" * 21]}, "ocpp.authorized_id_tags"),
+        ({"blocked_id_tags": [""]}, "ocpp.authorized_id_tags"),
         ({"nonsense": 1}, "nonsense"),
     ],
 )
@@ -358,7 +315,10 @@ def test_bad_ocpp_settings_name_the_key(values: dict[str, object], key: str) -> 
 
 async def test_port_in_use_is_a_config_error(central: Harness, tmp_path: Path) -> None:
     settings = OcppSettings(
-        enabled=True, port=central.system.port, sessions_path=tmp_path / "other.db"
+        enabled=True,
+        port=central.system.port,
+        sessions_path=tmp_path / "other.db",
+        credentials_path=central.system.settings.credentials_path,
     )
     system = CentralSystem(
         settings,
@@ -373,39 +333,24 @@ async def test_port_in_use_is_a_config_error(central: Harness, tmp_path: Path) -
 
 
 async def test_a_pile_that_never_answers_is_unavailable(tmp_path: Path) -> None:
-    metrics = HubMetrics(CollectorRegistry())
-    clock = SystemClock()
-    async with Store(tmp_path / "hub.db") as store:
-        async with store.transaction() as tx:
-            await devices_repo.upsert_sites(tx, [SiteSettings(id=SITE)])
-        settings = OcppSettings(
-            enabled=True, port=0, sessions_path=tmp_path / "ocpp.db", response_timeout_s=0.5
-        )
-        async with (
-            CentralSystem(
-                settings,
-                sites=[SITE],
-                store=store,
-                alarms=AlarmService(store, clock, metrics),
-                metrics=metrics,
-                clock=clock,
-            ) as system,
-            connect(system.url(SITE, "mute"), subprotocols=[Subprotocol("ocpp1.6")]),
-            fleet_stub(system) as fleet,
-        ):
-            await eventually(lambda: system.piles())
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await fleet.RemoteStartCharging(
-                    fleet_pb2.RemoteStartChargingRequest(pile_id="mute", connector_id=1, id_tag="T")
-                )
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    async with (
+        central_system(tmp_path, response_timeout_s=0.5) as central,
+        central.connect("mute") as ws,
+        fleet_stub(central.system) as fleet,
+    ):
+        assert (await call(ws, BOOT))[0] == 3  # booted, then silent
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await fleet.RemoteStartCharging(
+                fleet_pb2.RemoteStartChargingRequest(pile_id="mute", connector_id=1, id_tag="T")
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_id_tags_stay_out_of_logs_and_metrics(
     central: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with SimulatedChargePoint(central.url("pile-9"), "pile-9", meter_interval_s=0.1) as cp:
+    async with central.pile("pile-9", meter_interval_s=0.1) as cp:
         await cp.start_charging(1, "SECRETTAG9")
         await cp.stop_charging(1)
     assert "SECRETTAG9" not in caplog.text

@@ -30,6 +30,7 @@ from monitoring import RULE_FILES, scrape_config
 from tests.hub.cabinet import FakeCabinet, now_ms
 from tests.hub.conftest import HubHarness, running_hub, settings_for
 from tests.monitoring.expressions import Expression, all_expressions
+from tests.support.ocpp import password, write_credentials
 
 M = (common_pb2.SIZE_CLASS_M, (190, 380, 640))
 LAYOUT = (
@@ -277,13 +278,21 @@ async def feed_hub(hub: HubHarness, prom: Prometheus) -> None:
 async def charge_points(hub: HubHarness, prom: Prometheus) -> None:
     system = hub.app.charging
     site = hub.site
-    async with SimulatedChargePoint(system.url(site, "pile-3"), "pile-3"):
+    async with SimulatedChargePoint(
+        system.url(site, "pile-3"), "pile-3", password=password("pile-3")
+    ):
         pass  # connects, boots and leaves: charging pile offline
     async with (
         SimulatedChargePoint(
-            system.url(site, "pile-1"), "pile-1", power_w=11_000, meter_interval_s=TICK_S
+            system.url(site, "pile-1"),
+            "pile-1",
+            password=password("pile-1"),
+            power_w=11_000,
+            meter_interval_s=TICK_S,
         ) as pile1,
-        SimulatedChargePoint(system.url(site, "pile-2"), "pile-2") as pile2,
+        SimulatedChargePoint(
+            system.url(site, "pile-2"), "pile-2", password=password("pile-2")
+        ) as pile2,
     ):
         started = await hub.fleet.RemoteStartCharging(
             fleet_pb2.RemoteStartChargingRequest(pile_id="pile-1", connector_id=1, id_tag="FLEET01")
@@ -377,7 +386,17 @@ async def test_every_dashboard_and_rule_expression_returns_data(
         own_mosquitto,
         "site-live",
         metrics={"port": metrics_port},
-        ocpp={"enabled": True, "port": 0, "sessions_path": str(tmp_path / "ocpp.db")},
+        ocpp={
+            "enabled": True,
+            "port": 0,
+            "sessions_path": str(tmp_path / "ocpp.db"),
+            "credentials_path": str(
+                write_credentials(
+                    tmp_path / "ocpp-piles.json", "site-live", ("pile-1", "pile-2", "pile-3")
+                )
+            ),
+            "authorized_id_tags": ["FLEET01", "FLEET02"],
+        },
     )
     with prometheus(tmp_path, f"127.0.0.1:{metrics_port}") as prom:
         await poll(lambda: prom.get("/-/ready"), "prometheus ready")

@@ -155,7 +155,7 @@ async def test_full_outbox_is_reported_and_drains(
             await sim.close_door("C01")
         await until(lambda: agent.outbox_full)
         await until(lambda: agent.stats.telemetry_coalesced >= 2)
-        assert agent._store.outbox_full_total == 1
+        assert agent.state.store.outbox_full_total == 1
         await own_mosquitto.astart()
         async with FakeHub(own_mosquitto, device_id, identifier=hub_id, persistent=True) as hub:
             await until(lambda: agent.outbox_depth == 0, 20)

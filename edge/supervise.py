@@ -46,6 +46,9 @@ async def supervise(
         try:
             await loop()
         except Exception:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the lifespan is ending this loop: an error on the way out is no restart
             if clock.now_ms() - started > high * 1000:
                 attempt = 0  # it ran well for a while: a fresh failure, not a crash loop
             restarts[name] = restarts.get(name, 0) + 1

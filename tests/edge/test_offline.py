@@ -86,7 +86,9 @@ async def test_desired_state_serves_offline_and_replays_in_order(
         # The hub is gone: the courier and the recipient are served from the cached state.
         assert (await sim.courier_deposit("P-1")).opened == "C01"
         assert (await sim.recipient_pickup("246810")).opened == "C02"
+        refused = agent.stats.scans_refused
         assert (await sim.courier_deposit("P-x", timeout_s=0.3)).opened is None
+        await until(lambda: agent.stats.scans_refused == refused + 1)  # the scan was handled
         await until(lambda: agent.compartment("C02").state is S.FREE)
 
     # A restart while still offline keeps everything (the database is the truth).

@@ -9,6 +9,7 @@ outbox counters are replaced only after the transaction that changed them commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -140,7 +141,15 @@ class Store:
                 journal = Journal(conn, self._counters, self._bound)
                 return work(journal)
 
-            result = await self._guard(db.transaction(run), "write")
+            try:
+                result = await self._guard(db.transaction(run), "write")
+            except asyncio.CancelledError:
+                # Committed or rolled back, we cannot tell from here: read what the disk has
+                # (queued behind the transaction on the database thread), then let go.
+                overflow = self._counters.overflow
+                with contextlib.suppress(sqlite3.Error):
+                    self._counters = await db.run(lambda conn: load_counters(conn, overflow))
+                raise
             assert journal is not None
             self._counters = journal.counters
             return result

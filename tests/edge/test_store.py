@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -133,3 +135,20 @@ async def test_a_failed_commit_changes_no_counter(tmp_path: Path) -> None:
             await store.commit(now_ms=2, events=[_event(), _event()])
         assert store.counters == before
         assert await store.last_seq() == 1
+
+
+async def test_a_cancelled_commit_leaves_the_counters_as_the_disk_has_them(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    async with Store(path) as store:
+        for delay in range(6):
+            task = asyncio.create_task(store.commit(now_ms=1, events=[_event(), _event()]))
+            for _ in range(delay):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with sqlite3.connect(path) as db:
+                (depth,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+                (last,) = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+            db.close()
+            assert (store.outbox_depth, store.counters.last_seq) == (depth, last)

@@ -84,7 +84,9 @@ class EdgeAgent:
         if settings.device.kind == "sorting_line":
             if not isinstance(driver, SorterDriver):
                 raise ConfigError("device.kind = 'sorting_line' needs a sorting-line driver")
-            self.sorter = SorterController(driver, settings.sorter, self._emit_events)
+            self.sorter = SorterController(
+                driver, settings.sorter, self._emit_events, clock=self._clock
+            )
 
     # -- lifespan --------------------------------------------------------------------------
 

@@ -70,8 +70,8 @@ class Change:
         self.desired: device_pb2.DesiredState | None = None
         self.temp_alarm: dict[str, bool] = {}
         self.meter: MeterTotals | None = None
-        self._guard: PickupGuard | None = None
-        self._after: list[Callable[[], None]] = []
+        self.pickup: PickupGuard | None = None
+        self.effects: list[Callable[[], None]] = []
 
     @property
     def empty(self) -> bool:
@@ -84,8 +84,8 @@ class Change:
             or self.desired
             or self.temp_alarm
             or self.meter
-            or self._guard
-            or self._after
+            or self.pickup
+            or self.effects
         )
 
     def save(self, *records: CompartmentRecord) -> None:
@@ -107,9 +107,9 @@ class Change:
 
     def guard(self) -> PickupGuard:
         """A draft of the pickup guard to change; it replaces the state's after the commit."""
-        if self._guard is None:
-            self._guard = copy.deepcopy(self.state.pickup)
-        return self._guard
+        if self.pickup is None:
+            self.pickup = copy.deepcopy(self.state.pickup)
+        return self.pickup
 
     def set_config(self, config: RuntimeConfig) -> None:
         """Put ``config`` in force (and the keypad limits it carries)."""
@@ -133,7 +133,7 @@ class Change:
 
     def after(self, apply: Callable[[], None]) -> None:
         """Run ``apply`` (a memory change) only once this change committed."""
-        self._after.append(apply)
+        self.effects.append(apply)
 
     async def commit(self) -> None:
         """Commit what is drafted so far and apply it (the lock stays held)."""
@@ -274,8 +274,8 @@ class CabinetState:
         if tx.empty:
             return
         blobs = dict(tx.blobs)
-        if tx._guard is not None:
-            blobs[KV_KEYPAD] = tx._guard.to_blob()
+        if tx.pickup is not None:
+            blobs[KV_KEYPAD] = tx.pickup.to_blob()
         if tx.compartments or tx.events or tx.results or blobs:
             await self.store.commit(
                 now_ms=self.clock.now_ms(),
@@ -286,8 +286,8 @@ class CabinetState:
             )
         # Committed: memory follows.
         self._records.update(tx.compartments)
-        if tx._guard is not None:
-            self._pickup = tx._guard
+        if tx.pickup is not None:
+            self._pickup = tx.pickup
         if tx.config is not None:
             self._config = tx.config
         if tx.desired is not None:
@@ -295,7 +295,7 @@ class CabinetState:
         self._temp_alarm.update(tx.temp_alarm)
         if tx.meter is not None:
             self._meter = tx.meter
-        for apply in tx._after:
+        for apply in tx.effects:
             apply()
         if tx.events or tx.results:
             self.outbox.notify()

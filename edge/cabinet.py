@@ -122,13 +122,17 @@ class DoorMachine:
         self.left_open_alarmed = False
 
     def left_open(self, now_ms: int, limit_ms: int) -> bool:
-        """True once, when the door has been open longer than ``limit_ms``."""
+        """True when the door has been open longer than ``limit_ms`` and nobody was told yet.
+
+        Pure: the caller marks the alarm raised (``left_open_raised``) once it is committed.
+        """
         if self.phase is not DoorPhase.OPEN or self.opened_ms is None or self.left_open_alarmed:
             return False
-        if now_ms - self.opened_ms <= limit_ms:
-            return False
+        return now_ms - self.opened_ms > limit_ms
+
+    def left_open_raised(self) -> None:
+        """The door-left-open alarm of this open is committed: raise it once per open."""
         self.left_open_alarmed = True
-        return True
 
     @property
     def busy(self) -> bool:

@@ -2,7 +2,7 @@
 
 EdgeError
 ├── ConfigError   a settings file or environment variable is wrong (message names the key)
-├── StorageError  the local SQLite database failed (wraps sqlite3/aiosqlite errors)
+├── StorageError  the local SQLite database failed (wraps sqlite3 errors)
 ├── LinkError     the MQTT link is down or a publish/subscribe failed (wraps aiomqtt errors)
 └── CommandError  a command or desired state is invalid (turned into a REJECTED result)
     └── ResendWindowError  ResendEvents asked for events outside the kept window

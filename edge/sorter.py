@@ -10,13 +10,13 @@ publishes the events it returns.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge.errors import DriverError
 from edge.settings import SorterSettings
+from lockerhub.clock import Clock, SystemClock
 from lockerhub.driver import DropConfirmed, Inducted, SorterDriver
 from lockerhub.v1 import common_pb2, device_pb2
 
@@ -55,7 +55,7 @@ class _InFlight:
     parcel_id: str
     destination: str
     chute_id: str
-    deadline: float
+    deadline_ms: int
     round: int
 
 
@@ -66,9 +66,18 @@ class SorterController:
         driver: the line (divert, recirculate, chute sensors).
         settings: timeouts and limits.
         emit: persists and publishes events (the agent's commit).
+        clock: time for confirmation deadlines (the agent's clock).
     """
 
-    def __init__(self, driver: SorterDriver, settings: SorterSettings, emit: Emit) -> None:
+    def __init__(
+        self,
+        driver: SorterDriver,
+        settings: SorterSettings,
+        emit: Emit,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._driver = driver
         self._settings = settings
         self._emit = emit
@@ -112,7 +121,7 @@ class SorterController:
             # Too many unconfirmed drops: the line is not keeping up; do not guess.
             await self._reject(item.item_id, item.parcel_id, Reason.REASON_NO_CONFIRMATION)
             return
-        deadline = asyncio.get_running_loop().time() + self._settings.confirm_timeout_s
+        deadline = self._clock.now_ms() + round(self._settings.confirm_timeout_s * 1000)
         self._in_flight[item.item_id] = _InFlight(
             item.item_id, item.parcel_id, item.destination, chute, deadline, item.round
         )
@@ -162,8 +171,8 @@ class SorterController:
 
     async def expire(self) -> None:
         """Items whose drop was not confirmed in time go to the exception chute."""
-        now = asyncio.get_running_loop().time()
-        late = [p for p in self._in_flight.values() if p.deadline <= now]
+        now = self._clock.now_ms()
+        late = [p for p in self._in_flight.values() if p.deadline_ms <= now]
         for pending in late:
             del self._in_flight[pending.item_id]
             await self._reject(pending.item_id, pending.parcel_id, Reason.REASON_NO_CONFIRMATION)

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
-from lockerhub.clock import Clock, SystemClock
+from lockerhub.clock import Clock, ManualClock, SystemClock
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, decode, encode
 from lockerhub.topics import Kind, Topic, device_subtree
 from lockerhub.v1 import device_pb2
@@ -70,6 +70,23 @@ def edge_settings(
     tmp_path: Path, broker: BrokerHandle, device: str, extra: dict[str, Any] | None = None
 ) -> EdgeSettings:
     return EdgeSettings.from_mapping(settings_mapping(tmp_path, broker, device, extra))
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (state the agent changes without publishing anything) until true."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def drive(
+    clock: ManualClock, predicate: Callable[[], object], *, step_ms: int = 100, timeout: float = 5
+) -> None:
+    """Advance ``clock`` step by step, letting the agent's loops run, until ``predicate()``."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            clock.advance(step_ms)
+            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from edge.agent import EdgeAgent
 from edge.cabinet import CompartmentState
+from edge.housekeeping import SWEEP_S
 from firmware_sim.cabinet import SimulatedCabinet
+from lockerhub.clock import ManualClock
 from lockerhub.codes import hash_code
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2
-from tests.edge.conftest import FakeHub, edge_settings, running
+from tests.edge.conftest import FakeHub, edge_settings, running, until
 from tests.support.broker import BrokerHandle
 
 ONLINE = device_pb2.DeviceStatus.STATE_ONLINE
@@ -73,6 +74,7 @@ async def test_deposit_and_pickup_end_to_end(
         # A scan of an unknown parcel opens nothing.
         refused = await sim.courier_deposit("P-unknown", timeout_s=0.3)
         assert refused.opened is None
+        await until(lambda: agent.stats.scans_refused == 1)  # handled, not just slow
         assert sim.relay_pulses() == 0
 
         done = await sim.courier_deposit("P-1")
@@ -165,14 +167,22 @@ async def test_lockout_ends_after_its_period(
         tmp_path, mosquitto, device_id, {"keypad": {"max_failures": 2, "lockout_s": 0.3}}
     )
     sim = _sim(settings)
-    async with FakeHub(mosquitto, device_id) as hub, running(EdgeAgent(settings, sim)):
+    clock = ManualClock()
+    async with (
+        FakeHub(mosquitto, device_id, clock=clock) as hub,
+        running(EdgeAgent(settings, sim, clock=clock)) as agent,
+    ):
         await _reserve(hub, "P-4", "C03")
         assert (await sim.courier_deposit("P-4")).opened == "C03"
         await _set_code(hub, "P-4", "C03", "111111")
         await sim.enter_code("999999")
         await sim.enter_code("999998")
         await hub.wait_event("pickup_code_rejected", count=2)
-        await asyncio.sleep(0.4)
+        assert agent.keypad_locked()
+        clock.advance(299)
+        assert agent.keypad_locked()
+        clock.advance(2)  # the lockout's time is up: no real time needs to pass
+        assert not agent.keypad_locked()
         assert (await sim.recipient_pickup("111111")).opened == "C03"
         await hub.wait_event("picked_up")
 
@@ -235,9 +245,10 @@ async def test_duplicate_command_is_not_executed_twice(
 
 async def test_reservation_rules(tmp_path: Path, mosquitto: BrokerHandle, device_id: str) -> None:
     settings = edge_settings(tmp_path, mosquitto, device_id)
+    clock = ManualClock()
     async with (
-        FakeHub(mosquitto, device_id) as hub,
-        running(EdgeAgent(settings, _sim(settings))) as agent,
+        FakeHub(mosquitto, device_id, clock=clock) as hub,
+        running(EdgeAgent(settings, _sim(settings), clock=clock)) as agent,
     ):
 
         def reserve(parcel: str, cid: str, expires_ms: int = 0) -> device_pb2.Command:
@@ -263,12 +274,23 @@ async def test_reservation_rules(tmp_path: Path, mosquitto: BrokerHandle, device
         assert (
             await hub.call(hub.command(set_pickup_code=code))
         ).outcome == C.COMMAND_OUTCOME_REJECTED
-        # A reservation that expires frees the compartment.
-        now = hub.clock.now_ms()
+        # A reservation that expires frees the compartment, at the next housekeeping sweep.
+        sweeps = agent.stats.housekeeping_sweeps
+
+        async def sweep() -> None:
+            nonlocal sweeps
+            clock.advance(int(SWEEP_S * 1000))
+            await until(lambda: agent.stats.housekeeping_sweeps == sweeps + 1)
+            sweeps += 1
+
+        await sweep()
+        now = clock.now_ms()
         assert (
-            await hub.call(reserve("P-8", "C03", now + 300))
+            await hub.call(reserve("P-8", "C03", now + 1_500))
         ).outcome == C.COMMAND_OUTCOME_APPLIED
-        await asyncio.sleep(1.5)
+        await sweep()
+        assert agent.compartment("C03").state is CompartmentState.RESERVED, "still live"
+        await sweep()
         assert agent.compartment("C03").state is CompartmentState.FREE
 
 

@@ -131,6 +131,9 @@ async def test_keypad_lockout_grows_per_compartment_and_survives_restart(
             # The right code during a lockout opens nothing.
             refused = await sim.recipient_pickup("13572468", timeout_s=0.5)
             assert refused.opened is None
+            # The entry was handled (refused as locked out), not merely unanswered yet.
+            rejected = await hub.wait_event("pickup_code_rejected", count=4)
+            assert rejected[-1].pickup_code_rejected.locked_out
             assert agent.compartment("C01").state is S.OCCUPIED
         await hub.publish_desired(None)  # leave no retained message on the shared broker
 

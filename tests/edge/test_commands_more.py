@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from edge.agent import EdgeAgent
 from edge.cabinet import CompartmentState
 from edge.store import Store
 from firmware_sim.cabinet import Fault, SimulatedCabinet
+from lockerhub.clock import ManualClock
 from lockerhub.v1 import common_pb2, device_pb2
 from tests.edge.conftest import FakeHub, edge_settings, running
 from tests.edge.test_offline import until
@@ -130,8 +130,9 @@ async def test_commands_queued_while_away_are_delivered_and_expired_ones_refused
 ) -> None:
     settings = edge_settings(tmp_path, mosquitto, device_id)
     sim = SimulatedCabinet(settings.driver.compartment_specs())
-    async with FakeHub(mosquitto, device_id) as hub:
-        async with running(EdgeAgent(settings, sim)):
+    clock = ManualClock()
+    async with FakeHub(mosquitto, device_id, clock=clock) as hub:
+        async with running(EdgeAgent(settings, sim, clock=clock)):
             pass  # the persistent session (and its subscription) now exists at the broker
         reserve = hub.command(
             reserve_compartment=device_pb2.ReserveCompartment(parcel_id="P-q", compartment_id="C01")
@@ -141,8 +142,8 @@ async def test_commands_queued_while_away_are_delivered_and_expired_ones_refused
         )
         await hub.send(reserve)
         await hub.send(late_open)
-        await asyncio.sleep(0.3)  # the open's expiry passes while the cabinet is away
-        async with running(EdgeAgent(settings, sim)) as agent:
+        clock.advance(300)  # the open's expiry passes while the cabinet is away
+        async with running(EdgeAgent(settings, sim, clock=clock)) as agent:
             (r1,) = await hub.wait(lambda: hub.results(reserve.command_id))
             (r2,) = await hub.wait(lambda: hub.results(late_open.command_id))
             assert r1.outcome == C.COMMAND_OUTCOME_APPLIED

@@ -86,7 +86,9 @@ async def test_desired_state_serves_offline_and_replays_in_order(
         # The hub is gone: the courier and the recipient are served from the cached state.
         assert (await sim.courier_deposit("P-1")).opened == "C01"
         assert (await sim.recipient_pickup("246810")).opened == "C02"
+        refused = agent.stats.scans_refused
         assert (await sim.courier_deposit("P-x", timeout_s=0.3)).opened is None
+        await until(lambda: agent.stats.scans_refused == refused + 1)  # the scan was handled
         await until(lambda: agent.compartment("C02").state is S.FREE)
 
     # A restart while still offline keeps everything (the database is the truth).
@@ -155,7 +157,7 @@ async def test_full_outbox_is_reported_and_drains(
             await sim.close_door("C01")
         await until(lambda: agent.outbox_full)
         await until(lambda: agent.stats.telemetry_coalesced >= 2)
-        assert agent._store.outbox_full_total == 1
+        assert agent.state.store.outbox_full_total == 1
         await own_mosquitto.astart()
         async with FakeHub(own_mosquitto, device_id, identifier=hub_id, persistent=True) as hub:
             await until(lambda: agent.outbox_depth == 0, 20)

@@ -1,0 +1,216 @@
+"""The outbox tables (outbox, sent, the seq and full flags in meta) written inside one transaction.
+
+A :class:`Journal` lives for one transaction on the database thread. It counts what it changes in a
+draft of :class:`OutboxCounters`; the store replaces its counters with the draft only after the
+commit succeeded, so a rolled-back transaction leaves the counters as they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge.errors import ResendWindowError
+from lockerhub.topics import Kind
+from lockerhub.v1 import common_pb2, device_pb2
+
+# Once full, the outbox reports full until it drains below this share of its bound (hysteresis).
+FULL_CLEAR_RATIO = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A message waiting for the broker's acknowledgement."""
+
+    id: int
+    kind: Kind
+    seq: int | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxCounters:
+    """What the outbox holds, as committed (replaced whole after each commit)."""
+
+    depth: int = 0
+    size: int = 0
+    overflow: int = 0
+    full: bool = False
+    full_total: int = 0
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxBound:
+    """The outbox bound in entries and payload bytes, and the resend window."""
+
+    max_entries: int
+    max_bytes: int
+    resend_window: int
+
+
+def load_counters(conn: sqlite3.Connection, overflow: int = 0) -> OutboxCounters:
+    """The counters as the database has them (``overflow`` is per process, not persisted)."""
+    depth, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
+    return OutboxCounters(
+        depth=int(depth),
+        size=int(size),
+        overflow=overflow,
+        full=bool(meta(conn, "outbox_full")),
+        full_total=meta(conn, "outbox_full_total"),
+        last_seq=meta(conn, "last_seq"),
+    )
+
+
+def meta(conn: sqlite3.Connection, key: str) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+class Journal:
+    """Outbox writes within one transaction, counted into a draft of the counters."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, counters: OutboxCounters, bound: OutboxBound
+    ) -> None:
+        self.conn = conn
+        self._bound = bound
+        self.counters = counters
+
+    def _count(self, entries: int, size: int, *, shed: int = 0) -> None:
+        c = self.counters
+        self.counters = dataclasses.replace(
+            c, depth=c.depth + entries, size=c.size + size, overflow=c.overflow + shed
+        )
+
+    def _over(self, ratio: float = 1.0) -> bool:
+        c, b = self.counters, self._bound
+        return c.depth >= b.max_entries * ratio or c.size >= b.max_bytes * ratio
+
+    def append_event(self, event: device_pb2.DeviceEvent, now_ms: int) -> OutboxEntry:
+        """Give ``event`` the next seq, a fresh event id and (if unset) ``ts_ms``; queue it."""
+        self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'last_seq'")
+        event.seq = meta(self.conn, "last_seq")
+        self.counters = dataclasses.replace(self.counters, last_seq=event.seq)
+        event.event_id = str(uuid.uuid4())
+        if not event.ts_ms:
+            event.ts_ms = now_ms
+        return self.append_raw(
+            Kind.EVENT, event.seq, event.SerializeToString(deterministic=True), now_ms
+        )
+
+    def append_raw(self, kind: Kind, seq: int | None, payload: bytes, now_ms: int) -> OutboxEntry:
+        cur = self.conn.execute(
+            "INSERT INTO outbox (kind, seq, business, payload, created_ms, size) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (kind.value, seq, int(kind is Kind.EVENT), payload, now_ms, len(payload)),
+        )
+        assert cur.lastrowid is not None
+        self._count(1, len(payload))
+        return OutboxEntry(cur.lastrowid, kind, seq, payload)
+
+    def enforce_bound(self, now_ms: int) -> list[OutboxEntry]:
+        """Shed non-business entries above the bound; raise the OUTBOX_FULL flag and alarm."""
+        while self._over():
+            # Telemetry first (a newer sample supersedes it), then the oldest command results
+            # (the hub times commands out anyway). Business events are never dropped.
+            rows = self.conn.execute(
+                "SELECT id, size FROM outbox WHERE business = 0 "
+                "ORDER BY kind = 'telemetry' DESC, id LIMIT 64"
+            ).fetchall()
+            if not rows:
+                break
+            for row_id, size in rows:
+                if not self._over():
+                    break
+                self.conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                self._count(-1, -int(size), shed=1)
+        if not self._over() or self.counters.full:
+            return []
+        self.counters = dataclasses.replace(
+            self.counters, full=True, full_total=self.counters.full_total + 1
+        )
+        self.conn.execute("UPDATE meta SET value = 1 WHERE key = 'outbox_full'")
+        self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'outbox_full_total'")
+        c = self.counters
+        alarm = device_pb2.DeviceEvent(
+            alarm=device_pb2.AlarmRaised(
+                kind=common_pb2.ALARM_KIND_OUTBOX_FULL,
+                detail=f"outbox at its bound ({c.depth} entries, {c.size} bytes); "
+                "events kept, telemetry coalesced",
+                active=True,
+            )
+        )
+        return [self.append_event(alarm, now_ms)]
+
+    def coalesce_telemetry(self, payload: bytes, now_ms: int) -> None:
+        """Keep ``payload`` as the only telemetry sample waiting."""
+        for (size,) in self.conn.execute(
+            "DELETE FROM outbox WHERE kind = 'telemetry' RETURNING size"
+        ).fetchall():
+            self._count(-1, -int(size))
+        self.append_raw(Kind.TELEMETRY, None, payload, now_ms)
+        self.enforce_bound(now_ms)
+
+    def ack(self, entry_ids: Sequence[int], now_ms: int) -> None:
+        """Remove acknowledged entries; their events enter the resend window."""
+        # Only "?" placeholders are interpolated; the ids are bound parameters.
+        marks = ",".join("?" * len(entry_ids))
+        keep = f"INSERT OR REPLACE INTO sent SELECT seq, payload FROM outbox WHERE id IN ({marks})"  # noqa: S608
+        drop = f"DELETE FROM outbox WHERE id IN ({marks}) RETURNING size"  # noqa: S608
+        self.conn.execute(keep + " AND kind = 'event'", entry_ids)
+        for (size,) in self.conn.execute(drop, entry_ids).fetchall():
+            self._count(-1, -int(size))
+        last = meta(self.conn, "last_seq")
+        self.conn.execute("DELETE FROM sent WHERE seq <= ?", (last - self._bound.resend_window,))
+        if self.counters.full and not self._over(FULL_CLEAR_RATIO):
+            self.counters = dataclasses.replace(self.counters, full=False)
+            self.conn.execute("UPDATE meta SET value = 0 WHERE key = 'outbox_full'")
+            clear = device_pb2.DeviceEvent(
+                alarm=device_pb2.AlarmRaised(
+                    kind=common_pb2.ALARM_KIND_OUTBOX_FULL,
+                    detail="outbox drained below its bound",
+                    active=False,
+                )
+            )
+            self.append_event(clear, now_ms)
+
+    def resend(self, from_seq: int, to_seq: int, now_ms: int) -> int:
+        """Queue kept events ``from_seq..to_seq`` again; how many were queued.
+
+        Raises:
+            ResendWindowError: part of the range is neither pending nor in the resend window.
+        """
+        last = meta(self.conn, "last_seq")
+        window = self._bound.resend_window
+        if not 1 <= from_seq <= to_seq <= last:
+            raise ResendWindowError(f"range {from_seq}..{to_seq} outside 1..{last}")
+        if to_seq - from_seq >= window:
+            raise ResendWindowError(f"range longer than the window ({window})")
+        pending = {
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT seq FROM outbox WHERE kind = 'event' AND seq BETWEEN ? AND ?",
+                (from_seq, to_seq),
+            )
+        }
+        kept = [
+            (int(r[0]), bytes(r[1]))
+            for r in self.conn.execute(
+                "SELECT seq, payload FROM sent WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (from_seq, to_seq),
+            )
+        ]
+        if len(pending | {seq for seq, _ in kept}) != to_seq - from_seq + 1:
+            raise ResendWindowError(
+                f"events {from_seq}..{to_seq} are no longer in the resend window"
+            )
+        queued = 0
+        for seq, payload in kept:
+            if seq not in pending:
+                self.append_raw(Kind.EVENT, seq, payload, now_ms)
+                queued += 1
+        return queued

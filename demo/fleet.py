@@ -4,7 +4,7 @@ Used to load a hub (`lockerhub sim fleet --cabinets N ...`). Accounts: either pe
 credentials from a JSON file ``{"<device id>": {"username": ..., "password": ...}}`` (what the
 project's mosquitto with per-device ACLs needs; ``lockerhub devices add`` provisions them), or
 one shared username/password (or none) for an open test broker without ACLs. Each cabinet has its
-own SQLite file under ``data_dir`` (aiosqlite: one thread per cabinet).
+own SQLite file under ``data_dir`` (``lockerhub.sqlite``: one database thread per cabinet).
 """
 
 from __future__ import annotations

@@ -33,14 +33,19 @@ from edge.sorter import SorterController
 from edge.state import CabinetState
 from edge.stats import AgentStats
 from edge.store import Store
-from edge.supervise import backoff_delay, supervise
 from edge.telemetry import Telemetry
+from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.driver import HardwareDriver, SorterDriver
 from lockerhub.states import CompartmentState
+from lockerhub.supervise import supervise
 from lockerhub.v1 import common_pb2, device_pb2
 
-__all__ = ["AgentStats", "EdgeAgent", "backoff_delay"]
+# Restart delays of a failed loop: quick first (a transient fault), capped for a crash loop.
+_RESTART_MIN_S = 0.1
+_RESTART_MAX_S = 30.0
+
+__all__ = ["AgentStats", "EdgeAgent"]
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +219,18 @@ class EdgeAgent:
                         name,
                         loop,
                         clock=self._clock,
-                        restarts=self.stats.loop_restarts,
-                        rng=self._rng,
+                        on_restart=self._count_restart,
+                        backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S, rng=self._rng),
+                        stable_s=_RESTART_MAX_S,
+                        # A loop that returns has finished (e.g. the driver's input stream ended).
+                        restart_on_return=False,
                     ),
                     name=name,
                 )
+
+    def _count_restart(self, name: str) -> None:
+        restarts = self.stats.loop_restarts
+        restarts[name] = restarts.get(name, 0) + 1
 
     # -- read-only views (tests, status) ---------------------------------------------------
 

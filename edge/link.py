@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiomqtt
 from google.protobuf.message import Message
@@ -26,6 +25,7 @@ from edge.errors import LinkError
 from edge.settings import BrokerSettings
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
 from lockerhub.errors import PayloadError
+from lockerhub.mqtt import ClientOptions, make_client, properties
 from lockerhub.topics import Kind, Topic, spec
 from lockerhub.v1 import device_pb2
 
@@ -35,11 +35,7 @@ _LOG_TRUNCATE = 80
 
 
 def _properties(packet: int, v5: bool) -> Properties | None:
-    if not v5:
-        return None
-    props = Properties(packet)  # type: ignore[no-untyped-call]
-    props.ContentType = CONTENT_TYPE_PROTOBUF
-    return props
+    return properties(packet, v5, ContentType=CONTENT_TYPE_PROTOBUF)
 
 
 class Link:
@@ -81,35 +77,27 @@ class Link:
     async def __aenter__(self) -> Self:
         b = self._broker
         status = spec(Kind.STATUS)
-        if self._v5:
-            connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            connect_props.SessionExpiryInterval = b.session_expiry_s
-            session: dict[str, Any] = {
-                "protocol": aiomqtt.ProtocolVersion.V5,
-                "clean_start": False,
-                "properties": connect_props,
-            }
-        else:  # MQTT 3.1.1 keeps the session with clean_session=0 (no expiry to set).
-            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
-        client = aiomqtt.Client(
-            b.host,
-            b.port,
-            username=b.username or None,
-            password=b.password or None,
-            identifier=b.client_id or self._device,
-            keepalive=b.keepalive_s,
-            # aiomqtt bounds calls with asyncio.wait_for, which on Python 3.11 can swallow a
-            # cancellation that races with completion (CPython gh-86296), leaving shutdown hung;
-            # we bound every call with asyncio.timeout instead.
-            timeout=math.inf,
-            will=aiomqtt.Will(
-                self.topic(Kind.STATUS),
-                encode(self._will),
-                qos=status.qos,
-                retain=status.retain,
-                properties=_properties(PacketTypes.WILLMESSAGE, self._v5),
-            ),
-            **session,
+        # Clean Start 0 with a finite Session Expiry (MQTT 5, 3.1.2.4 and 3.1.2.11.2); on 3.1.1,
+        # clean_session = 0 keeps the session.
+        client = make_client(
+            ClientOptions(
+                host=b.host,
+                port=b.port,
+                client_id=b.client_id or self._device,
+                username=b.username,
+                password=b.password,
+                keepalive_s=b.keepalive_s,
+                protocol=b.protocol,
+                session_expiry_s=b.session_expiry_s,
+                clean_start=False,
+                will=aiomqtt.Will(
+                    self.topic(Kind.STATUS),
+                    encode(self._will),
+                    qos=status.qos,
+                    retain=status.retain,
+                    properties=_properties(PacketTypes.WILLMESSAGE, self._v5),
+                ),
+            )
         )
         try:
             async with asyncio.timeout(b.publish_timeout_s):

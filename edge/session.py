@@ -19,7 +19,7 @@ from edge.messages import spec_proto
 from edge.settings import EdgeSettings
 from edge.state import CabinetState
 from edge.stats import AgentStats
-from edge.supervise import backoff_delay
+from lockerhub.backoff import Backoff
 from lockerhub.topics import Kind
 from lockerhub.v1 import device_pb2
 
@@ -56,25 +56,24 @@ class Session:
         self._stats = stats
         self._commands = commands
         self._kind = kind
-        self._rng = rng
-        self._attempt = 0
+        self._backoff = Backoff(
+            settings.broker.reconnect_min_s, settings.broker.reconnect_max_s, rng=rng
+        )
         self._reported_full = False
         self.link: Link | None = None
         self.connected = connected or asyncio.Event()
 
     async def run(self) -> None:
         """Connect, serve, and reconnect after a backoff whenever the link fails."""
-        b = self._settings.broker
         while True:
             try:
                 await self._connect()
             except LinkError as exc:
                 self._stats.connect_failures += 1
-                delay = backoff_delay(
-                    self._attempt, low=b.reconnect_min_s, high=b.reconnect_max_s, rng=self._rng
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "broker link down (%s); retry %d in %.1fs", exc, self._backoff.attempt, delay
                 )
-                self._attempt += 1
-                log.warning("broker link down (%s); retry %d in %.1fs", exc, self._attempt, delay)
                 await self._state.clock.sleep(delay)
 
     def status(self, state: device_pb2.DeviceStatus.State.ValueType) -> device_pb2.DeviceStatus:
@@ -112,7 +111,7 @@ class Session:
                 # Birth before anything else so the hub sees this boot's presence first.
                 await link.publish_message(Kind.STATUS, self.status(ONLINE))
                 self._stats.connects += 1
-                self._attempt = 0
+                self._backoff.reset()
                 self._reported_full = self._state.store.outbox_full
                 self.link = link
                 self.connected.set()

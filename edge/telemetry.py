@@ -11,7 +11,7 @@ from edge.link import Link
 from edge.sorter import SorterController
 from edge.state import CabinetState, MeterTotals
 from edge.stats import AgentStats
-from edge.supervise import wait_or_sleep
+from lockerhub.clock import wait_or_sleep
 from lockerhub.driver import HardwareDriver
 from lockerhub.topics import Kind
 from lockerhub.v1 import device_pb2

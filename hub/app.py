@@ -40,9 +40,9 @@ from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
-from hub.supervise import supervise
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
+from lockerhub.supervise import supervise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -235,7 +235,7 @@ class HubApp:
                         name,
                         loop,
                         clock=self.clock,
-                        restarts=self.metrics.task_restarts,
+                        on_restart=lambda task: self.metrics.task_restarts.labels(task).inc(),
                         backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S),
                     ),
                     name=name,

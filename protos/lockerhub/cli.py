@@ -69,9 +69,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # aiosqlite logs SQL parameters at DEBUG, and those include recipients' phone numbers:
-    # never let --log-level DEBUG put personal data into logs.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
     if not hasattr(args, "func"):  # a listed-only placeholder cannot run
         build_parser().print_help(sys.stderr)
         sys.exit(2)

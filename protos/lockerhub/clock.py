@@ -83,3 +83,15 @@ class ManualClock:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+async def wait_or_sleep(event: asyncio.Event, clock: Clock, seconds: float) -> None:
+    """Return when ``event`` is set or ``seconds`` of ``clock`` time passed, whichever is first."""
+    if event.is_set():
+        return
+    async with asyncio.TaskGroup() as tg:
+        waiter = tg.create_task(event.wait())
+        sleeper = tg.create_task(clock.sleep(seconds))
+        await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        sleeper.cancel()

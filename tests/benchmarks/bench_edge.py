@@ -116,7 +116,7 @@ kind = "sim"
         [
             sys.executable,
             "-c",
-            "import aiomqtt, aiosqlite, google.protobuf, time; time.sleep(3600)",
+            "import aiomqtt, sqlite3, google.protobuf, time; time.sleep(3600)",
         ]
     )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,22 @@ from edge.pickup import PickupGuard
 from edge.settings import EdgeSettings
 from edge.state import CabinetState
 from edge.store import Store
-from edge.supervise import supervise
 from firmware_sim.cabinet import SimulatedCabinet
+from lockerhub.backoff import Backoff
 from lockerhub.clock import ManualClock
+from lockerhub.supervise import supervise
 from lockerhub.v1 import common_pb2, device_pb2
 from tests.edge.conftest import FakeHub, edge_settings, running, until
 from tests.support.broker import BrokerHandle
 
 C = common_pb2
+
+
+def counting(restarts: dict[str, int]) -> Callable[[str], None]:
+    def count(name: str) -> None:
+        restarts[name] = restarts.get(name, 0) + 1
+
+    return count
 
 
 async def test_a_raising_loop_is_logged_counted_and_restarted_after_its_backoff(
@@ -40,7 +49,14 @@ async def test_a_raising_loop_is_logged_counted_and_restarted_after_its_backoff(
             raise RuntimeError(f"bug {len(runs)}")
 
     task = asyncio.create_task(
-        supervise("t", loop, clock=clock, restarts=restarts, rng=random.Random(1), low=1, high=4)
+        supervise(
+            "t",
+            loop,
+            clock=clock,
+            on_restart=counting(restarts),
+            backoff=Backoff(1, 4, rng=random.Random(1)),
+            restart_on_return=False,
+        )
     )
     await until(lambda: clock.sleeping == 1)
     assert (len(runs), restarts) == (1, {"t": 1})
@@ -52,7 +68,7 @@ async def test_a_raising_loop_is_logged_counted_and_restarted_after_its_backoff(
     clock.advance(2_000)  # the second backoff is at most 2 s
     await asyncio.wait_for(task, 5)  # the third run returned: the loop is done
     assert len(runs) == 3
-    failures = [r for r in caplog.records if r.name == "edge.supervise"]
+    failures = [r for r in caplog.records if r.name == "lockerhub.supervise"]
     assert [r.exc_info is not None for r in failures] == [True, True], "logged with traceback"
 
 
@@ -69,7 +85,13 @@ async def test_an_error_while_cancelled_is_not_a_restart() -> None:
             raise RuntimeError("cleanup failed")
 
     task = asyncio.create_task(
-        supervise("t", loop, clock=clock, restarts=restarts, rng=random.Random(1))
+        supervise(
+            "t",
+            loop,
+            clock=clock,
+            on_restart=counting(restarts),
+            backoff=Backoff(0.1, 30, rng=random.Random(1)),
+        )
     )
     await started.wait()
     task.cancel()

@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from hub.errors import StoreError
 from hub.parcels.sweeper import SweepCounts
-from hub.supervise import supervise
 from lockerhub.backoff import Backoff
 from lockerhub.clock import ManualClock
+from lockerhub.supervise import supervise
 from lockerhub.v1 import fleet_pb2
 from tests.hub.conftest import running_hub, settings_for, tick
 from tests.hub.test_flow import online
@@ -46,7 +46,13 @@ async def test_a_failing_loop_is_counted_and_restarted_after_the_backoff() -> No
         await asyncio.Event().wait()  # runs until cancelled
 
     task = asyncio.create_task(
-        supervise("sweeper", loop, clock=clock, restarts=restarts, backoff=Backoff(1.0, 2.0))
+        supervise(
+            "sweeper",
+            loop,
+            clock=clock,
+            on_restart=lambda n: restarts.labels(n).inc(),
+            backoff=Backoff(1.0, 2.0),
+        )
     )
     await clock.wait_for_sleeps(1)  # failed once, now in its backoff
     assert len(runs) == 1
@@ -75,7 +81,13 @@ async def test_a_loop_that_returns_is_restarted_too() -> None:
         calls += 1
 
     task = asyncio.create_task(
-        supervise("once", loop, clock=clock, restarts=restarts, backoff=Backoff(1.0, 1.0))
+        supervise(
+            "once",
+            loop,
+            clock=clock,
+            on_restart=lambda n: restarts.labels(n).inc(),
+            backoff=Backoff(1.0, 1.0),
+        )
     )
     await clock.wait_for_sleeps(1)
     clock.advance(1_000)

@@ -29,7 +29,7 @@ from edge.journal import (
     meta,
 )
 from edge.schema import SCHEMA_VERSION, prepare
-from lockerhub.sqlite import Database
+from lockerhub.sqlite import Database, open_database
 from lockerhub.states import CompartmentState
 from lockerhub.topics import Kind
 from lockerhub.v1 import device_pb2
@@ -87,20 +87,16 @@ class Store:
         self._counters = OutboxCounters()
 
     async def __aenter__(self) -> Self:
-        db = Database(self._path, pragmas=_PRAGMAS, thread_name="edge-sqlite")
+        def setup(conn: sqlite3.Connection) -> OutboxCounters:
+            prepare(conn)
+            return load_counters(conn)
+
         try:
-            await db.__aenter__()
+            self._db, self._counters = await open_database(
+                self._path, setup, pragmas=_PRAGMAS, thread_name="edge-sqlite"
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open database {self._path}: {exc}") from exc
-        try:
-            await db.run(prepare)
-            self._counters = await db.run(load_counters)
-        except BaseException as exc:
-            await db.__aexit__(None, None, None)
-            if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open database {self._path}: {exc}") from exc
-            raise
-        self._db = db
         return self
 
     async def __aexit__(

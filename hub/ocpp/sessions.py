@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from hub.errors import StoreError
-from lockerhub.sqlite import Database, Migration, migrate
+from lockerhub.sqlite import Database, Migration, migrate, open_database
 
 T = TypeVar("T")
 
@@ -56,17 +56,12 @@ class SessionStore:
         self._db: Database | None = None
 
     async def __aenter__(self) -> Self:
-        db = Database(self._path, thread_name="ocpp-sessions")
         try:
-            await db.__aenter__()
-            try:
-                await db.run(lambda conn: migrate(conn, MIGRATIONS))
-            except BaseException:
-                await db.__aexit__(None, None, None)
-                raise
+            self._db, _ = await open_database(
+                self._path, lambda conn: migrate(conn, MIGRATIONS), thread_name="ocpp-sessions"
+            )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"ocpp.sessions_path: cannot open {self._path}: {exc}") from exc
-        self._db = db
         return self
 
     async def __aexit__(

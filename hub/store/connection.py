@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 
 from hub.errors import StoreError
 from hub.store.migrations import MIGRATIONS
-from lockerhub.sqlite import Database, Migration, migrate
+from lockerhub.sqlite import Database, Migration, migrate, open_database
 
 Row = sqlite3.Row
 Params = Sequence[Any] | dict[str, Any]
@@ -145,20 +145,12 @@ class Store:
         return self._version
 
     async def __aenter__(self) -> Self:
-        db = Database(self._path, thread_name="hub-store")
         try:
-            await db.__aenter__()
+            self._db, self._version = await open_database(
+                self._path, lambda conn: migrate(conn, _MIGRATIONS), thread_name="hub-store"
+            )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
-        try:
-            self._version = await db.run(lambda conn: migrate(conn, _MIGRATIONS))
-        except (sqlite3.Error, OSError) as exc:
-            await db.__aexit__(None, None, None)
-            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
-        except BaseException:
-            await db.__aexit__(None, None, None)
-            raise
-        self._db = db
         return self
 
     async def __aexit__(

@@ -91,6 +91,28 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     return known
 
 
+async def open_database(
+    path: Path,
+    setup: Callable[[sqlite3.Connection], T],
+    *,
+    pragmas: Sequence[str] = DEFAULT_PRAGMAS,
+    thread_name: str = "sqlite",
+) -> tuple[Database, T]:
+    """Open a :class:`Database` and run ``setup`` (migrations, loads) on its thread.
+
+    The caller owns the returned database (exit it to close). When opening or ``setup`` fails,
+    the thread and connection are closed again and the error propagates unchanged, so each
+    component translates it into its own exception tree.
+    """
+    db = Database(path, pragmas=pragmas, thread_name=thread_name)
+    await db.__aenter__()
+    try:
+        return db, await db.run(setup)
+    except BaseException:
+        await db.__aexit__(None, None, None)
+        raise
+
+
 class Database:
     """Async context manager: one sqlite3 connection living on its own worker thread.
 

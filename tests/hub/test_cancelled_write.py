@@ -13,7 +13,7 @@ import pytest
 
 from hub.parcels.allocation import ParcelDemand, allocate_smallest_fit
 from lockerhub.v1 import dispatch_pb2
-from tests.hub.conftest import running_hub, settings_for
+from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_flow import announcement, online
 
 
@@ -28,6 +28,18 @@ class GatedAllocator:
         self.entered.set()
         assert self.release.wait(30), "the test never released the allocator"
         return allocate_smallest_fit(demands, slots)
+
+
+def _ended_calls(hub: HubHarness, method: str) -> float:
+    """How many calls of ``method`` the server saw end with an error (cancelled included)."""
+    return sum(
+        sample.value
+        for metric in hub.app.metrics.grpc_duration.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+        and sample.labels.get("method") == method
+        and sample.labels.get("code") != "OK"
+    )
 
 
 async def test_announce_past_its_deadline_commits_nothing(
@@ -45,8 +57,11 @@ async def test_announce_past_its_deadline_commits_nothing(
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await call
         assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        # The transaction was running on the database thread when its caller left; now it may
-        # finish its work, and must roll back instead of committing.
+        # The client gives up on its own clock; wait until the server has cancelled the handler
+        # too (the interceptor observes every call as it ends), while the allocator still holds
+        # the transaction mid-way on the database thread.
+        await eventually(lambda: asyncio.sleep(0, _ended_calls(hub, "AnnounceParcels")))
+        # Now the work may finish, and must roll back instead of committing.
         gate.release.set()
         assert await hub.sql("SELECT id FROM parcels") == []
         assert await hub.sql("SELECT id FROM commands") == []

@@ -10,7 +10,7 @@ import aiomqtt
 import pytest
 
 from hub.broker import pki
-from lockerhub.mqtt import ClientOptions, make_client
+from lockerhub.mqtt import ClientOptions, client_tls_context, make_client
 from lockerhub.topics import Kind, Topic
 from tests.support.broker import BrokerHandle
 
@@ -71,7 +71,7 @@ async def test_the_certificate_not_the_client_id_names_the_device(mosquitto: Bro
 
 
 async def test_no_certificate_is_refused(mosquitto: BrokerHandle) -> None:
-    ctx = ssl.create_default_context(cafile=str(mosquitto.ca_file))
+    ctx = client_tls_context(mosquitto.ca_file)
     await assert_refused(tls_client(mosquitto, "tls-anon", ctx))
 
 
@@ -82,8 +82,7 @@ async def test_a_certificate_from_another_ca_is_refused(
     other = pki.Pki(tmp_path / "other-ca")
     pki.ensure_ca(other, name="not the broker's CA")
     cert, key = pki.issue_device(other, "tls-4")
-    ctx = ssl.create_default_context(cafile=str(mosquitto.ca_file))
-    ctx.load_cert_chain(cert, key)
+    ctx = client_tls_context(mosquitto.ca_file, cert, key)
     await assert_refused(tls_client(mosquitto, "tls-4", ctx))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
+from lockerhub.mqtt import client_tls_context
 
 HUB_USERNAME = "hub"
 
@@ -57,9 +58,7 @@ class BrokerHandle:
                 Account(username=device_id, password="", site=site, device=device_id)
             )
         cert, key = self.broker.issue_device_certificate(device_id)
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        ctx.load_cert_chain(cert, key)
-        return ctx
+        return client_tls_context(self.ca_file, cert, key)
 
     def hub_credentials(self) -> tuple[str, str]:
         acc = self.broker.accounts[HUB_USERNAME]

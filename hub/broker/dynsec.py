@@ -17,6 +17,7 @@ PBKDF2-HMAC-SHA512 the way the plugin does (12-byte salt, base64); never in plai
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -53,8 +54,7 @@ class Credential:
 
     @classmethod
     def of(cls, password: str, *, salt: bytes | None = None) -> Credential:
-        import hashlib
-
+        """Hash ``password`` with a fresh (or the given) salt."""
         salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt
         digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _ITERATIONS)
         b64 = base64.b64encode
@@ -103,7 +103,6 @@ def device_role(site: str, device: str) -> dict[str, Any]:
             # subscribeLiteral: the exact filter only, so no wildcard and no $share/<g>/ prefix.
             acls.append(_acl("subscribeLiteral", topic))
             acls.append(_acl("publishClientReceive", topic))
-    # A device clears its own retained status (its will is on the same topic): covered above.
     return {"rolename": DEVICE_ROLE_PREFIX + validate_id(device, "device"), "acls": acls}
 
 
@@ -117,8 +116,6 @@ def hub_role() -> dict[str, Any]:
             _acl("publishClientReceive", tree),
             _acl("subscribePattern", tree),
             _acl("subscribePattern", f"$share/+/{tree}"),
-            _acl("unsubscribePattern", tree),
-            _acl("unsubscribePattern", f"$share/+/{tree}"),
         ],
     }
 
@@ -166,12 +163,13 @@ def render(clients: Iterable[Client], admin: Credential) -> str:
         else:
             items.append(_client_json(c, HUB_ROLE))
     config = {
-        # Everything not granted by a role is refused, receiving included (MQTT 5 SUBACK 0x87).
+        # Everything not granted by a role is refused, receiving included (MQTT 5 SUBACK 0x87);
+        # unsubscribing from anything is harmless.
         "defaultACLAccess": {
             "publishClientSend": False,
             "publishClientReceive": False,
             "subscribe": False,
-            "unsubscribe": False,
+            "unsubscribe": True,
         },
         "clients": items,
         "groups": [],

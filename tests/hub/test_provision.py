@@ -124,6 +124,7 @@ async def test_provisioned_accounts_are_enforced(
         "S1",
         "--rotate",
     )
+    out_rotated = out
     assert creds(out)[1] != device[1]
     with pytest.raises(aiomqtt.MqttError):
         async with client(host, port, *device):
@@ -132,6 +133,15 @@ async def test_provisioned_accounts_are_enforced(
         pass
     code, out, _ = provision(capsys, "devices", "--broker-dir", d, "list")
     assert [line.split()[0] for line in out.splitlines()] == ["hub1", "CAB-8", "CAB-9"]
+
+    # Removing an account takes effect at once too (its device role goes with it).
+    rotated = creds(out_rotated)
+    assert (
+        provision(capsys, "devices", "--broker-dir", d, "--broker", live, "remove", "CAB-9")[0] == 0
+    )
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(host, port, *rotated):
+            pass
 
 
 async def test_without_broker_the_file_takes_effect_at_restart(

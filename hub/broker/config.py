@@ -62,7 +62,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="tls_hostnames",
         help="a DNS name or address devices use for the broker (repeat; for the certificate)",
     )
-    p.add_argument("--renew-server-cert", action="store_true")
+    p.add_argument(
+        "--renew-server-cert",
+        action="store_true",
+        help="issue the broker's certificate again (new host names, or before it expires)",
+    )
     p.add_argument("--user", help="system user mosquitto switches to when started as root")
     p.add_argument("--max-packet-bytes", type=int, default=DEFAULT_MAX_PACKET_BYTES)
     p.add_argument("--max-queued-messages", type=int, default=10_000)

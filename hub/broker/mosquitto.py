@@ -295,17 +295,25 @@ class Mosquitto:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         assert self.binary is not None
-        conf = self.config.workdir / "mosquitto.conf"
+        command = [self.binary, "-c", str(self.config.workdir / "mosquitto.conf")]
+        # Die with the parent (Linux PR_SET_PDEATHSIG). util-linux's setpriv sets it and execs
+        # mosquitto; a preexec_fn would do the same but makes Python run its at-fork hooks in
+        # the child, where gRPC's restart its poller threads and abort once the child closes
+        # their file descriptors (seen as "mosquitto exited with -6: ... epoll_wait error").
+        setpriv = shutil.which("setpriv")
+        preexec = None if setpriv else _die_with_parent
+        if setpriv:
+            command = [setpriv, "--pdeathsig", "SIGTERM", *command]
         with (self.config.workdir / "stderr.log").open("ab") as stderr:
             return subprocess.Popen(  # noqa: S603  (our own binary and config)
-                [self.binary, "-c", str(conf)],
+                command,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 # Ctrl-C signals the terminal's whole process group: the broker must outlive the
                 # agents and the hub while they shut down in order, so it gets its own session
                 # and is stopped by stop() -- or by the kernel if its parent dies.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=preexec,  # only without setpriv
             )
 
     async def stop(self, *, kill: bool = False) -> None:

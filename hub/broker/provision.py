@@ -59,7 +59,7 @@ def admin_password(directory: Path) -> str:
 
 
 class AccountBook:
-    """The broker directory's accounts; :meth:`save` rewrites all three files."""
+    """The broker directory's accounts; :meth:`save` rewrites accounts.json and the plugin file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -20,8 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hub-token": ("hub.app", "make an operator API token and its settings entry"),
     "devices": (
         "hub.broker.provision",
-        "provision per-device MQTT accounts (password and ACL files)",
+        "provision per-device MQTT accounts (dynamic-security file, certificates)",
     ),
+    "broker": ("hub.broker.config", "write the broker's mosquitto.conf, accounts and TLS files"),
     "edge": ("demo.edge", "run a cabinet or sorting-line edge agent"),
     "sim": ("demo.sim", "act as courier or recipient on a simulated cabinet; sim fleets"),
     "ops": ("ops.cli", "operator commands against a running hub (gRPC)"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -41,11 +42,33 @@ class ClientOptions:
     # MQTT 5 Receive Maximum (3.1.2.11.3): QoS 1 messages in flight to this client.
     receive_maximum: int | None = None
     will: aiomqtt.Will | None = None
+    # TLS to the broker; for a device, a context from :func:`client_tls_context` with its
+    # certificate (the broker takes the certificate's Common Name as username and client id,
+    # so username/password stay None and client_id is the device id).
     tls_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f'protocol must be "5" or "3.1.1", got {self.protocol[:10]!r}')
+
+
+def client_tls_context(
+    ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS context that trusts only ``ca_file`` (the broker's CA, not the system store) and,
+    given ``cert_file``/``key_file``, presents that client certificate (PEM files).
+
+    Raises:
+        OSError: a file cannot be read.
+        ssl.SSLError: a file is not a usable certificate or key, or they do not match.
+    """
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("a client certificate needs both cert_file and key_file")
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 def make_client(options: ClientOptions) -> aiomqtt.Client:

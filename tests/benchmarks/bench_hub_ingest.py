@@ -80,7 +80,7 @@ class Device:
             self.broker.port,
             username=user,
             password=password,
-            identifier=f"{self.name}-{uuid.uuid4().hex[:4]}",
+            identifier=self.name,  # the broker binds a device account to its own id
             protocol=aiomqtt.ProtocolVersion.V5,
             max_inflight_messages=200,
         )

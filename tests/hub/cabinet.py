@@ -77,7 +77,7 @@ class FakeCabinet:
             self.broker.port,
             username=user,
             password=password,
-            identifier=f"{self.device}-{uuid.uuid4().hex[:6]}",
+            identifier=self.device,  # the broker binds a device account to its own id
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
         )

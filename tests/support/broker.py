@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
+from lockerhub.mqtt import client_tls_context
 
 HUB_USERNAME = "hub"
 
@@ -39,6 +41,25 @@ class BrokerHandle:
     def port(self) -> int:
         return self.broker.port
 
+    @property
+    def tls_port(self) -> int:
+        assert self.broker.tls_port is not None
+        return self.broker.tls_port
+
+    @property
+    def ca_file(self) -> Path:
+        return self.broker.config.pki.ca_cert
+
+    def device_tls_context(self, device_id: str, site: str) -> ssl.SSLContext:
+        """A TLS context with a client certificate for a device account (created once)."""
+        acc = self.broker.accounts.get(device_id)
+        if acc is None or acc.site != site:
+            self.broker.add_account_blocking(
+                Account(username=device_id, password="", site=site, device=device_id)
+            )
+        cert, key = self.broker.issue_device_certificate(device_id)
+        return client_tls_context(self.ca_file, cert, key)
+
     def hub_credentials(self) -> tuple[str, str]:
         acc = self.broker.accounts[HUB_USERNAME]
         return acc.username, acc.password
@@ -69,6 +90,7 @@ def start_test_broker(workdir: Path) -> BrokerHandle:
     """Start a broker in ``workdir`` with a hub account; stop it with ``stop()``."""
     binary = require_mosquitto()
     hub = Account(username=HUB_USERNAME, password=new_password())
-    broker = Mosquitto(BrokerConfig(workdir=workdir), accounts={hub.username: hub}, binary=binary)
+    config = BrokerConfig(workdir=workdir, tls_port=0)
+    broker = Mosquitto(config, accounts={hub.username: hub}, binary=binary)
     asyncio.run(broker.__aenter__())
     return BrokerHandle(broker)

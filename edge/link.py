@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
@@ -46,6 +47,7 @@ class Link:
         site, device: the device's identity (its topic subtree).
         will: the OFFLINE DeviceStatus the broker publishes if the connection dies.
         dropped: counter dict to update with dropped commands by reason (outlives the link).
+        tls_context: TLS to the broker (its CA, the device certificate), or None for plain TCP.
     """
 
     def __init__(
@@ -57,8 +59,10 @@ class Link:
         will: device_pb2.DeviceStatus,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         dropped: dict[str, int] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._broker = broker
+        self._tls_context = tls_context
         self._v5 = broker.protocol == "5"
         self._site = site
         self._device = device
@@ -90,6 +94,7 @@ class Link:
                 protocol=b.protocol,
                 session_expiry_s=b.session_expiry_s,
                 clean_start=False,
+                tls_context=self._tls_context,
                 will=aiomqtt.Will(
                     self.topic(Kind.STATUS),
                     encode(self._will),

@@ -60,6 +60,8 @@ class Session:
             settings.broker.reconnect_min_s, settings.broker.reconnect_max_s, rng=rng
         )
         self._reported_full = False
+        # Built once: an unreadable certificate is a configuration error, not a retry.
+        self._tls = settings.broker.tls_context()
         self.link: Link | None = None
         self.connected = connected or asyncio.Event()
 
@@ -106,6 +108,7 @@ class Session:
             device=d.id,
             will=self.status(OFFLINE),
             dropped=self._stats.dropped_commands,
+            tls_context=self._tls,
         ) as link:
             try:
                 # Birth before anything else so the hub sees this boot's presence first.

@@ -7,6 +7,7 @@ Relative ``storage.path`` is resolved against the current directory.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from edge.errors import ConfigError
 from lockerhub.config import build, load_settings
 from lockerhub.driver import CompartmentSpec, SizeClass
 from lockerhub.errors import TopicError
+from lockerhub.mqtt import client_tls_context
 from lockerhub.topics import validate_id
 
 ENV_PREFIX = "LOCKERHUB_EDGE_"
@@ -76,9 +78,24 @@ class BrokerSettings:
     # "5", or "3.1.1" for brokers without MQTT 5 (the demo's embedded broker): the session is
     # kept with clean_session=0 instead of an expiry; payloads carry everything that matters.
     protocol: str = "5"
+    # TLS (the broker's device listener, 8883): the broker's CA, and the device's certificate and
+    # key from `lockerhub devices add --cert`, which then are its identity (no username/password).
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.host), "broker.host", "must not be empty")
+        _require(
+            (self.tls_cert_file is None) == (self.tls_key_file is None),
+            "broker.tls_cert_file",
+            "needs broker.tls_key_file with it (and the other way round)",
+        )
+        _require(
+            self.tls_cert_file is None or self.tls_ca_file is not None,
+            "broker.tls_ca_file",
+            "must name the broker's CA when a client certificate is set",
+        )
         _require(self.protocol in ("5", "3.1.1"), "broker.protocol", 'must be "5" or "3.1.1"')
         _require(1 <= self.port <= 65535, "broker.port", f"must be 1-65535, got {self.port}")
         _require(5 <= self.keepalive_s <= 3600, "broker.keepalive_s", "must be 5-3600")
@@ -95,6 +112,20 @@ class BrokerSettings:
         )
         _require(0 < self.publish_timeout_s <= 600, "broker.publish_timeout_s", "must be 0-600")
         _require(len(self.client_id) <= 64, "broker.client_id", "at most 64 characters")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context these settings ask for, or None for plain TCP.
+
+        Raises:
+            ConfigError: a file cannot be read or is not a usable certificate or key.
+        """
+        if self.tls_ca_file is None:
+            return None
+        try:
+            return client_tls_context(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            key = "broker.tls_ca_file" if self.tls_cert_file is None else "broker.tls_cert_file"
+            raise ConfigError(f"{key}: cannot load the TLS files: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

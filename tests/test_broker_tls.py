@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from pathlib import Path
 
@@ -97,3 +98,68 @@ async def test_a_certificate_only_device_has_no_password_login(mosquitto: Broker
             password=password,
         )
         await assert_refused(make_client(options))
+
+
+async def test_the_edge_agent_connects_with_its_certificate(
+    mosquitto: BrokerHandle, tmp_path: Path
+) -> None:
+    """An edge agent configured with `[broker] tls_*` files connects as its certificate's device:
+    the hub sees its birth on the device's own status topic."""
+    from edge.agent import EdgeAgent
+    from edge.settings import EdgeSettings
+    from firmware_sim.cabinet import SimulatedCabinet
+    from lockerhub.codec import decode
+    from lockerhub.v1 import device_pb2
+
+    mosquitto.device_tls_context("tls-edge", "site-t")  # provisions the account and certificate
+    cert, key = mosquitto.broker.issue_device_certificate("tls-edge")
+    settings = EdgeSettings.from_mapping(
+        {
+            "device": {"id": "tls-edge", "site": "site-t"},
+            "broker": {
+                "host": "127.0.0.1",
+                "port": mosquitto.tls_port,
+                "tls_ca_file": str(mosquitto.ca_file),
+                "tls_cert_file": str(cert),
+                "tls_key_file": str(key),
+                "publish_timeout_s": 5.0,
+            },
+            "storage": {"path": str(tmp_path / "tls-edge.sqlite3")},
+            "driver": {"compartments": [{"size": "S", "count": 1}]},
+        }
+    )
+    status_topic = str(Topic("site-t", "tls-edge", Kind.STATUS))
+    async with hub_client(mosquitto, "tls-hub-edge") as hub:
+        await hub.subscribe(status_topic, qos=1)
+        sim = SimulatedCabinet(settings.driver.compartment_specs())
+        async with EdgeAgent(settings, sim) as agent:
+            task = asyncio.create_task(agent.run())
+            try:
+                async with asyncio.timeout(10):
+                    async for msg in hub.messages:
+                        status = decode(Kind.STATUS, bytes(msg.payload))
+                        assert isinstance(status, device_pb2.DeviceStatus)
+                        if status.state == device_pb2.DeviceStatus.STATE_ONLINE:
+                            break
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def test_edge_tls_settings_are_checked_when_loaded(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+    from edge.settings import EdgeSettings
+
+    base = {"device": {"id": "d", "site": "s"}}
+    with pytest.raises(ConfigError, match=r"broker\.tls_cert_file"):
+        EdgeSettings.from_mapping({**base, "broker": {"tls_cert_file": "c.pem"}})
+    with pytest.raises(ConfigError, match=r"broker\.tls_ca_file"):
+        EdgeSettings.from_mapping(
+            {**base, "broker": {"tls_cert_file": "c.pem", "tls_key_file": "k.pem"}}
+        )
+    broken = EdgeSettings.from_mapping(
+        {**base, "broker": {"tls_ca_file": str(tmp_path / "missing-ca.pem")}}
+    )
+    with pytest.raises(ConfigError, match=r"broker\.tls_ca_file: cannot load"):
+        broken.broker.tls_context()

@@ -25,37 +25,22 @@ from typing import Any
 import grpc
 
 from demo import district_readback as readback
+from demo.district_hub import cpu_seconds, hub_process, in_process_hub
 from demo.district_people import People, Plan, plan_day
 from demo.district_spec import LAYOUT, DayRecord, DistrictSpec
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.charge_point import SimulatedChargePoint
-from hub.app import HubApp
 from hub.broker.embedded import EmbeddedBroker
 from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
-from hub.parcels.notify import PickupNotice
-from hub.settings import HubSettings, SiteSettings
+from hub.settings import SiteSettings
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 Progress = Callable[[float, str], None]
-
-
-class _Codes:
-    """The notifier: the recipients' phones, in memory (codes never leave the process)."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, str] = {}
-        self.reminders = 0
-
-    async def notify(self, notice: PickupNotice) -> None:
-        if notice.kind == "deposited":
-            self.codes[notice.parcel_id] = notice.code
-        else:
-            self.reminders += 1
 
 
 def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
@@ -72,37 +57,35 @@ def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
     )
 
 
-def _hub_settings(spec: DistrictSpec, broker: Any, hub: Account, workdir: Path) -> HubSettings:
+def _hub_settings(spec: DistrictSpec, broker: Any, hub: Account, workdir: Path) -> dict[str, Any]:
     h = spec.hour_s / HOUR_S  # real hours per simulated hour
-    return HubSettings.from_mapping(
-        {
-            "broker": {
-                "host": broker.host,
-                "port": broker.port,
-                "username": hub.username or None,
-                "password": hub.password or None,
-                "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
-            },
-            "storage": {"path": str(workdir / "hub.db")},
-            "grpc": {"port": 0},
-            "metrics": {"port": 0},
-            "pickup": {"deadline_h": 10 * h, "hash_iterations": 1000},
-            "reservation": {"hold_h": 24 * h},
-            "lifecycle": {
-                "sweep_interval_s": min(1.0, spec.hour_s / 8),
-                "reminder_before_h": 3 * h,
-                "offline_after_s": max(5.0, spec.hour_s),
-            },
-            "allocation": {"engine": "smallest_fit"},
-            "ocpp": {
-                "enabled": spec.faults,
-                "port": 0,
-                "sessions_path": str(workdir / "ocpp.db"),
-                "heartbeat_interval_s": 60,
-            },
-            "sites": [asdict(s) for s in _sites(spec)],
-        }
-    )
+    return {
+        "broker": {
+            "host": broker.host,
+            "port": broker.port,
+            "username": hub.username or None,
+            "password": hub.password or None,
+            "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
+        },
+        "storage": {"path": str(workdir / "hub.db")},
+        "grpc": {"port": 0},
+        "metrics": {"port": 0},
+        "pickup": {"deadline_h": 10 * h, "hash_iterations": 1000},
+        "reservation": {"hold_h": 24 * h},
+        "lifecycle": {
+            "sweep_interval_s": min(1.0, spec.hour_s / 8),
+            "reminder_before_h": 3 * h,
+            "offline_after_s": max(5.0, spec.hour_s),
+        },
+        "allocation": {"engine": "smallest_fit"},
+        "ocpp": {
+            "enabled": spec.faults,
+            "port": 0,
+            "sessions_path": str(workdir / "ocpp.db"),
+            "heartbeat_interval_s": 60,
+        },
+        "sites": [asdict(s) for s in _sites(spec)],
+    }
 
 
 def _edge_settings(
@@ -179,9 +162,9 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
         else:
             broker = await stack.enter_async_context(EmbeddedBroker())
             accounts = {name: Account(username="", password="") for name in accounts}
-        codes = _Codes()
         settings = _hub_settings(spec, broker, accounts["hub"], workdir)
-        hub = await stack.enter_async_context(HubApp(settings, notifier=codes))
+        opener = hub_process if spec.hub_process else in_process_hub
+        hub = await stack.enter_async_context(opener(settings, workdir))
         cabinets = {
             cab: _Cabinet(_edge_settings(spec, cab, site, accounts[cab], broker, workdir))
             for cab, site in cab_sites
@@ -195,11 +178,16 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             plan = plan_day(spec, random.Random(spec.seed))  # noqa: S311  (a load plan)
             pile = None
             if spec.faults:  # one charging pile at the busiest site, for a pile fault
-                url = hub.charging.url(plan.busiest_site, "pile-01")
+                url = hub.pile_url(plan.busiest_site, "pile-01")
                 pile = await stack.enter_async_context(SimulatedChargePoint(url, "pile-01"))
-            people = People(spec, plan, channel, {c: k.sim for c, k in cabinets.items()}, codes)
+            people = People(spec, plan, channel, {c: k.sim for c, k in cabinets.items()}, hub)
             watcher = tg.create_task(readback.watch_alarms(channel, record), name="watch")
             energy0 = await readback.energy_by_site(channel, record.cabinets)
+            if spec.idle_s:  # a baseline: the district connected, nobody about
+                with _Measure(hub.pid, record, "idle") as m:
+                    await asyncio.sleep(spec.idle_s)
+                progress(0.0, f"idle baseline {m.seconds:.0f} s")
+            measure = _Measure(hub.pid, record, "day").__enter__()
             record.start_ms = _now_ms()
             faults = _faults(spec, plan, cabinets, tg, record, pile, channel)
             day = tg.create_task(people.live(tg, faults), name="day")
@@ -208,6 +196,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             with contextlib.suppress(asyncio.CancelledError):
                 await day
             record.end_ms = _now_ms()
+            measure.__exit__(None, None, None)
             record.refused = people.refused
             energy1 = await readback.energy_by_site(channel, record.cabinets)
             record.energy_wh = {s: energy1.get(s, 0.0) - energy0.get(s, 0.0) for s in energy1}
@@ -220,6 +209,27 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             hub_task.cancel()
     record.wall_s = time.monotonic() - wall0
     return record
+
+
+class _Measure:
+    """CPU seconds of the hub's process (when it has one) and of this one over a window."""
+
+    def __init__(self, hub_pid: int | None, record: DayRecord, name: str) -> None:
+        self.pid, self.record, self.name = hub_pid, record, name
+        self.seconds = 0.0
+
+    def __enter__(self) -> _Measure:
+        self._t0, self._cpu0 = time.monotonic(), time.process_time()
+        self._hub0 = cpu_seconds(self.pid) if self.pid else 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self._t0
+        m = self.record.measures
+        m[f"{self.name}_wall_s"] = self.seconds
+        m[f"{self.name}_district_cpu_s"] = time.process_time() - self._cpu0
+        if self.pid:
+            m[f"{self.name}_hub_cpu_s"] = cpu_seconds(self.pid) - self._hub0
 
 
 def _now_ms() -> int:

@@ -34,7 +34,7 @@ _LATE_COURIER = 0.10
 
 class Codes(Protocol):
     @property
-    def codes(self) -> Mapping[str, str]: ...
+    def codes(self) -> Mapping[str, str]: ...  # parcel id -> pickup code
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Plan:
 def plan_day(spec: DistrictSpec, rng: random.Random) -> Plan:
     """The day's parcels: a morning wave, a trickle until evening, one site busier than the rest."""
     sites = spec.site_ids()
-    weights = [3.0 if i == 0 else rng.uniform(0.7, 1.3) for i in range(len(sites))]
+    weights = [5.0 if i == 0 else rng.uniform(0.7, 1.3) for i in range(len(sites))]
     n = max(1, round(spec.parcels_per_cabinet * spec.cabinets))
     parcels = []
     for i in range(n):

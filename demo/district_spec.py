@@ -21,6 +21,9 @@ class DistrictSpec:
     faults: bool = True
     extra_cabinet_at: str | None = None
     broker: str = "auto"
+    # Benchmarks: the hub in a process of its own (its CPU measured apart), an idle baseline first.
+    hub_process: bool = False
+    idle_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.sites <= 500:
@@ -70,3 +73,4 @@ class DayRecord:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     energy_wh: dict[str, float] = field(default_factory=dict)  # site -> Wh over the day
     faults: list[dict[str, Any]] = field(default_factory=list)
+    measures: dict[str, float] = field(default_factory=dict)  # CPU and wall seconds

@@ -52,6 +52,8 @@ def extend(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _resolving(name: str, original: Action) -> Action:
     def run(args: argparse.Namespace) -> int:
         try:
+            if name == "pickup" and args.code is None and not args.parcel:
+                raise ControlError("which parcel? pass --code CODE, or --parcel ID (in a demo)")
             if args.control is not None:
                 return original(args)
             if name == "deposit" and args.cabinet is None:

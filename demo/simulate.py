@@ -111,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         print("simulate: interrupted", file=sys.stderr)
         return 130
     print(f"report: {report}")
+    print(f"log: {workdir / 'simulate.log'}")
     return 0
 
 

@@ -169,27 +169,30 @@ def _section(day: Day, label: str) -> str:
         svg.bar_chart(
             "energy",
             "Energy per delivered parcel (Wh, over the simulated day)",
-            day.sites,
+            [s.removeprefix("site-") for s in day.sites],
             {"Wh per parcel": [day.energy_per_parcel(s) for s in day.sites]},
             y_label="Wh",
+            x_label="site",
         ),
         svg.bar_chart(
             "on-time",
             f"On-time share (in the locker within {ON_TIME_H:.0f} h of the announcement)",
-            day.sites,
+            [s.removeprefix("site-") for s in day.sites],
             {"on time": [day.on_time(s) for s in day.sites]},
             y_label="share",
+            x_label="site",
             pct=True,
         ),
         svg.bar_chart(
             "shares",
             "Electronic-waybill and reusable-container shares",
-            day.sites,
+            [s.removeprefix("site-") for s in day.sites],
             {
                 "e-waybill": [day.share("ewaybill", s) for s in day.sites],
                 "reusable": [day.share("reusable", s) for s in day.sites],
             },
             y_label="share of parcels",
+            x_label="site",
             pct=True,
         ),
         svg.timeline(
@@ -238,22 +241,32 @@ def _compare(base: Day, what_if: Day) -> str:
     )
     chart = svg.bar_chart(
         "what-if",
-        f"What if {site} had one more cabinet?",
-        ["refused (all)", f"refused at {site}", "picked up"],
+        f"Announcements refused for want of a compartment: {site} with one more cabinet?",
+        ["all sites", site],
         {
-            "as is": [float(base.refused()), float(base.refused(site)), float(base.delivered())],
-            "+1 cabinet": [
-                float(what_if.refused()),
-                float(what_if.refused(site)),
-                float(what_if.delivered()),
-            ],
+            "as is": [float(base.refused()), float(base.refused(site))],
+            "+1 cabinet": [float(what_if.refused()), float(what_if.refused(site))],
         },
-        y_label="parcels",
+        y_label="parcels refused",
+    )
+    hours = base.whole_hours()
+    occupancy = svg.line_chart(
+        "what-if-occupancy",
+        f"Occupancy at {site} (share of compartments held)",
+        {
+            "as is": list(zip(hours, base.occupancy()[base.sites.index(site)], strict=True)),
+            "+1 cabinet": list(
+                zip(hours, what_if.occupancy()[what_if.sites.index(site)], strict=True)
+            ),
+        },
+        x_label="hour of the day",
+        y_label="share held",
+        pct=True,
     )
     return (
         f"<section><h2>What if: one more cabinet at {escape(site)}</h2>"
         f"<table><tr><th></th><th>as is</th><th>+1 cabinet</th></tr>{table}</table>"
-        f"<figure>{chart}</figure></section>"
+        f"<figure>{chart}</figure><figure>{occupancy}</figure></section>"
     )
 
 

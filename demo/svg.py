@@ -129,12 +129,13 @@ def bar_chart(
     series: Mapping[str, Sequence[float]],
     *,
     y_label: str,
+    x_label: str = "",
     pct: bool = False,
 ) -> str:
     """Grouped bars: one group per category, one bar per series."""
     values = [v for vs in series.values() for v in vs]
     ymax = 1.0 if pct else _nice_max(max(values, default=0.0))
-    body = _axes(0, 0, ymax, "", y_label, pct)
+    body = _axes(0, 0, ymax, x_label, y_label, pct)
     n_cat, n_ser = max(1, len(categories)), max(1, len(series))
     group = (W - _L - _R) / n_cat
     bar = group * 0.8 / n_ser
@@ -154,7 +155,7 @@ def bar_chart(
         x = _L + group * (c + 0.5)
         body.append(
             f'<text x="{x:.1f}" y="{H - _B + 14}" text-anchor="middle" font-size="9">'
-            f"{escape(categories[c][-8:])}</text>"
+            f"{escape(categories[c][-10:])}</text>"
         )
     return _frame(name, title, len(values), body + _legend(list(series)))
 

@@ -68,6 +68,7 @@ def test_report_has_every_plot_with_data_and_no_scripts() -> None:
     for name in ("states", "occupancy", "dwell", "energy", "on-time", "shares", "alarms"):
         assert names.count(name) == 2, names
     assert names.count("what-if") == 1
+    assert names.count("what-if-occupancy") == 1
     assert all(int(n) > 0 for _, n in plots), plots
     assert "<script" not in html
 

@@ -16,7 +16,10 @@ import pytest
 
 from tests.support.processes import lockerhub_exe
 
-PLOTS = ("states", "occupancy", "dwell", "energy", "on-time", "shares", "alarms", "what-if")
+PLOTS = (
+    *("states", "occupancy", "dwell", "energy", "on-time", "shares", "alarms"),
+    *("what-if", "what-if-occupancy"),
+)
 
 
 class Plots(HTMLParser):

@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-# System packages the tests run for real (a broker, Prometheus and promtool).
-SYSTEM_BINARIES := mosquitto:mosquitto prometheus:prometheus promtool:prometheus
+# System packages the tests run for real (a broker, Prometheus and promtool; the operator guide
+# also runs sqlite3, openssl and curl; the simulation report is checked in headless chromium).
+SYSTEM_BINARIES := mosquitto:mosquitto prometheus:prometheus promtool:prometheus sqlite3:sqlite3 openssl:openssl curl:curl chromium:chromium
 
 .PHONY: run test test-fast lint proto bench soak system-deps venv clean
 

@@ -5,25 +5,33 @@ pure-Python MQTT 3.1.1 broker), the hub on SQLite, and simulated cabinets at thr
 its own device account and edge agent. Unless ``--quiet``, a simulated
 dispatcher announces a parcel every few seconds; a simulated courier deposits it and the recipient
 picks it up with the code from the notifier, so that metrics and the event history move.
+
+The console shows one line per parcel step and per alarm; the agents' and hub's log lines go to
+``demo.log`` in the work directory (``--verbose`` shows them too). The work directory also holds
+the files ``lockerhub sim`` reads to find a cabinet's control port, a parcel's cabinet and its
+pickup code (see ``demo.workdir``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
+import os
 import random
+import shlex
 import shutil
 import signal
 import socket
+import sys
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
 
 import grpc
 
+from demo import workdir as files
+from demo.console import chatter_to_file, follow_events
 from edge.agent import EdgeAgent
 from edge.settings import (
     BrokerSettings as EdgeBrokerSettings,
@@ -73,11 +81,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--cabinets", type=_positive, default=20, help="simulated cabinets (20)")
-    p.add_argument("--workdir", type=Path, default=Path("var/demo"), help="state (var/demo)")
+    p.add_argument(
+        "--workdir", type=Path, default=files.DEFAULT_WORKDIR, help="state and files (var/demo)"
+    )
+    p.add_argument("--mqtt-port", type=_port, default=1883, help="MQTT port (1883; 0 = any)")
     p.add_argument("--grpc-port", type=_port, default=50051, help="gRPC port (50051; 0 = any)")
     p.add_argument("--metrics-port", type=_port, default=9108, help="metrics port (9108; 0 = any)")
     p.add_argument("--traffic-every", type=float, default=5.0, help="seconds between parcels")
     p.add_argument("--quiet", action="store_true", help="no simulated parcel traffic")
+    p.add_argument(
+        "--verbose", action="store_true", help="also show every log line (always in demo.log)"
+    )
     p.add_argument(
         "--broker",
         choices=("auto", "mosquitto", "embedded"),
@@ -139,15 +153,19 @@ async def run_demo(args: argparse.Namespace) -> None:
         cab: Account(username=cab, password=new_password(), site=site, device=cab)
         for cab, site in cabinets
     }
+    mqtt_port = _free_or(args.mqtt_port)
     try:
         async with AsyncExitStack() as stack:
+            stack.enter_context(chatter_to_file(workdir / files.LOG, verbose=args.verbose))
             if _use_mosquitto(args.broker):
                 broker: Mosquitto | EmbeddedBroker = await stack.enter_async_context(
-                    Mosquitto(BrokerConfig(workdir=workdir / "broker"), accounts=accounts)
+                    Mosquitto(
+                        BrokerConfig(workdir=workdir / "broker", port=mqtt_port), accounts=accounts
+                    )
                 )
                 protocol, broker_note = "5", "mosquitto, per-device accounts and ACLs"
             else:
-                broker = await stack.enter_async_context(EmbeddedBroker())
+                broker = await stack.enter_async_context(EmbeddedBroker(port=mqtt_port))
                 protocol = embedded_broker.PROTOCOL
                 broker_note = "embedded amqtt, MQTT 3.1.1, NO per-device ACLs: for trying only"
                 accounts = {name: Account(username="", password="") for name in accounts}
@@ -162,26 +180,32 @@ async def run_demo(args: argparse.Namespace) -> None:
                 storage=StorageSettings(path=workdir / "hub.db"),
                 grpc=GrpcSettings(port=_free_or(args.grpc_port)),
                 metrics=MetricsSettings(port=_free_or(args.metrics_port)),
-                notify=NotifySettings(path=workdir / "notifications.jsonl"),
+                notify=NotifySettings(path=workdir / files.NOTIFICATIONS),
                 sites=DEMO_SITES,
             )
             hub = await stack.enter_async_context(HubApp(settings))
             sims: dict[str, SimulatedCabinet] = {}
             agents: list[EdgeAgent] = []
-            first_control = ""
+            controls: dict[str, str] = {}
             for cab, site in cabinets:
                 edge_settings = _edge_settings(cab, site, accounts[cab], broker, protocol, workdir)
                 sim = SimulatedCabinet(edge_settings.driver.compartment_specs())
                 sims[cab] = sim
                 agents.append(await stack.enter_async_context(EdgeAgent(edge_settings, sim)))
-                if not first_control:
-                    control = await stack.enter_async_context(ControlServer(sim))
-                    first_control = "{}:{}".format(*control.address)
-            _banner(
-                hub, f"mqtt://{broker.host}:{broker.port} ({broker_note})", cabinets, first_control
-            )
+                control = await stack.enter_async_context(ControlServer(sim))
+                controls[cab] = "{}:{}".format(*control.address)
+            await asyncio.to_thread(files.write_json, workdir / files.CONTROLS, controls)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(hub.run(), name="hub")
+                parcel = await _unused_parcel_id(hub.grpc_address)
+                _banner(
+                    hub,
+                    f"mqtt://{broker.host}:{broker.port} ({broker_note})",
+                    cabinets,
+                    workdir,
+                    parcel,
+                )
+                tg.create_task(follow_events(hub.grpc_address, workdir), name="console")
                 for agent in agents:
                     tg.create_task(agent.run(), name=f"edge-{agent.settings.device.id}")
                 if not args.quiet:
@@ -222,25 +246,68 @@ def _edge_settings(
     )
 
 
-def _banner(hub: HubApp, broker: str, cabinets: list[tuple[str, str]], control: str) -> None:
-    ops = f".venv/bin/lockerhub ops --target {hub.grpc_address}"
-    first_site = cabinets[0][1]
+_PARCEL_ARGS = "--size 60x300x200 --weight-g 900 --phone 13812345678"
+
+
+def program() -> str:
+    """How to type the running ``lockerhub`` program in another terminal of the same directory."""
+    argv0 = sys.argv[0]
+    if argv0.endswith(".py") or not argv0:  # ``python -m lockerhub.cli`` or an embedding
+        return f"{shlex.quote(sys.executable)} -m lockerhub.cli"
+    name = os.path.basename(argv0)
+    on_path = shutil.which(name)
+    if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return name
+    return shlex.quote(argv0)
+
+
+async def _unused_parcel_id(grpc_address: str) -> str:
+    """DEMO-1, or the first DEMO-n this work directory's hub has not seen (a second run)."""
+    async with grpc.aio.insecure_channel(grpc_address) as channel:
+        dispatch = dispatch_pb2_grpc.DispatchServiceStub(channel)
+        for n in range(1, 1000):
+            try:
+                await dispatch.GetParcel(
+                    dispatch_pb2.GetParcelRequest(parcel_id=f"DEMO-{n}"), timeout=5
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    return f"DEMO-{n}"
+                raise
+    return "DEMO-1000"
+
+
+def _banner(
+    hub: HubApp, broker: str, cabinets: list[tuple[str, str]], workdir: Path, parcel: str
+) -> None:
+    exe = program()
+    ops = f"{exe} ops --target {hub.grpc_address}"
+    sim = f"{exe} sim"
+    where = ""
+    if workdir != files.DEFAULT_WORKDIR.resolve():
+        where = f" --demo-dir {shlex.quote(str(workdir))}"
+    site = cabinets[0][1]
     print(
         f"""
 lockerhub demo is running: {len(cabinets)} simulated cabinets at {len(DEMO_SITES)} sites.
   broker   {broker}
-  gRPC     {hub.grpc_address}
+  gRPC     {hub.grpc_address} (operator API; the demo runs it WITHOUT authentication)
   metrics  {hub.metrics_url}
+  files    {workdir} (controls.json, parcels.json, notifications.jsonl, demo.log)
 
-Try, in another terminal:
+Try, in another terminal from this directory:
+  # the cabinets, then announce a parcel: the hub picks a cabinet at the site and reserves it
   {ops} cabinets
-  {ops} announce --parcel DEMO-1 --site {first_site} --size 60x300x200 \\
-      --weight-g 900 --phone 13812345678
-  {ops} parcel DEMO-1
-  # be the courier at {cabinets[0][0]}:
-  .venv/bin/lockerhub sim deposit --control {control} --parcel DEMO-1
-  {ops} open {cabinets[0][0]} <COMPARTMENT> --reason "demo"
-Pickup codes go to {hub.settings.notify.path} (the stand-in for the SMS gateway).
+  {ops} announce --parcel {parcel} --site {site} {_PARCEL_ARGS}
+  {ops} parcel {parcel}
+  # be the courier at the cabinet holding the reservation (found in parcels.json)
+  {sim} deposit{where} --parcel {parcel}
+  # be the recipient: the pickup code is read from notifications.jsonl (the stand-in for SMS)
+  {sim} pickup{where} --parcel {parcel}
+  {ops} parcel {parcel}
+
+Also: `{sim} state{where} --cabinet {cabinets[0][0]}`, `{ops} watch`, `{ops} alarms`.
+Below: one line per parcel step and per alarm; everything else goes to {files.LOG}.
 Ctrl-C stops everything.
 """,
         flush=True,
@@ -277,7 +344,7 @@ async def _traffic(
                 )
                 try:
                     answer = await dispatch.AnnounceParcels(
-                        dispatch_pb2.AnnounceParcelsRequest(parcels=[parcel]), timeout=5
+                        dispatch_pb2.AnnounceParcelsRequest(parcels=[parcel]), timeout=30
                     )
                 except grpc.aio.AioRpcError as exc:
                     log.warning("demo dispatcher: %s", exc.code().name)
@@ -301,18 +368,9 @@ async def _journey(
         return
     await asyncio.sleep(wait)
     for _ in range(20):
-        code = await asyncio.to_thread(_code_for, settings.notify.path, parcel_id)
+        notice = await asyncio.to_thread(files.notice_for, settings.notify.path.parent, parcel_id)
+        code = notice["code"] if notice else None
         if code and (await sim.recipient_pickup(code)).opened:
             return
         await asyncio.sleep(1)
     log.warning("demo recipient: could not pick up %s", parcel_id)
-
-
-def _code_for(path: Path, parcel_id: str) -> str | None:
-    """The pickup code the notifier sent for ``parcel_id`` (the recipient reading the SMS)."""
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text().splitlines():
-            item = json.loads(line)
-            if item.get("parcel_id") == parcel_id:
-                return str(item["code"])
-    return None

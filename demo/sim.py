@@ -1,5 +1,8 @@
 """``lockerhub sim ...``: the simulator's courier and recipient actions, plus ``sim fleet``.
 
+Against a running demo, the actions find cabinets, parcels and codes in its work directory
+(``demo.sim_demo``).
+
 ``sim fleet`` runs edge agents on simulated cabinets, so it is wiring (both components) and lives
 here; the actions themselves belong to ``firmware_sim.cli``.
 """
@@ -14,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from demo import sim_demo
 from edge.errors import EdgeError
 from firmware_sim import cli as sim_cli
 from firmware_sim.errors import SimError
@@ -21,7 +25,9 @@ from firmware_sim.errors import SimError
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``sim`` subcommand: the simulator's actions and ``fleet``."""
-    _register_fleet(sim_cli.register(subparsers))
+    actions = sim_cli.register(subparsers)
+    sim_demo.extend(actions)  # before fleet: the fleet has no control port to look up
+    _register_fleet(actions)
 
 
 def _register_fleet(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -38,9 +38,7 @@ def register(
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_, description=help_)
-        p.add_argument(
-            "--control", type=address, required=True, metavar="HOST:PORT", help="control address"
-        )
+        p.add_argument("--control", type=address, metavar="HOST:PORT", help="control address")
         return p
 
     p = action("deposit", "courier: scan a parcel, put it into the compartment that opens, close")
@@ -48,7 +46,7 @@ def register(
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for a door")
     p.set_defaults(func=_run(_deposit))
     p = action("pickup", "recipient: enter a code, take the parcel, close the door")
-    p.add_argument("--code", required=True, help="pickup code")
+    p.add_argument("--code", help="pickup code")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for a door")
     p.set_defaults(func=_run(_pickup))
     p = action("state", "show doors, items, relay pulses and the meter")
@@ -125,6 +123,8 @@ def _run(
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         async def main() -> int:
+            if args.control is None:
+                raise ControlError("no control address: pass --control HOST:PORT")
             host, port = args.control
             async with ControlClient(host, port) as client:
                 return await body(client, args)
@@ -155,6 +155,8 @@ async def _deposit(client: ControlClient, args: argparse.Namespace) -> int:
 
 
 async def _pickup(client: ControlClient, args: argparse.Namespace) -> int:
+    if not args.code:
+        raise ControlError("no pickup code: pass --code CODE")
     result = await client.recipient_pickup(args.code, timeout_s=_timeout(args))
     if result.opened is None:
         print("pickup: refused (wrong code, locked keypad or no parcel)")

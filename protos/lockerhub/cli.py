@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("demo.sim", "act as courier or recipient on a simulated cabinet; sim fleets"),
     "ops": ("ops.cli", "operator commands against a running hub (gRPC)"),
     "demo": ("demo.platform", "broker, hub and simulated cabinets in one process (`make run`)"),
+    "simulate": ("demo.simulate", "a district's day compressed to minutes, with an HTML report"),
     "allocate": ("routing.cli", "allocate parcels to compartments (PROBLEM.json)"),
     "plan-routes": ("routing.cli", "plan vehicle routes (Solomon or E-VRPTW instance)"),
 }

@@ -1,0 +1,333 @@
+"""A district's day, compressed: the real broker, hub and edge agents, with simulated people.
+
+The day (05:00 to 23:00, simulated) lasts ``day_s`` real seconds. The hub's deadlines are scaled
+with it (pickup deadline, reservation hold, reminders, offline detection), so that expiries and
+returns happen within the run; everything else (MQTT, SQLite, gRPC) runs at its real speed. Dispatch
+announces parcels in batches (a morning wave, then a trickle), couriers deposit them, recipients
+pick them up with the code the notifier sent, some never come (the parcel expires and a courier
+takes it back), and a few faults happen on schedule: a jammed door, a cabinet that goes offline
+for two hours. What happened is read back from the hub (its live events and its lists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from demo import district_readback as readback
+from demo.district_hub import cpu_seconds, hub_process, in_process_hub
+from demo.district_people import People, Plan, plan_day
+from demo.district_spec import LAYOUT, DayRecord, DistrictSpec
+from edge.agent import EdgeAgent
+from edge.settings import EdgeSettings
+from firmware_sim.cabinet import SimulatedCabinet
+from firmware_sim.charge_point import SimulatedChargePoint
+from hub.broker.embedded import EmbeddedBroker
+from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
+from hub.settings import SiteSettings
+from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+HOUR_S = 3600.0
+Progress = Callable[[float, str], None]
+
+
+def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
+    # A district about 6 km across, sites on a grid (lat/lon only matter to overflow allocation).
+    side = max(1, round(spec.sites**0.5))
+    return tuple(
+        SiteSettings(
+            id=site,
+            name=f"District site {i + 1}",
+            lat=31.20 + 0.01 * (i // side),
+            lon=121.40 + 0.01 * (i % side),
+        )
+        for i, site in enumerate(spec.site_ids())
+    )
+
+
+def _hub_settings(spec: DistrictSpec, broker: Any, hub: Account, workdir: Path) -> dict[str, Any]:
+    h = spec.hour_s / HOUR_S  # real hours per simulated hour
+    return {
+        "broker": {
+            "host": broker.host,
+            "port": broker.port,
+            "username": hub.username or None,
+            "password": hub.password or None,
+            "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
+        },
+        "storage": {"path": str(workdir / "hub.db")},
+        "grpc": {"port": 0},
+        "metrics": {"port": 0},
+        "pickup": {"deadline_h": 10 * h, "hash_iterations": 1000},
+        "reservation": {"hold_h": 24 * h},
+        "lifecycle": {
+            "sweep_interval_s": min(1.0, spec.hour_s / 8),
+            "reminder_before_h": 3 * h,
+            "offline_after_s": max(5.0, spec.hour_s),
+        },
+        "allocation": {"engine": "smallest_fit"},
+        "ocpp": {
+            "enabled": spec.faults,
+            "port": 0,
+            "sessions_path": str(workdir / "ocpp.db"),
+            "heartbeat_interval_s": 60,
+        },
+        "sites": [asdict(s) for s in _sites(spec)],
+    }
+
+
+def _edge_settings(
+    spec: DistrictSpec, cab: str, site: str, account: Account, broker: Any, workdir: Path
+) -> EdgeSettings:
+    return EdgeSettings.from_mapping(
+        {
+            "device": {"id": cab, "site": site},
+            "broker": {
+                "host": broker.host,
+                "port": broker.port,
+                "username": account.username,
+                "password": account.password,
+                "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
+            },
+            "storage": {"path": str(workdir / "cabinets" / f"{cab}.sqlite3")},
+            "telemetry": {"interval_s": max(1.0, spec.hour_s / 2)},
+            "driver": {"compartments": [{"size": s, "count": n} for s, n in LAYOUT]},
+        }
+    )
+
+
+class _Cabinet:
+    """One cabinet's agent in a task of its own, so that a fault can power it off and on."""
+
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.sim = SimulatedCabinet(settings.driver.compartment_specs())
+        self._task: asyncio.Task[None] | None = None
+
+    async def _serve(self) -> None:
+        async with EdgeAgent(self.settings, self.sim) as agent:
+            await agent.run()
+
+    def start(self, tg: asyncio.TaskGroup) -> None:
+        self._task = tg.create_task(self._serve(), name=f"edge-{self.settings.device.id}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _use_mosquitto(choice: str) -> bool:
+    import shutil
+
+    installed = bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
+    return choice == "mosquitto" or (choice == "auto" and installed)
+
+
+async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayRecord:
+    """Run the district through one compressed day; return what the hub recorded."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    record = DayRecord(spec=asdict(spec))
+    cab_sites = spec.cabinet_sites()
+    record.cabinets = dict(cab_sites)
+    per_cabinet = sum(n for _, n in LAYOUT)
+    for _, site in cab_sites:
+        record.capacity[site] = record.capacity.get(site, 0) + per_cabinet
+    hub_account = Account(username="hub", password=new_password())
+    accounts = {"hub": hub_account} | {
+        cab: Account(username=cab, password=new_password(), site=site, device=cab)
+        for cab, site in cab_sites
+    }
+    progress(0.0, "starting the broker")
+    wall0 = time.monotonic()
+    async with AsyncExitStack() as stack:
+        if _use_mosquitto(spec.broker):
+            broker: Mosquitto | EmbeddedBroker = await stack.enter_async_context(
+                Mosquitto(BrokerConfig(workdir=workdir / "broker"), accounts=accounts)
+            )
+        else:
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            accounts = {name: Account(username="", password="") for name in accounts}
+        settings = _hub_settings(spec, broker, accounts["hub"], workdir)
+        opener = hub_process if spec.hub_process else in_process_hub
+        hub = await stack.enter_async_context(opener(settings, workdir))
+        cabinets = {
+            cab: _Cabinet(_edge_settings(spec, cab, site, accounts[cab], broker, workdir))
+            for cab, site in cab_sites
+        }
+        channel = await stack.enter_async_context(grpc.aio.insecure_channel(hub.grpc_address))
+        async with asyncio.TaskGroup() as tg:
+            hub_task = tg.create_task(hub.run(), name="hub")
+            for cab in cabinets.values():
+                cab.start(tg)
+            await _all_online(channel, len(cabinets), progress)
+            plan = plan_day(spec, random.Random(spec.seed))  # noqa: S311  (a load plan)
+            pile = None
+            if spec.faults:  # one charging pile at the busiest site, for a pile fault
+                url = hub.pile_url(plan.busiest_site, "pile-01")
+                pile = await stack.enter_async_context(SimulatedChargePoint(url, "pile-01"))
+            people = People(spec, plan, channel, {c: k.sim for c, k in cabinets.items()}, hub)
+            watcher = tg.create_task(readback.watch_alarms(channel, record), name="watch")
+            energy0 = await readback.energy_by_site(channel, record.cabinets)
+            if spec.idle_s:  # a baseline: the district connected, nobody about
+                with _Measure(hub.pid, record, "idle") as m:
+                    await asyncio.sleep(spec.idle_s)
+                progress(0.0, f"idle baseline {m.seconds:.0f} s")
+            measure = _Measure(hub.pid, record, "day").__enter__()
+            record.start_ms = _now_ms()
+            faults = _faults(spec, plan, cabinets, tg, record, pile, channel)
+            day = tg.create_task(people.live(tg, faults), name="day")
+            await _clock(spec, progress, day)
+            day.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await day
+            record.end_ms = _now_ms()
+            measure.__exit__(None, None, None)
+            record.refused = people.refused
+            energy1 = await readback.energy_by_site(channel, record.cabinets)
+            record.energy_wh = {s: energy1.get(s, 0.0) - energy0.get(s, 0.0) for s in energy1}
+            record.parcels = await readback.all_parcels(channel)
+            progress(1.0, "stopping")
+            watcher.cancel()
+            people.stop()
+            for cab in cabinets.values():
+                await cab.stop()
+            hub_task.cancel()
+    record.wall_s = time.monotonic() - wall0
+    return record
+
+
+class _Measure:
+    """CPU seconds of the hub's process (when it has one) and of this one over a window."""
+
+    def __init__(self, hub_pid: int | None, record: DayRecord, name: str) -> None:
+        self.pid, self.record, self.name = hub_pid, record, name
+        self.seconds = 0.0
+
+    def __enter__(self) -> _Measure:
+        self._t0, self._cpu0 = time.monotonic(), time.process_time()
+        self._hub0 = cpu_seconds(self.pid) if self.pid else 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self._t0
+        m = self.record.measures
+        m[f"{self.name}_wall_s"] = self.seconds
+        m[f"{self.name}_district_cpu_s"] = time.process_time() - self._cpu0
+        if self.pid:
+            m[f"{self.name}_hub_cpu_s"] = cpu_seconds(self.pid) - self._hub0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _all_online(channel: grpc.aio.Channel, n: int, progress: Progress) -> None:
+    fleet = fleet_pb2_grpc.FleetServiceStub(channel)
+    deadline = time.monotonic() + 60 + n * 0.5
+    while True:
+        listed = await fleet.ListCabinets(fleet_pb2.ListCabinetsRequest(), timeout=30)
+        online = sum(c.online for c in listed.cabinets)
+        progress(0.0, f"cabinets online {online}/{n}")
+        if online >= n:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {online} of {n} cabinets came online")
+        await asyncio.sleep(0.5)
+
+
+async def _clock(spec: DistrictSpec, progress: Progress, day: asyncio.Task[None]) -> None:
+    t0 = time.monotonic()
+    while (elapsed := time.monotonic() - t0) < spec.day_s and not day.done():
+        hour = spec.first_hour + elapsed / spec.hour_s
+        progress(elapsed / spec.day_s, f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+        await asyncio.sleep(min(0.5, spec.day_s - elapsed))
+    if day.done() and day.exception() is not None:
+        raise RuntimeError("the simulated day failed") from day.exception()
+
+
+def _faults(
+    spec: DistrictSpec,
+    plan: Plan,
+    cabinets: dict[str, _Cabinet],
+    tg: asyncio.TaskGroup,
+    record: DayRecord,
+    pile: SimulatedChargePoint | None,
+    channel: grpc.aio.Channel,
+) -> list[tuple[float, str, Callable[[], Any]]]:
+    """(simulated hour, what, action) of the day's faults."""
+    if not spec.faults:
+        return []
+    busy = plan.busiest_site
+    at_busy = [c for c, s in record.cabinets.items() if s == busy]
+    others = [c for c, s in record.cabinets.items() if s != busy] or at_busy
+    offline = cabinets[others[-1]]
+    jammed: list[tuple[_Cabinet, str]] = []
+
+    def note(hour: float, what: str) -> None:
+        record.faults.append({"hour": hour, "what": what})
+
+    async def jam() -> None:
+        # A door with a parcel behind it, so that its recipient meets the jam.
+        for cab in (cabinets[c] for c in at_busy):
+            full = [c for c, v in cab.sim.state()["compartments"].items() if v["item"]]
+            if full:
+                await cab.sim.inject_fault("jam", full[0])
+                jammed.append((cab, full[0]))
+                note(9, f"door of {cab.settings.device.id}/{full[0]} jams")
+                # The courier who notices calls the hotline; the remote open finds the jam.
+                await fleet_pb2_grpc.FleetServiceStub(channel).OpenCompartment(
+                    fleet_pb2.OpenCompartmentRequest(
+                        cabinet_id=cab.settings.device.id,
+                        compartment_id=full[0],
+                        reason="hotline: a door does not open",
+                    ),
+                    timeout=30,
+                )
+                return
+
+    async def unjam() -> None:
+        for cab, cid in jammed:
+            await cab.sim.clear_fault("jam", cid)
+            note(15, f"technician frees {cab.settings.device.id}/{cid}")
+
+    async def pile_fault() -> None:
+        if pile is not None:
+            await pile.fault(1)
+            note(14, "pile-01 reports a ground failure")
+
+    async def pile_fixed() -> None:
+        if pile is not None:
+            await pile.status(1, "Available")
+            note(16, "pile-01 is repaired")
+
+    async def power_off() -> None:
+        note(11, f"{offline.settings.device.id} loses power")
+        await offline.stop()
+
+    async def power_on() -> None:
+        note(13, f"{offline.settings.device.id} is back")
+        offline.start(tg)
+
+    return [
+        (9, "jam", jam),
+        (11, "offline", power_off),
+        (13, "online", power_on),
+        (14, "pile", pile_fault),
+        (15, "unjam", unjam),
+        (16, "pile ok", pile_fixed),
+    ]

@@ -25,8 +25,11 @@ _PICKUP_TRIES = 3
 
 
 def extend(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Give each ``sim`` action ``--demo-dir`` and ``--cabinet``; deposit/pickup by ``--parcel``."""
+    """Give each ``sim`` action on a control port ``--demo-dir`` and ``--cabinet``; deposit and
+    pickup by ``--parcel``. Actions without a control port (``modbus``) are left as they are."""
     for name, parser in actions.choices.items():
+        if name not in sim_cli.CONTROL_ACTIONS:
+            continue
         parser.add_argument(
             "--demo-dir",
             type=Path,

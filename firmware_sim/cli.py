@@ -25,6 +25,10 @@ def address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# The actions that drive a cabinet through its control port (``--control HOST:PORT``).
+CONTROL_ACTIONS = ("deposit", "pickup", "state", "force-open")
+
+
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
@@ -37,6 +41,8 @@ def register(
     actions = parser.add_subparsers(dest="sim_action", metavar="ACTION", required=True)
 
     def action(name: str, help_: str) -> argparse.ArgumentParser:
+        if name not in CONTROL_ACTIONS:
+            raise ValueError(f"{name!r} takes --control: list it in CONTROL_ACTIONS")
         p = actions.add_parser(name, help=help_, description=help_)
         p.add_argument("--control", type=address, metavar="HOST:PORT", help="control address")
         return p

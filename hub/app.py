@@ -120,6 +120,7 @@ class HubApp:
                 alarms=alarms,
                 desired_states=desired,
                 deadline_h=s.deadline_h,
+                sorting_hub=s.sorting_hub,
             )
             self._ingestor = Ingestor(
                 s.ingest,

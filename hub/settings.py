@@ -342,9 +342,13 @@ class SiteSettings:
     lon: float = 0.0
     # Pickup deadline at this site; 0 = pickup.deadline_h.
     pickup_deadline_h: float = 0.0
+    # The site whose sorting lines sort parcels for this one ("" = only this site's own lines).
+    sorting_hub: str = ""
 
     def __post_init__(self) -> None:
         _check_id(self.id, "sites.id")
+        if self.sorting_hub:
+            _check_id(self.sorting_hub, f"sites[{self.id}].sorting_hub")
         _require(
             0 <= self.pickup_deadline_h <= 24 * 30,
             f"sites[{self.id}].pickup_deadline_h",
@@ -379,6 +383,16 @@ class HubSettings:
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")
+        for s in self.sites:
+            _require(
+                not s.sorting_hub or s.sorting_hub in ids,
+                f"sites[{s.id}].sorting_hub",
+                f"{s.sorting_hub!r} is not a configured site",
+            )
+
+    def sorting_hub(self, site: str) -> str:
+        """The site whose sorting lines may sort parcels for ``site`` ("" = none but its own)."""
+        return next((s.sorting_hub for s in self.sites if s.id == site), "")
 
     def deadline_h(self, site: str) -> float:
         """The pickup deadline in hours at ``site`` (its own, else the default)."""

@@ -20,9 +20,10 @@ class Registry:
 
     def __init__(self, settings: RegistrySettings) -> None:
         self._settings = settings
-        # device -> site of registered devices (never removed or moved): saves a query per
-        # message on the ingest path.
-        self._known: dict[str, str] = {}
+        # device -> (site, kind) of registered devices: saves a query per message on the ingest
+        # path. Devices are never removed or moved; provisioning (which may change the kind)
+        # calls :meth:`forget`.
+        self._known: dict[str, tuple[str, str]] = {}
         # device -> compartment ids seen in the store. Compartments are never removed or moved,
         # so a hit is always right; a miss re-reads (a birth, or provisioning in another
         # process, may have added some) before a compartment is declared unknown.
@@ -40,10 +41,15 @@ class Registry:
         """Drop the compartment cache (a transaction that may have filled it rolled back)."""
         self._compartments.clear()
 
-    async def check_sender(self, tx: Tx, topic: Topic) -> None:
-        """Raise Dropped unless the topic's device is registered at the topic's site."""
-        if self._known.get(topic.device) == topic.site:
-            return
+    async def check_sender(self, tx: Tx, topic: Topic) -> str:
+        """The kind of the topic's device (for ``hub.ingest.authz``).
+
+        Raises:
+            Dropped: the device is not registered, or not at the topic's site.
+        """
+        known = self._known.get(topic.device)
+        if known is not None and known[0] == topic.site:
+            return known[1]
         device = await repo.get_device(tx, topic.device)
         if device is None:
             raise Dropped("unknown_device", f"{topic.kind} from unregistered device {topic.device}")
@@ -51,7 +57,13 @@ class Registry:
             raise Dropped(
                 "misplaced", f"{topic.device} is registered at {device.site}, not {topic.site}"
             )
-        self._known[topic.device] = device.site
+        self._known[topic.device] = (device.site, device.kind)
+        return device.kind
+
+    def forget(self, device_id: str) -> None:
+        """Drop what is cached about ``device_id`` (it was provisioned again)."""
+        self._known.pop(device_id, None)
+        self._compartments.pop(device_id, None)
 
     async def apply_status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now_ms: int

@@ -33,6 +33,7 @@ DROP_REASONS = (
     "unknown_parcel",
     "unknown_command",
     "mismatch",
+    "unauthorized",
     "duplicate",
     "stale",
     "overflow",

@@ -30,12 +30,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def status(state: int, boot_count: int, layout: Any = LAYOUT) -> device_pb2.DeviceStatus:
+def status(
+    state: int,
+    boot_count: int,
+    layout: Any = LAYOUT,
+    kind: int = device_pb2.DEVICE_KIND_CABINET,
+) -> device_pb2.DeviceStatus:
     return device_pb2.DeviceStatus(
         state=state,
         boot_count=boot_count,
         ts_ms=now_ms(),
-        kind=device_pb2.DEVICE_KIND_CABINET,
+        kind=kind,  # type: ignore[arg-type]
         firmware_version="test-1",
         compartments=[
             common_pb2.CompartmentSpec(
@@ -53,8 +58,17 @@ def status(state: int, boot_count: int, layout: Any = LAYOUT) -> device_pb2.Devi
 class FakeCabinet:
     """Plays a cabinet's edge agent: birth/will, events with seq, command results."""
 
-    def __init__(self, broker: Any, site: str, device: str, *, boot_count: int = 1) -> None:
+    def __init__(
+        self,
+        broker: Any,
+        site: str,
+        device: str,
+        *,
+        boot_count: int = 1,
+        kind: int = device_pb2.DEVICE_KIND_CABINET,
+    ) -> None:
         self.broker, self.site, self.device = broker, site, device
+        self.kind = kind
         self.boot_count = boot_count
         self.seq = 0
         self.commands: asyncio.Queue[device_pb2.Command] = asyncio.Queue()
@@ -68,7 +82,7 @@ class FakeCabinet:
         user, password = await asyncio.to_thread(self.broker.credentials, self.device, self.site)
         will = aiomqtt.Will(
             self.topic(Kind.STATUS),
-            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, self.boot_count)),
+            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, self.boot_count, kind=self.kind)),
             qos=1,
             retain=True,
         )
@@ -122,14 +136,16 @@ class FakeCabinet:
     async def birth(self, layout: Any = LAYOUT) -> None:
         await self.publish(
             Kind.STATUS,
-            encode(status(device_pb2.DeviceStatus.STATE_ONLINE, self.boot_count, layout)),
+            encode(
+                status(device_pb2.DeviceStatus.STATE_ONLINE, self.boot_count, layout, self.kind)
+            ),
             retain=True,
         )
 
     async def offline(self, boot_count: int) -> None:
         await self.publish(
             Kind.STATUS,
-            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, boot_count)),
+            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, boot_count, kind=self.kind)),
             retain=True,
         )
 

@@ -45,10 +45,11 @@ async def test_hostile_payloads_are_dropped_and_hub_keeps_running(hub: HubHarnes
         before = hub.dropped("unknown_compartment")
         await cab.event(deposited=device_pb2.Deposited(parcel_id="P-H", compartment_id="ZZ9"))
         await dropped_once(hub, "unknown_compartment", before)
-        # The right compartment id, but the parcel is reserved at another cabinet.
-        before = hub.dropped("mismatch")
+        # The right compartment id, but the parcel is reserved at another cabinet: refused by
+        # the authorization table (hub.ingest.authz), with an alarm for the sender.
+        before = hub.dropped("unauthorized")
         await other.event(deposited=device_pb2.Deposited(parcel_id="P-H", compartment_id="A02"))
-        await dropped_once(hub, "mismatch", before)
+        await dropped_once(hub, "unauthorized", before)
         # Picked up before it was deposited: an illegal transition.
         before = hub.dropped("mismatch")
         await cab.event(picked_up=device_pb2.PickedUp(parcel_id="P-H", compartment_id="A02"))

@@ -22,6 +22,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.fleet import FleetService
+from hub.devices.inventory import Inventory
 from hub.devices.registry import Registry
 from hub.errors import HubError
 from hub.ingest.events import EventApplier
@@ -80,6 +81,7 @@ class HubApp:
         self._store_metrics = StoreMetrics(self.metrics)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
+        self._inventory: Inventory | None = None
         self._connected = asyncio.Event()  # set by each broker connect, until flushed
 
     @property
@@ -111,6 +113,8 @@ class HubApp:
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
             registry = Registry(s.registry)
+            self._inventory = Inventory(store, registry, self.clock, desired)
+            await self._inventory.provision(s.devices)
             events = EventApplier(
                 registry,
                 commands,
@@ -241,6 +245,11 @@ class HubApp:
                     ),
                     name=name,
                 )
+
+    @property
+    def inventory(self) -> Inventory:
+        """Provisioning of devices and layouts (the settings' ``[[devices]]`` at start-up)."""
+        return self._require(self._inventory)
 
     @property
     def sweeper(self) -> Sweeper:

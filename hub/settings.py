@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigError
+
+# The inventory's groups are part of HubSettings (defined apart for size): re-exported.
+from hub.inventory_settings import CompartmentSettings as CompartmentSettings
+from hub.inventory_settings import DeviceInventorySettings as DeviceInventorySettings
 from lockerhub.config import build, load_settings
 from lockerhub.errors import TopicError
 from lockerhub.topics import validate_id
@@ -284,7 +288,8 @@ class DeviceConfigSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrySettings:
-    # Accept cabinets that announce themselves in their birth message (at a configured site).
+    # Record devices that announce themselves in their birth message (at a configured site) for
+    # presence only: an unprovisioned device gets no compartments and may send no event.
     auto_register: bool = True
 
 
@@ -378,11 +383,18 @@ class HubSettings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     sites: tuple[SiteSettings, ...] = ()
+    # The operator's inventory: what each device is and where (docs/hub.md).
+    devices: tuple[DeviceInventorySettings, ...] = ()
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")
+        devices = [d.id for d in self.devices]
+        dupes = sorted({i for i in devices if devices.count(i) > 1})
+        _require(not dupes, "devices.id", f"duplicate device ids {dupes}")
+        for d in self.devices:
+            _require(d.site in ids, f"devices[{d.id}].site", f"{d.site!r} is not a configured site")
         for s in self.sites:
             _require(
                 not s.sorting_hub or s.sorting_hub in ids,

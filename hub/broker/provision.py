@@ -21,6 +21,7 @@ from pathlib import Path
 from hub.broker.mosquitto import Account, new_password, password_line, render_acl
 from hub.errors import BrokerError, ConfigError
 from lockerhub.errors import TopicError
+from lockerhub.layout import parse_layout
 from lockerhub.topics import validate_id
 
 _ACCOUNTS = "accounts.json"
@@ -157,6 +158,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("device")
     p.add_argument("--site", required=True)
     p.add_argument("--rotate", action="store_true", help="replace an existing password")
+    p.add_argument(
+        "--kind",
+        choices=_KINDS,
+        default=None,
+        help="what the device is (cabinet): printed as the [[devices]] entry for the hub",
+    )
+    p.add_argument(
+        "--layout",
+        default="",
+        help="a cabinet's compartments, e.g. S:10,M:8,L:4: printed as the [[devices]] entry "
+        "for the hub's settings (births may only confirm it)",
+    )
     p = sub.add_parser("add-hub", help="a hub account (reads and writes the whole tree)")
     p.add_argument("username")
     p.add_argument("--rotate", action="store_true")
@@ -176,7 +189,12 @@ def _main(args: argparse.Namespace) -> int:
                 print(f"{e.username:<24} {where}")
             return 0
         password = None
+        entry = ""
         if command == "add":
+            if args.layout or args.kind:
+                entry = _inventory_entry(
+                    args.device, args.site, args.kind or "cabinet", args.layout
+                )
             password = book.add_device(args.device, args.site, rotate=args.rotate)
         elif command == "add-hub":
             password = book.add_hub(args.username, rotate=args.rotate)
@@ -190,7 +208,31 @@ def _main(args: argparse.Namespace) -> int:
         print(f"username: {args.device if command == 'add' else args.username}")
         print(f"password: {password}")
     print("updated passwords and acl: reload the broker (kill -HUP <mosquitto pid>)")
+    if entry:
+        print("add to the hub's settings (then restart the hub):")
+        print(entry, end="")
     return 0
+
+
+_KINDS = ("cabinet", "sorting_line", "charging_pile")
+
+
+def _inventory_entry(device: str, site: str, kind: str, layout: str) -> str:
+    """The hub's ``[[devices]]`` entry for a device (docs/hub.md "Compartment layouts").
+
+    Raises:
+        ConfigError: a cabinet without a valid layout, or a layout for another kind.
+    """
+    if kind != "cabinet":
+        if layout:
+            raise ConfigError(f"--layout: a {kind} has no compartments")
+    else:
+        try:
+            parse_layout(layout)
+        except ValueError as exc:
+            raise ConfigError(f"--layout: {exc} (a cabinet needs one, e.g. S:10,M:8,L:4)") from exc
+    text = f'[[devices]]\nid = "{device}"\nsite = "{site}"\nkind = "{kind}"\n'
+    return text + (f'layout = "{layout}"\n' if layout else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

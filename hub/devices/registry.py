@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+from hub.devices.layouts import LayoutCheck, compare, reported_slots
 from hub.errors import Dropped
 from hub.models import device_kind_name
 from hub.settings import RegistrySettings
 from hub.store import Tx
 from hub.store.repo import devices as repo
+from hub.store.repo import inventory as inventory_repo
 from lockerhub.topics import Topic
 from lockerhub.v1 import device_pb2
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusOutcome:
+    """What a status changed: the device was registered by it; a birth's layout check."""
+
+    registered: bool
+    layout: LayoutCheck | None
 
 
 class Registry:
@@ -57,8 +68,9 @@ class Registry:
             raise Dropped(
                 "misplaced", f"{topic.device} is registered at {device.site}, not {topic.site}"
             )
-        self._known[topic.device] = (device.site, device.kind)
-        return device.kind
+        kind = device.kind if device.provisioned else "unprovisioned"
+        self._known[topic.device] = (device.site, kind)
+        return kind
 
     def forget(self, device_id: str) -> None:
         """Drop what is cached about ``device_id`` (it was provisioned again)."""
@@ -67,8 +79,8 @@ class Registry:
 
     async def apply_status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now_ms: int
-    ) -> bool:
-        """Apply a birth or will; True when the device was registered by it.
+    ) -> StatusOutcome:
+        """Apply a birth or will: presence, and for a birth the check of its layout.
 
         Raises:
             Dropped: unknown device (unless a birth with auto_register), wrong site, or stale.
@@ -84,7 +96,7 @@ class Registry:
             await repo.register_device(
                 tx, topic.device, topic.site, device_kind_name(status.kind), now_ms
             )
-            log.info("registered %s at %s", topic.device, topic.site)
+            log.info("registered unprovisioned %s at %s", topic.device, topic.site)
         elif device.site != topic.site:
             raise Dropped(
                 "misplaced", f"{topic.device} is registered at {device.site}, not {topic.site}"
@@ -103,16 +115,24 @@ class Registry:
             firmware=status.firmware_version,
             now_ms=now_ms,
         )
-        if online and status.compartments:
-            await repo.upsert_compartments(tx, topic.device, status.compartments)
-            self._compartments.pop(topic.device, None)
+        layout = None
+        if online:
+            # A birth only confirms the operator's layout: it never adds a compartment.
+            layout = compare(
+                provisioned=device is not None and device.provisioned,
+                kind="" if device is None else device.kind,
+                claimed_kind=device_kind_name(status.kind),
+                expected=await inventory_repo.provisioned_slots(tx, topic.device),
+                reported=reported_slots(status.compartments),
+            )
+            await inventory_repo.set_confirmed(tx, topic.device, layout.confirmed)
         await repo.set_reported(
             tx,
             topic.device,
             desired_applied=status.desired_version,
             outbox_full=status.outbox_full,
         )
-        return registered
+        return StatusOutcome(registered, layout)
 
     async def apply_telemetry(
         self, tx: Tx, topic: Topic, sample: device_pb2.Telemetry, now_ms: int

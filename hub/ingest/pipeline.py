@@ -255,13 +255,26 @@ class Ingestor:
     async def _status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now: int
     ) -> list[str]:
-        """Presence, plus the alarms a status implies (offline, outbox full); returns the kinds
-        of the alarms it raised."""
+        """Presence, plus the alarms a status implies (offline, outbox full, a birth's layout
+        differing from the provisioned one); returns the kinds of the alarms it raised."""
         online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
-        if await self._registry.apply_status(tx, topic, status, now):
+        outcome = await self._registry.apply_status(tx, topic, status, now)
+        if outcome.registered:
             await desired.mark(tx, topic.device, now)
         site, device, actor = topic.site, topic.device, f"device:{topic.device}"
         raised: list[str] = []
+        if outcome.layout is not None and outcome.layout.problem:
+            if await self._alarms.raise_(
+                tx,
+                site=site,
+                device=device,
+                kind="layout_mismatch",
+                detail=outcome.layout.problem[:300],
+                actor=actor,
+            ):
+                raised.append("layout_mismatch")
+        elif outcome.layout is not None:
+            await self._alarms.clear_condition(tx, device=device, kind="layout_mismatch")
         if online:
             await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
         elif await self._alarms.raise_(

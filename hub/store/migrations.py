@@ -179,4 +179,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "operator-provisioned devices and layouts; births only confirm compartments",
+        """
+        ALTER TABLE devices ADD COLUMN provisioned INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE compartments ADD COLUMN provisioned INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE compartments ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )

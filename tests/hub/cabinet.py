@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.inventory_settings import CompartmentSettings, DeviceInventorySettings
+from hub.models import Zone, device_kind_name, size_name
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2
@@ -22,6 +25,46 @@ LAYOUT = (
     ("A03", common_pb2.SIZE_CLASS_L, (410, 380, 640), common_pb2.TEMPERATURE_ZONE_AMBIENT),
     ("C01", common_pb2.SIZE_CLASS_M, (190, 380, 640), common_pb2.TEMPERATURE_ZONE_CHILLED),
 )
+
+
+def inventory_entry(
+    device: str, site: str, kind: int = device_pb2.DEVICE_KIND_CABINET, layout: Any = LAYOUT
+) -> DeviceInventorySettings:
+    """The operator's ``[[devices]]`` entry for a test device (``layout`` as in :data:`LAYOUT`)."""
+    name = device_kind_name(kind)
+    return DeviceInventorySettings(
+        id=device,
+        site=site,
+        kind=name,
+        compartments=tuple(
+            CompartmentSettings(
+                id=cid,
+                size=size_name(size),
+                width_mm=w,
+                height_mm=h,
+                depth_mm=d,
+                zone=str(Zone.from_proto(zone)),
+            )
+            for cid, size, (w, h, d), zone in (layout if name == "cabinet" else ())
+        ),
+    )
+
+
+def inventory_toml(device: str, site: str, layout: Any = LAYOUT) -> str:
+    """The same entry as :func:`inventory_entry` (a cabinet), as hub.toml text."""
+    entry = inventory_entry(device, site, layout=layout)
+    lines = ["[[devices]]", f'id = "{entry.id}"', f'site = "{entry.site}"']
+    for c in entry.compartments:
+        lines += [
+            "[[devices.compartments]]",
+            f'id = "{c.id}"',
+            f'size = "{c.size}"',
+            f"width_mm = {c.width_mm}",
+            f"height_mm = {c.height_mm}",
+            f"depth_mm = {c.depth_mm}",
+            f'zone = "{c.zone}"',
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def now_ms() -> int:
@@ -66,9 +109,11 @@ class FakeCabinet:
         *,
         boot_count: int = 1,
         kind: int = device_pb2.DEVICE_KIND_CABINET,
+        provision: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.broker, self.site, self.device = broker, site, device
         self.kind = kind
+        self._provision = provision  # the operator's part, done before the device connects
         self.boot_count = boot_count
         self.seq = 0
         self.commands: asyncio.Queue[device_pb2.Command] = asyncio.Queue()
@@ -79,6 +124,8 @@ class FakeCabinet:
         return str(Topic(self.site, self.device, kind))
 
     async def __aenter__(self) -> FakeCabinet:
+        if self._provision is not None:
+            await self._provision()
         user, password = await asyncio.to_thread(self.broker.credentials, self.device, self.site)
         will = aiomqtt.Will(
             self.topic(Kind.STATUS),

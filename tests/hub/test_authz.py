@@ -18,7 +18,7 @@ from hub.models import Dims, ParcelRecord, ParcelState, Zone
 from hub.settings import SiteSettings
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
-from tests.hub.cabinet import LAYOUT, FakeCabinet
+from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_flow import announcement, online, parcel_state
 
@@ -186,6 +186,7 @@ async def test_a_sorting_line_cannot_sort_for_another_site(tmp_path: Path, mosqu
     returned). Only a line at the parcel's site, or at its configured sorting hub, may."""
     tag = uuid.uuid4().hex[:6]
     here, hub_site, elsewhere = f"A{tag}", f"H{tag}", f"X{tag}"
+    line_kind = device_pb2.DEVICE_KIND_SORTING_LINE
     settings = dataclasses.replace(
         settings_for(tmp_path, mosquitto, here),
         sites=(
@@ -193,8 +194,12 @@ async def test_a_sorting_line_cannot_sort_for_another_site(tmp_path: Path, mosqu
             SiteSettings(id=hub_site),
             SiteSettings(id=elsewhere),
         ),
+        devices=(
+            inventory_entry(f"CA{tag}", here),
+            inventory_entry(f"LX{tag}", elsewhere, line_kind),
+            inventory_entry(f"LH{tag}", hub_site, line_kind),
+        ),
     )
-    line_kind = device_pb2.DEVICE_KIND_SORTING_LINE
     async with running_hub(settings, tmp_path, mosquitto) as hub:  # noqa: SIM117 - hub first
         async with (
             FakeCabinet(mosquitto, here, f"CA{tag}") as cab,

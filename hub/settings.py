@@ -335,8 +335,23 @@ class OcppSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifySettings:
+    """Recipient notices: the notifier, and the outbox worker that delivers through it."""
+
     # JSON-lines file standing in for the SMS gateway (hub.parcels.notify.FileNotifier).
     path: Path = Path("notifications.jsonl")
+    # A notifier call that takes longer counts as failed (and is retried).
+    timeout_s: float = 30.0
+    # Retry delays after a failure: jittered, doubling from retry_min_s up to retry_max_s.
+    retry_min_s: float = 5.0
+    retry_max_s: float = 600.0
+    # How often the outbox looks for due retries (new notices are sent at once).
+    poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(0 < self.timeout_s <= 600, "notify.timeout_s", "must be 0-600 seconds")
+        _require(self.retry_min_s > 0, "notify.retry_min_s", "must be > 0")
+        _require(self.retry_max_s >= self.retry_min_s, "notify.retry_max_s", ">= retry_min_s")
+        _require(0 < self.poll_s <= 60, "notify.poll_s", "must be 0-60 seconds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,8 @@ from hub.ingest import authz
 from hub.metrics.catalogue import HubMetrics
 from hub.models import ParcelRecord, ParcelState, alarm_kind_name
 from hub.parcels.lifecycle import record_transition
-from hub.parcels.notify import Notifier, PickupNotice
+from hub.parcels.notify import PickupNotice
+from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.pickup import IssuedCode, issue_code
 from hub.settings import PickupSettings
 from hub.store import Tx
@@ -52,7 +53,7 @@ class EventApplier:
         self,
         registry: Registry,
         commands: CommandService,
-        notifier: Notifier,
+        outbox: NoticeOutbox,
         pickup: PickupSettings,
         metrics: HubMetrics,
         *,
@@ -67,7 +68,7 @@ class EventApplier:
         self._deadline_h = deadline_h or (lambda _site: pickup.deadline_h)
         self._registry = registry
         self._commands = commands
-        self._notifier = notifier
+        self._outbox = outbox
         self._pickup = pickup
         self._metrics = metrics
 
@@ -256,27 +257,19 @@ class EventApplier:
             ttl_ms=deadline - now,
             actor="hub",
         )
-        phone = await parcels_repo.recipient_phone(tx, parcel.parcel_id) or ""
+        # The recipient's notice is stored with the deposit (the only copy of the plaintext
+        # code, until delivered) and sent by the outbox worker: never on the ingest path.
         notice = PickupNotice(
-            parcel.parcel_id,
-            phone,
-            code.code,
-            topic.site,
-            topic.device,
-            ev.compartment_id,
-            deadline,
+            parcel.parcel_id, "", code.code, topic.site, topic.device, ev.compartment_id, deadline
         )
-        return [lambda: self._send(pending), lambda: self._notify(notice)]
+        await self._outbox.add(tx, notice, now)
+        return [lambda: self._send(pending), self._wake_outbox]
 
     async def _send(self, pending: PendingCommand) -> None:
         await self._commands.publish(pending)
 
-    async def _notify(self, notice: PickupNotice) -> None:
-        try:
-            await self._notifier.notify(notice)
-        except Exception:  # any notifier failure: count it, keep ingesting
-            self._metrics.notifications_failed.inc()
-            log.exception("notifier failed for parcel %s", notice.parcel_id)
+    async def _wake_outbox(self) -> None:
+        self._outbox.wake()
 
     async def _picked_up(
         self, tx: Tx, topic: Topic, ev: device_pb2.PickedUp, now: int, scope: authz.Scope

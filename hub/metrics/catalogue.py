@@ -55,6 +55,7 @@ HUB_TASKS = (
     "command-sweeper",
     "lifecycle-sweeper",
     "desired-state",
+    "notice-outbox",
     "health-and-snapshot",
 )
 # Seconds from a few ms (ingestion) to a command's full TTL.
@@ -213,6 +214,14 @@ class HubMetrics:
         )
         for kind in ALARM_KINDS:
             self.alarms.labels(kind)
+        self.notices_delivered = Counter(
+            "lockerhub_notices_delivered_total",
+            "Recipient notices delivered from the notice outbox, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("deposited", "reminder", "reissued"):
+            self.notices_delivered.labels(kind)
         self.notifications_failed = Counter(
             "lockerhub_notifications_failed_total",
             "Recipient notifications that could not be handed to the notifier.",

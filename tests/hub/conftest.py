@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.app import HubApp
 from hub.parcels.allocation import Allocator
+from hub.parcels.notify import Notifier
 from hub.settings import HubSettings
 from lockerhub.clock import Clock, ManualClock
 from lockerhub.v1 import device_pb2, dispatch_pb2_grpc, fleet_pb2_grpc
@@ -120,8 +121,8 @@ async def eventually(
 
 
 # Hub loops that sleep on the clock: command sweeper, lifecycle sweeper, desired-state retry
-# timer, health-and-snapshot watcher.
-HUB_CLOCK_LOOPS = 4
+# timer, notice-outbox timer, health-and-snapshot watcher.
+HUB_CLOCK_LOOPS = 5
 
 
 async def tick(clock: ManualClock, ms: int) -> None:
@@ -145,6 +146,7 @@ async def running_hub(
     *,
     clock: Clock | None = None,
     allocator: Allocator | None = None,
+    notifier: Notifier | None = None,
 ) -> AsyncIterator[HubHarness]:
     sleeps = clock.sleeps if isinstance(clock, ManualClock) else 0
     async with HubApp(
@@ -152,6 +154,7 @@ async def running_hub(
         registry=CollectorRegistry(),
         clock=clock,
         allocator=allocator,
+        notifier=notifier,
     ) as app:
         task = asyncio.create_task(app.run())
         if isinstance(clock, ManualClock):  # every loop that waits on the clock is waiting

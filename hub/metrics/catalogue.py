@@ -76,6 +76,8 @@ class Snapshot:
     devices_online: Mapping[str, int] = field(default_factory=dict)
     # device id -> what the store knows (presence per device; telemetry is accepted only for these)
     devices: Mapping[str, DeviceInfo] = field(default_factory=dict)
+    # Recipient notices in the outbox not delivered yet (a stuck gateway shows here).
+    notices_pending: int = 0
 
 
 class SnapshotCollector(Collector):
@@ -129,6 +131,11 @@ class SnapshotCollector(Collector):
                 line_up.add_metric([info.site, device], float(info.online))
         yield cab_up
         yield line_up
+        yield GaugeMetricFamily(
+            "lockerhub_notices_pending",
+            "Recipient notices in the notice outbox not delivered yet.",
+            value=snap.notices_pending,
+        )
         yield GaugeMetricFamily(
             "lockerhub_store_up", "1 if the last store ping succeeded.", value=self._store_up
         )
@@ -224,7 +231,7 @@ class HubMetrics:
             self.notices_delivered.labels(kind)
         self.notifications_failed = Counter(
             "lockerhub_notifications_failed_total",
-            "Recipient notifications that could not be handed to the notifier.",
+            "Notice deliveries that failed (the notifier raised or timed out); each is retried.",
             registry=registry,
         )
         self.broker_connects = Counter(

@@ -128,6 +128,11 @@ async def test_a_hung_notifier_does_not_stop_ingestion(
             # The notice waits in the outbox (its send still hanging), the code kept for it.
             assert [r[:2] for r in await outbox(hub)] == [("deposited", "pending")]
 
+            def pending() -> float | None:
+                return hub.app.metrics.registry.get_sample_value("lockerhub_notices_pending")
+
+            await eventually(lambda: asyncio.sleep(0, pending() == 1))
+
 
 async def test_a_notice_committed_before_a_restart_is_delivered_after_it(
     tmp_path: Path, mosquitto: Any, site: str

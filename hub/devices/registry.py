@@ -1,4 +1,5 @@
-"""Device presence and telemetry: birth/will status (with boot counters) and latest samples."""
+"""Device presence and telemetry: birth/will status (with boot counters), the check of a birth's
+layout against the provisioned one, and latest samples."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class StatusOutcome:
 
 
 class Registry:
-    """Applies status and telemetry messages of known (or self-announcing) devices."""
+    """Applies status and telemetry messages of provisioned (or self-announcing) devices."""
 
     def __init__(self, settings: RegistrySettings) -> None:
         self._settings = settings
@@ -36,8 +37,8 @@ class Registry:
         # calls :meth:`forget`.
         self._known: dict[str, tuple[str, str]] = {}
         # device -> compartment ids seen in the store. Compartments are never removed or moved,
-        # so a hit is always right; a miss re-reads (a birth, or provisioning in another
-        # process, may have added some) before a compartment is declared unknown.
+        # so a hit is always right; a miss re-reads (provisioning may have added some) before a
+        # compartment is declared unknown.
         self._compartments: dict[str, frozenset[str]] = {}
 
     async def has_compartments(self, tx: Tx, device_id: str, compartment_ids: set[str]) -> bool:

@@ -52,6 +52,7 @@ from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
 from hub.errors import BrokerError
 from hub.settings import (
     BrokerSettings,
+    DeviceInventorySettings,
     GrpcSettings,
     HubSettings,
     MetricsSettings,
@@ -68,6 +69,8 @@ DEMO_SITES = (
     SiteSettings(id="pudong-office", name="Pudong office park", lat=31.2240, lon=121.5440),
     SiteSettings(id="jingan-metro", name="Jing'an metro station", lat=31.2230, lon=121.4480),
 )
+# Every demo cabinet's layout: the edge's default [[driver.compartments]] profile.
+DEMO_LAYOUT = "S:6,M:4,L:2"
 # Parcel sizes the simulated dispatcher announces (outer mm, grams): letters to shoe boxes.
 _PARCELS = ((60, 250, 350, 400), (150, 300, 400, 1800), (300, 350, 500, 6000))
 
@@ -182,6 +185,12 @@ async def run_demo(args: argparse.Namespace) -> None:
                 metrics=MetricsSettings(port=_free_or(args.metrics_port)),
                 notify=NotifySettings(path=workdir / files.NOTIFICATIONS),
                 sites=DEMO_SITES,
+                # The operator's inventory: each cabinet's births must confirm this layout (the
+                # simulated edge agents run the default [driver] profile, the same groups).
+                devices=tuple(
+                    DeviceInventorySettings(id=cab, site=site, layout=DEMO_LAYOUT)
+                    for cab, site in cabinets
+                ),
             )
             hub = await stack.enter_async_context(HubApp(settings))
             sims: dict[str, SimulatedCabinet] = {}

@@ -22,6 +22,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.fleet import FleetService
+from hub.devices.inventory import Inventory
 from hub.devices.registry import Registry
 from hub.errors import HubError
 from hub.ingest.events import EventApplier
@@ -33,8 +34,10 @@ from hub.mqtt.connection import BrokerConnection
 from hub.ocpp import CentralSystem
 from hub.parcels.allocation import Allocator, RoutingAllocator, allocate_smallest_fit
 from hub.parcels.announce import ParcelService
+from hub.parcels.codes import CodeReissuer
 from hub.parcels.feed import LiveFeed
 from hub.parcels.notify import FileNotifier, Notifier
+from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
 from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
@@ -80,6 +83,8 @@ class HubApp:
         self._store_metrics = StoreMetrics(self.metrics)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
+        self._inventory: Inventory | None = None
+        self._outbox: NoticeOutbox | None = None
         self._connected = asyncio.Event()  # set by each broker connect, until flushed
 
     @property
@@ -110,16 +115,20 @@ class HubApp:
             desired = DesiredStates(store, broker, self.clock, s.device_config, self.metrics)
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
+            outbox = NoticeOutbox(store, self.notifier, self.clock, s.notify, self.metrics)
             registry = Registry(s.registry)
+            self._inventory = Inventory(store, registry, self.clock, desired)
+            await self._inventory.provision(s.devices)
             events = EventApplier(
                 registry,
                 commands,
-                self.notifier,
+                outbox,
                 s.pickup,
                 self.metrics,
                 alarms=alarms,
                 desired_states=desired,
                 deadline_h=s.deadline_h,
+                sorting_hub=s.sorting_hub,
             )
             self._ingestor = Ingestor(
                 s.ingest,
@@ -139,6 +148,9 @@ class HubApp:
                 s.reservation,
                 self.metrics,
                 desired_states=desired,
+                codes=CodeReissuer(
+                    store, commands, outbox, self.clock, s.pickup, desired_states=desired
+                ),
                 allocator=self._allocator
                 or (
                     RoutingAllocator(
@@ -162,12 +174,13 @@ class HubApp:
                 commands,
                 desired,
                 alarms,
-                self.notifier,
+                outbox,
                 self.clock,
                 s.lifecycle,
                 self.metrics,
             )
             self._desired = desired
+            self._outbox = outbox
             if s.ocpp.enabled:
                 self._charging = await self._stack.enter_async_context(
                     CentralSystem(
@@ -226,6 +239,7 @@ class HubApp:
             "command-sweeper": commands.run_sweeper,
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
+            "notice-outbox": self._require(self._outbox).run,
             "health-and-snapshot": self._watch,
         }
         async with asyncio.TaskGroup() as tg:
@@ -240,6 +254,15 @@ class HubApp:
                     ),
                     name=name,
                 )
+
+    @property
+    def outbox(self) -> NoticeOutbox:
+        return self._require(self._outbox)
+
+    @property
+    def inventory(self) -> Inventory:
+        """Provisioning of devices and layouts (the settings' ``[[devices]]`` at start-up)."""
+        return self._require(self._inventory)
 
     @property
     def sweeper(self) -> Sweeper:

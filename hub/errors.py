@@ -76,3 +76,12 @@ class Dropped(HubError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class Unauthorized(Dropped):
+    """A device event the authorization table refuses (``hub.ingest.authz``): dropped with reason
+    ``unauthorized`` and, after the message's rollback, an ``unauthorized_event`` alarm for the
+    sending device."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("unauthorized", message)

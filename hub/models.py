@@ -145,6 +145,9 @@ class DeviceRecord:
     energy_wh: float
     power_w: float
     compartments: tuple[CompartmentRecord, ...] = ()
+    # False for a device that registered itself by its birth (auto_register): no operator said
+    # what it is, so it may send no event (hub.ingest.authz) and gets no compartments.
+    provisioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigError
+
+# The inventory's groups are part of HubSettings (defined apart for size): re-exported.
+from hub.inventory_settings import CompartmentSettings as CompartmentSettings
+from hub.inventory_settings import DeviceInventorySettings as DeviceInventorySettings
 from lockerhub.config import build, load_settings
 from lockerhub.errors import TopicError
 from lockerhub.topics import validate_id
@@ -284,7 +288,8 @@ class DeviceConfigSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrySettings:
-    # Accept cabinets that announce themselves in their birth message (at a configured site).
+    # Record devices that announce themselves in their birth message (at a configured site) for
+    # presence only: an unprovisioned device gets no compartments and may send no event.
     auto_register: bool = True
 
 
@@ -358,8 +363,23 @@ class OcppSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifySettings:
+    """Recipient notices: the notifier, and the outbox worker that delivers through it."""
+
     # JSON-lines file standing in for the SMS gateway (hub.parcels.notify.FileNotifier).
     path: Path = Path("notifications.jsonl")
+    # A notifier call that takes longer counts as failed (and is retried).
+    timeout_s: float = 30.0
+    # Retry delays after a failure: jittered, doubling from retry_min_s up to retry_max_s.
+    retry_min_s: float = 5.0
+    retry_max_s: float = 600.0
+    # How often the outbox looks for due retries (new notices are sent at once).
+    poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(0 < self.timeout_s <= 600, "notify.timeout_s", "must be 0-600 seconds")
+        _require(self.retry_min_s > 0, "notify.retry_min_s", "must be > 0")
+        _require(self.retry_max_s >= self.retry_min_s, "notify.retry_max_s", ">= retry_min_s")
+        _require(0 < self.poll_s <= 60, "notify.poll_s", "must be 0-60 seconds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,9 +390,13 @@ class SiteSettings:
     lon: float = 0.0
     # Pickup deadline at this site; 0 = pickup.deadline_h.
     pickup_deadline_h: float = 0.0
+    # The site whose sorting lines sort parcels for this one ("" = only this site's own lines).
+    sorting_hub: str = ""
 
     def __post_init__(self) -> None:
         _check_id(self.id, "sites.id")
+        if self.sorting_hub:
+            _check_id(self.sorting_hub, f"sites[{self.id}].sorting_hub")
         _require(
             0 <= self.pickup_deadline_h <= 24 * 30,
             f"sites[{self.id}].pickup_deadline_h",
@@ -402,11 +426,28 @@ class HubSettings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     sites: tuple[SiteSettings, ...] = ()
+    # The operator's inventory: what each device is and where (docs/hub.md).
+    devices: tuple[DeviceInventorySettings, ...] = ()
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")
+        devices = [d.id for d in self.devices]
+        dupes = sorted({i for i in devices if devices.count(i) > 1})
+        _require(not dupes, "devices.id", f"duplicate device ids {dupes}")
+        for d in self.devices:
+            _require(d.site in ids, f"devices[{d.id}].site", f"{d.site!r} is not a configured site")
+        for s in self.sites:
+            _require(
+                not s.sorting_hub or s.sorting_hub in ids,
+                f"sites[{s.id}].sorting_hub",
+                f"{s.sorting_hub!r} is not a configured site",
+            )
+
+    def sorting_hub(self, site: str) -> str:
+        """The site whose sorting lines may sort parcels for ``site`` ("" = none but its own)."""
+        return next((s.sorting_hub for s in self.sites if s.id == site), "")
 
     def deadline_h(self, site: str) -> float:
         """The pickup deadline in hours at ``site`` (its own, else the default)."""

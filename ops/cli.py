@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--courier", default="")
     p.set_defaults(func=_wrap(commands.withdraw_call))
 
+    p = sub.add_parser(
+        "reissue-code", help="a new pickup code for a deposited parcel (the old one stops working)"
+    )
+    p.add_argument("parcel_id")
+    p.add_argument("--reason", required=True, help="why (kept in the parcel's history)")
+    p.set_defaults(func=_wrap(commands.reissue_code_call))
+
     p = sub.add_parser("sites", help="list sites with cabinets and free compartments")
     p.set_defaults(func=_wrap(commands.sites_call))
 

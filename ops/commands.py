@@ -175,6 +175,16 @@ def withdraw_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Mess
     return p, lambda: print(table(PARCEL_HEADERS, parcel_rows([p])))
 
 
+def reissue_code_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
+    """The recipient gets the new code from the hub's notifier; it is never printed here."""
+    stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
+    p = stub.ReissuePickupCode(
+        dispatch_pb2.ReissuePickupCodeRequest(parcel_id=args.parcel_id, reason=args.reason),
+        timeout=TIMEOUT_S,
+    )
+    return p, lambda: print(table(PARCEL_HEADERS, parcel_rows([p])))
+
+
 def sites_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Message, Any]:
     stub = fleet_pb2_grpc.FleetServiceStub(channel)
     r = stub.ListSites(fleet_pb2.ListSitesRequest(), timeout=TIMEOUT_S)

@@ -61,6 +61,7 @@ _OPERATE = (
     "AnnounceParcels",
     "CancelParcel",
     "WithdrawParcel",
+    "ReissuePickupCode",
     "PlanRoutes",
     "OpenCompartment",
     "SetCompartmentEnabled",

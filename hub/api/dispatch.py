@@ -67,6 +67,14 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         parcel = await self._parcels.cancel(parcel_id, reason=reason, actor=current_actor())
         return convert.parcel(parcel)
 
+    async def ReissuePickupCode(
+        self, request: dispatch_pb2.ReissuePickupCodeRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.Parcel:
+        parcel_id = validate.required_id("parcel_id", request.parcel_id)
+        reason = validate.reason(request.reason, required=True)
+        parcel = await self._parcels.reissue_code(parcel_id, reason=reason, actor=current_actor())
+        return convert.parcel(parcel)
+
     async def WithdrawParcel(
         self, request: dispatch_pb2.WithdrawParcelRequest, context: aio.ServicerContext
     ) -> dispatch_pb2.Parcel:

@@ -23,6 +23,7 @@ from hub.broker.mosquitto import DYNSEC_FILE, new_password, write_private
 from hub.errors import BrokerError, ConfigError
 from hub.ocpp.credentials import pile_command
 from lockerhub.errors import TopicError
+from lockerhub.layout import parse_layout
 from lockerhub.topics import validate_id
 
 _ACCOUNTS = "accounts.json"
@@ -207,6 +208,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="the hub's settings file: refuse a site the hub does not know",
     )
+    p.add_argument(
+        "--kind",
+        choices=_KINDS,
+        default=None,
+        help="what the device is (cabinet): printed as the [[devices]] entry for the hub",
+    )
+    p.add_argument(
+        "--layout",
+        default="",
+        help="a cabinet's compartments, e.g. S:10,M:8,L:4: printed as the [[devices]] entry "
+        "for the hub's settings (births may only confirm it)",
+    )
     p = sub.add_parser("add-hub", help="a hub account (reads and writes the whole tree)")
     p.add_argument("username")
     p.add_argument("--rotate", action="store_true")
@@ -265,7 +278,12 @@ def _main(args: argparse.Namespace) -> int:
             return 0
         password = None
         cert: tuple[Path, Path] | None = None
+        inventory = ""
         if command == "add":
+            if args.layout or args.kind:
+                inventory = _inventory_entry(
+                    args.device, args.site, args.kind or "cabinet", args.layout
+                )
             password = book.add_device(
                 args.device, args.site, rotate=args.rotate, password=not args.cert
             )
@@ -304,7 +322,31 @@ def _main(args: argparse.Namespace) -> int:
             f"updated {args.broker_dir / DYNSEC_FILE}: restart mosquitto to load it, or re-run "
             "with --broker HOST:PORT to apply it to a running broker"
         )
+    if inventory:
+        print("add to the hub's settings (then restart the hub):")
+        print(inventory, end="")
     return 0
+
+
+_KINDS = ("cabinet", "sorting_line", "charging_pile")
+
+
+def _inventory_entry(device: str, site: str, kind: str, layout: str) -> str:
+    """The hub's ``[[devices]]`` entry for a device (docs/hub.md "Compartment layouts").
+
+    Raises:
+        ConfigError: a cabinet without a valid layout, or a layout for another kind.
+    """
+    if kind != "cabinet":
+        if layout:
+            raise ConfigError(f"--layout: a {kind} has no compartments")
+    else:
+        try:
+            parse_layout(layout)
+        except ValueError as exc:
+            raise ConfigError(f"--layout: {exc} (a cabinet needs one, e.g. S:10,M:8,L:4)") from exc
+    text = f'[[devices]]\nid = "{device}"\nsite = "{site}"\nkind = "{kind}"\n'
+    return text + (f'layout = "{layout}"\n' if layout else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

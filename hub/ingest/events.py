@@ -12,10 +12,12 @@ from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
 from hub.devices.registry import Registry
 from hub.errors import Dropped, IllegalTransition
+from hub.ingest import authz
 from hub.metrics.catalogue import HubMetrics
 from hub.models import ParcelRecord, ParcelState, alarm_kind_name
 from hub.parcels.lifecycle import record_transition
-from hub.parcels.notify import Notifier, PickupNotice
+from hub.parcels.notify import PickupNotice
+from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.pickup import IssuedCode, issue_code
 from hub.settings import PickupSettings
 from hub.store import Tx
@@ -51,20 +53,22 @@ class EventApplier:
         self,
         registry: Registry,
         commands: CommandService,
-        notifier: Notifier,
+        outbox: NoticeOutbox,
         pickup: PickupSettings,
         metrics: HubMetrics,
         *,
         alarms: AlarmService,
         desired_states: DesiredStates,
         deadline_h: Callable[[str], float] | None = None,
+        sorting_hub: Callable[[str], str] | None = None,
     ) -> None:
+        self._sorting_hub = sorting_hub or (lambda _site: "")
         self._alarms = alarms
         self._desired = desired_states
         self._deadline_h = deadline_h or (lambda _site: pickup.deadline_h)
         self._registry = registry
         self._commands = commands
-        self._notifier = notifier
+        self._outbox = outbox
         self._pickup = pickup
         self._metrics = metrics
 
@@ -90,7 +94,8 @@ class EventApplier:
         """
         body = event.WhichOneof("body") or ""
         applied = Applied(body)
-        await self._registry.check_sender(tx, topic)
+        kind = await self._registry.check_sender(tx, topic)
+        scope = authz.authorize(kind, body, topic)
         if not await events_repo.record_event(
             tx, topic.device, event.seq, event.event_id, body, event.ts_ms, now
         ):
@@ -100,10 +105,12 @@ class EventApplier:
         await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
         if body == "deposited":
             assert code is not None
-            applied.follow_ups += await self._deposited(tx, topic, event.deposited, code, now)
+            applied.follow_ups += await self._deposited(
+                tx, topic, event.deposited, code, now, scope
+            )
             applied.transitions.append(ParcelState.DEPOSITED)
         elif body == "picked_up":
-            await self._picked_up(tx, topic, event.picked_up, now)
+            await self._picked_up(tx, topic, event.picked_up, now, scope)
             applied.transitions.append(ParcelState.PICKED_UP)
         elif body == "door_changed":
             applied.alarms += await self._door_changed(tx, topic, event)
@@ -120,8 +127,19 @@ class EventApplier:
             ):
                 applied.alarms.append("keypad_lockout")
         elif body == "parcel_sorted":
-            applied.transitions.append(await self._sorted(tx, topic, event.parcel_sorted, now))
+            applied.transitions.append(
+                await self._sorted(tx, topic, event.parcel_sorted, now, scope)
+            )
         return applied
+
+    async def refused(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int) -> None:
+        """Keep a refused event in the ledger (after its rollback), so that its seq is no gap to
+        ask a resend for and a replay of it is a duplicate."""
+        body = event.WhichOneof("body") or ""
+        if await events_repo.record_event(
+            tx, topic.device, event.seq, event.event_id, f"refused:{body}", event.ts_ms, now
+        ):
+            await devices_repo.touch(tx, topic.device, now, event.seq)
 
     def count(self, applied: Applied) -> None:
         """Metrics of a committed event (before any follow-up, so they never lag the store)."""
@@ -168,14 +186,13 @@ class EventApplier:
             )
 
     async def _parcel_at(
-        self, tx: Tx, topic: Topic, parcel_id: str, compartment_id: str
+        self, tx: Tx, topic: Topic, parcel_id: str, compartment_id: str, scope: authz.Scope
     ) -> ParcelRecord:
         await self._compartment(tx, topic, compartment_id)
         parcel = await parcels_repo.get_parcel(tx, parcel_id, history=False)
         if parcel is None:
             raise Dropped("unknown_parcel", f"{topic.device} reported an unknown parcel")
-        if (parcel.cabinet_id, parcel.compartment_id) != (topic.device, compartment_id):
-            raise Dropped("mismatch", f"{topic.device} reported a parcel reserved elsewhere")
+        authz.check_parcel(scope, topic, parcel, compartment_id)
         return parcel
 
     async def _transition(
@@ -205,9 +222,15 @@ class EventApplier:
             raise Dropped("mismatch", str(exc)) from exc
 
     async def _deposited(
-        self, tx: Tx, topic: Topic, ev: device_pb2.Deposited, code: IssuedCode, now: int
+        self,
+        tx: Tx,
+        topic: Topic,
+        ev: device_pb2.Deposited,
+        code: IssuedCode,
+        now: int,
+        scope: authz.Scope,
     ) -> list[FollowUp]:
-        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id)
+        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id, scope)
         deadline = now + int(self._deadline_h(topic.site) * _HOUR_MS)
         await self._transition(tx, topic, parcel, ParcelState.DEPOSITED, now, deadline)
         await desired.mark(tx, topic.device, now)
@@ -234,30 +257,24 @@ class EventApplier:
             ttl_ms=deadline - now,
             actor="hub",
         )
-        phone = await parcels_repo.recipient_phone(tx, parcel.parcel_id) or ""
+        # The recipient's notice is stored with the deposit (the only copy of the plaintext
+        # code, until delivered) and sent by the outbox worker: never on the ingest path.
         notice = PickupNotice(
-            parcel.parcel_id,
-            phone,
-            code.code,
-            topic.site,
-            topic.device,
-            ev.compartment_id,
-            deadline,
+            parcel.parcel_id, "", code.code, topic.site, topic.device, ev.compartment_id, deadline
         )
-        return [lambda: self._send(pending), lambda: self._notify(notice)]
+        await self._outbox.add(tx, notice, now)
+        return [lambda: self._send(pending), self._wake_outbox]
 
     async def _send(self, pending: PendingCommand) -> None:
         await self._commands.publish(pending)
 
-    async def _notify(self, notice: PickupNotice) -> None:
-        try:
-            await self._notifier.notify(notice)
-        except Exception:  # any notifier failure: count it, keep ingesting
-            self._metrics.notifications_failed.inc()
-            log.exception("notifier failed for parcel %s", notice.parcel_id)
+    async def _wake_outbox(self) -> None:
+        self._outbox.wake()
 
-    async def _picked_up(self, tx: Tx, topic: Topic, ev: device_pb2.PickedUp, now: int) -> None:
-        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id)
+    async def _picked_up(
+        self, tx: Tx, topic: Topic, ev: device_pb2.PickedUp, now: int, scope: authz.Scope
+    ) -> None:
+        parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id, scope)
         await self._transition(tx, topic, parcel, ParcelState.PICKED_UP, now)
         await devices_repo.set_compartment_state(
             tx, topic.device, ev.compartment_id, CompartmentState.FREE, None
@@ -266,13 +283,14 @@ class EventApplier:
         await desired.mark(tx, topic.device, now)
 
     async def _sorted(
-        self, tx: Tx, topic: Topic, ev: device_pb2.ParcelSorted, now: int
+        self, tx: Tx, topic: Topic, ev: device_pb2.ParcelSorted, now: int, scope: authz.Scope
     ) -> ParcelState:
         """A sorting line diverted the parcel: SORTED, or RETURNED for a withdrawn parcel (it is
         back at the hub on its way to the sender)."""
         parcel = await parcels_repo.get_parcel(tx, ev.parcel_id, history=False)
         if parcel is None:
             raise Dropped("unknown_parcel", f"{topic.device} sorted an unknown parcel")
+        authz.check_parcel(scope, topic, parcel, sorting_hub=self._sorting_hub(parcel.site))
         new = ParcelState.RETURNED if parcel.state == ParcelState.WITHDRAWN else ParcelState.SORTED
         await self._transition(tx, topic, parcel, new, now, place=ev.chute_id)
         return new

@@ -23,7 +23,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.registry import Registry
-from hub.errors import Dropped, StoreError
+from hub.errors import Dropped, StoreError, Unauthorized
 from hub.ingest.events import Applied, EventApplier
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound
@@ -141,6 +141,8 @@ class Ingestor:
         for item in items:  # committed (or given up): count each message once
             if item.dropped is not None:
                 self._drop(*item.dropped)
+                for count in item.counts:  # what the refusal itself stored (an alarm)
+                    count()
         # Stored: now the broker may forget them (PUBACK in the order received, MQTT 5 4.6).
         for message in batch:
             message.ack()
@@ -211,6 +213,8 @@ class Ingestor:
             except Dropped as exc:
                 await tx.execute("ROLLBACK TO msg")
                 item.counts, item.dropped = [], (exc.reason, str(exc))
+                if isinstance(exc, Unauthorized):  # kept: the refusal itself is the evidence
+                    await self._refused(tx, item, exc)
             except StoreError:
                 raise
             except Exception:
@@ -251,13 +255,26 @@ class Ingestor:
     async def _status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now: int
     ) -> list[str]:
-        """Presence, plus the alarms a status implies (offline, outbox full); returns the kinds
-        of the alarms it raised."""
+        """Presence, plus the alarms a status implies (offline, outbox full, a birth's layout
+        differing from the provisioned one); returns the kinds of the alarms it raised."""
         online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
-        if await self._registry.apply_status(tx, topic, status, now):
+        outcome = await self._registry.apply_status(tx, topic, status, now)
+        if outcome.registered:
             await desired.mark(tx, topic.device, now)
         site, device, actor = topic.site, topic.device, f"device:{topic.device}"
         raised: list[str] = []
+        if outcome.layout is not None and outcome.layout.problem:
+            if await self._alarms.raise_(
+                tx,
+                site=site,
+                device=device,
+                kind="layout_mismatch",
+                detail=outcome.layout.problem[:300],
+                actor=actor,
+            ):
+                raised.append("layout_mismatch")
+        elif outcome.layout is not None:
+            await self._alarms.clear_condition(tx, device=device, kind="layout_mismatch")
         if online:
             await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
         elif await self._alarms.raise_(
@@ -277,6 +294,22 @@ class Ingestor:
         else:
             await self._alarms.clear_condition(tx, device=topic.device, kind="outbox_full")
         return raised
+
+    async def _refused(self, tx: Tx, item: _Item, exc: Unauthorized) -> None:
+        """An ``unauthorized_event`` alarm for the sender of a refused event (after its
+        rollback, in the batch's transaction; counted once that commits)."""
+        kind = "unauthorized_event"
+        if isinstance(item.payload, device_pb2.DeviceEvent):
+            await self._events.refused(tx, item.topic, item.payload, self._clock.now_ms())
+        if await self._alarms.raise_(
+            tx,
+            site=item.topic.site,
+            device=item.topic.device,
+            kind=kind,
+            detail=str(exc)[:200],
+            actor=f"device:{item.topic.device}",
+        ):
+            item.counts.append(functools.partial(self._alarms.count, kind))
 
     async def _wake_desired(self) -> None:
         self._desired.wake()

@@ -33,6 +33,7 @@ DROP_REASONS = (
     "unknown_parcel",
     "unknown_command",
     "mismatch",
+    "unauthorized",
     "duplicate",
     "stale",
     "overflow",
@@ -54,6 +55,7 @@ HUB_TASKS = (
     "command-sweeper",
     "lifecycle-sweeper",
     "desired-state",
+    "notice-outbox",
     "health-and-snapshot",
 )
 # Seconds from a few ms (ingestion) to a command's full TTL.
@@ -74,6 +76,8 @@ class Snapshot:
     devices_online: Mapping[str, int] = field(default_factory=dict)
     # device id -> what the store knows (presence per device; telemetry is accepted only for these)
     devices: Mapping[str, DeviceInfo] = field(default_factory=dict)
+    # Recipient notices in the outbox not delivered yet (a stuck gateway shows here).
+    notices_pending: int = 0
 
 
 class SnapshotCollector(Collector):
@@ -127,6 +131,11 @@ class SnapshotCollector(Collector):
                 line_up.add_metric([info.site, device], float(info.online))
         yield cab_up
         yield line_up
+        yield GaugeMetricFamily(
+            "lockerhub_notices_pending",
+            "Recipient notices in the notice outbox not delivered yet.",
+            value=snap.notices_pending,
+        )
         yield GaugeMetricFamily(
             "lockerhub_store_up", "1 if the last store ping succeeded.", value=self._store_up
         )
@@ -212,9 +221,17 @@ class HubMetrics:
         )
         for kind in ALARM_KINDS:
             self.alarms.labels(kind)
+        self.notices_delivered = Counter(
+            "lockerhub_notices_delivered_total",
+            "Recipient notices delivered from the notice outbox, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("deposited", "reminder", "reissued"):
+            self.notices_delivered.labels(kind)
         self.notifications_failed = Counter(
             "lockerhub_notifications_failed_total",
-            "Recipient notifications that could not be handed to the notifier.",
+            "Notice deliveries that failed (the notifier raised or timed out); each is retried.",
             registry=registry,
         )
         self.broker_connects = Counter(

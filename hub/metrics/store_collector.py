@@ -13,6 +13,7 @@ from hub.metrics.telemetry import DeviceInfo
 from hub.models import ParcelState
 from hub.store import Tx
 from hub.store.repo import devices as devices_repo
+from hub.store.repo import notices as notices_repo
 
 _DEPOSITED, _PICKED_UP = str(ParcelState.DEPOSITED), str(ParcelState.PICKED_UP)
 
@@ -40,6 +41,7 @@ class StoreMetrics:
                 compartments=occupancy.compartments,
                 devices_online=occupancy.devices_online,
                 devices=devices,
+                notices_pending=await notices_repo.pending(tx),
             )
         )
         for row in await tx.fetchall("SELECT id FROM sites"):

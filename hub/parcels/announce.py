@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
-from hub.errors import InvalidArgument, NotFound
+from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.metrics.catalogue import HubMetrics
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
+from hub.parcels.codes import CodeReissuer
 from hub.parcels.lifecycle import BEFORE_DEPOSIT, check_transition, record_transition
 from hub.parcels.phones import mask_phone
 from hub.settings import ReservationSettings
@@ -68,7 +69,9 @@ class ParcelService:
         *,
         desired_states: DesiredStates,
         allocator: Allocator = allocate_smallest_fit,
+        codes: CodeReissuer | None = None,
     ) -> None:
+        self._codes = codes
         self._desired = desired_states
         self._store = store
         self._commands = commands
@@ -300,6 +303,14 @@ class ParcelService:
                 )
                 await desired.mark(tx, parcel.cabinet_id, now)
         await self._after(pending, ParcelState.WITHDRAWN)
+        return await self.get(parcel_id)
+
+    async def reissue_code(self, parcel_id: str, *, reason: str, actor: str) -> ParcelRecord:
+        """A new pickup code for a deposited parcel (hub.parcels.codes); raises NotFound or
+        FailedPrecondition."""
+        if self._codes is None:
+            raise FailedPrecondition("this hub cannot reissue codes")
+        await self._codes.reissue(parcel_id, reason=reason, actor=actor)
         return await self.get(parcel_id)
 
     async def release_hold(self, tx: Tx, parcel: ParcelRecord, now: int) -> PendingCommand | None:

@@ -4,10 +4,11 @@
 
     {"parcel_id": "P1", "phone_masked": "138****1234", "code": "483920", "site": "S1",
      "cabinet": "CAB-1", "compartment": "A03", "deadline_ms": 1800172800000,
-     "kind": "deposited"}
+     "kind": "deposited", "key": "deposited-9f1c..."}
 
 A reminder before the deadline has ``"kind": "reminder"`` and an empty code (the hub keeps only
-the code's hash).
+the code's hash); a code an operator replaced comes with ``"kind": "reissued"``. Notices are
+delivered by the outbox (:mod:`hub.parcels.outbox`) at least once: ``key`` tells repeats apart.
 
 The full phone number is passed to :meth:`Notifier.notify` (a real gateway needs it) but the file
 keeps only the masked form.
@@ -35,8 +36,12 @@ class PickupNotice:
     cabinet: str
     compartment: str
     deadline_ms: int
-    # "deposited" (carries the code) or "reminder" (deadline near; no code: only its hash is kept).
+    # "deposited" or "reissued" (carry the code), or "reminder" (deadline near; no code: only
+    # its hash is kept).
     kind: str = "deposited"
+    # The notice's idempotency key: delivery is at least once, so a gateway may see a key again
+    # (after a crash between its answer and the outbox's commit) and must send it once.
+    key: str = ""
 
     def __repr__(self) -> str:  # never let the code or phone reach a log line by accident
         return f"PickupNotice(parcel_id={self.parcel_id!r}, phone={mask_phone(self.phone)!r})"
@@ -66,6 +71,7 @@ class FileNotifier:
                 "compartment": notice.compartment,
                 "deadline_ms": notice.deadline_ms,
                 "kind": notice.kind,
+                "key": notice.key,
             }
         )
         async with self._lock:  # keep lines whole when notices overlap

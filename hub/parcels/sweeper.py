@@ -1,8 +1,8 @@
 """The lifecycle sweeper: pickup reminders, expiry, reservation holds and silent devices.
 
 Time comes from the injected Clock, and so does the sweep cadence (tests move a ManualClock).
-Each step works in bounded batches, one short transaction per batch, and sends its commands and
-notices only after the commit.
+Each step works in bounded batches, one short transaction per batch, and sends its commands only
+after the commit; reminders are written to the notice outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from hub.metrics.catalogue import HubMetrics
 from hub.models import ParcelState
 from hub.parcels.announce import ParcelService
 from hub.parcels.lifecycle import record_transition
-from hub.parcels.notify import Notifier, PickupNotice
+from hub.parcels.notify import PickupNotice
+from hub.parcels.outbox import NoticeOutbox
 from hub.settings import LifecycleSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
@@ -47,7 +48,7 @@ class Sweeper:
         commands: CommandService,
         desired_states: DesiredStates,
         alarms: AlarmService,
-        notifier: Notifier,
+        outbox: NoticeOutbox,
         clock: Clock,
         settings: LifecycleSettings,
         metrics: HubMetrics,
@@ -57,7 +58,7 @@ class Sweeper:
         self._commands = commands
         self._desired = desired_states
         self._alarms = alarms
-        self._notifier = notifier
+        self._outbox = outbox
         self._clock = clock
         self._settings = settings
         self._metrics = metrics
@@ -82,33 +83,28 @@ class Sweeper:
     async def _reminders(self) -> int:
         now = self._clock.now_ms()
         horizon = now + int(self._settings.reminder_before_h * _HOUR_MS)
-        notices: list[PickupNotice] = []
+        reminded = 0
         async with self._store.transaction() as tx:
             for p in await parcels_repo.due_reminders(tx, horizon, self._settings.batch):
                 if p.pickup_deadline_ms <= now:
                     continue  # too late for a reminder: the expiry step takes it
                 await parcels_repo.mark_reminded(tx, p.parcel_id)
-                # The one audited path to the full number: the notifier needs it.
-                phone = await parcels_repo.recipient_phone(tx, p.parcel_id) or ""
-                notices.append(
-                    PickupNotice(
-                        p.parcel_id,
-                        phone,
-                        "",
-                        p.site,
-                        p.cabinet_id,
-                        p.compartment_id,
-                        p.pickup_deadline_ms,
-                        kind="reminder",
-                    )
+                # Stored with the mark, delivered by the outbox (with the phone) after the commit.
+                notice = PickupNotice(
+                    p.parcel_id,
+                    "",
+                    "",
+                    p.site,
+                    p.cabinet_id,
+                    p.compartment_id,
+                    p.pickup_deadline_ms,
+                    kind="reminder",
                 )
-        for notice in notices:
-            try:
-                await self._notifier.notify(notice)
-            except Exception:  # a notifier failure must not stop the sweeper
-                self._metrics.notifications_failed.inc()
-                log.exception("reminder failed for parcel %s", notice.parcel_id)
-        return len(notices)
+                await self._outbox.add(tx, notice, now)
+                reminded += 1
+        if reminded:
+            self._outbox.wake()
+        return reminded
 
     async def _expiries(self) -> int:
         now = self._clock.now_ms()

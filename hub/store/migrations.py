@@ -179,4 +179,37 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "operator-provisioned devices and layouts; births only confirm compartments",
+        """
+        ALTER TABLE devices ADD COLUMN provisioned INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE compartments ADD COLUMN provisioned INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE compartments ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
+        5,
+        "durable outbox of recipient notices (the plaintext code kept only until delivered)",
+        """
+        CREATE TABLE notice_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            parcel_id TEXT NOT NULL REFERENCES parcels(id),
+            kind TEXT NOT NULL,
+            code TEXT NOT NULL DEFAULT '',
+            site TEXT NOT NULL,
+            cabinet TEXT NOT NULL,
+            compartment TEXT NOT NULL,
+            deadline_ms INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL,
+            delivered_ms INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX notice_outbox_due ON notice_outbox(state, next_attempt_ms);
+        """,
+    ),
 )

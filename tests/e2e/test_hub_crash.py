@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from lockerhub.v1 import device_pb2, dispatch_pb2, dispatch_pb2_grpc, fleet_pb2, fleet_pb2_grpc
-from tests.hub.cabinet import FakeCabinet
+from tests.hub.cabinet import FakeCabinet, inventory_toml
 from tests.hub.test_flow import announcement
 from tests.support.broker import BrokerHandle
 from tests.support.processes import Proc
@@ -49,7 +49,7 @@ port = 0
 path = "{tmp / "notifications.jsonl"}"
 [[sites]]
 id = "{SITE}"
-"""
+{"".join(inventory_toml(name, SITE) for name in CABINETS)}"""
     )
     return path
 

@@ -65,6 +65,10 @@ id = "{SITE}"
 name = "E2E campus"
 lat = 31.23
 lon = 121.47
+[[devices]]
+id = "{CABINET}"
+site = "{SITE}"
+layout = "S:2,M:2"
 """
     )
     edge_toml = tmp / "cabinet.toml"

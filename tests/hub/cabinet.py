@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.inventory_settings import CompartmentSettings, DeviceInventorySettings
+from hub.models import Zone, device_kind_name, size_name
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2
@@ -24,18 +27,63 @@ LAYOUT = (
 )
 
 
+def inventory_entry(
+    device: str, site: str, kind: int = device_pb2.DEVICE_KIND_CABINET, layout: Any = LAYOUT
+) -> DeviceInventorySettings:
+    """The operator's ``[[devices]]`` entry for a test device (``layout`` as in :data:`LAYOUT`)."""
+    name = device_kind_name(kind)
+    return DeviceInventorySettings(
+        id=device,
+        site=site,
+        kind=name,
+        compartments=tuple(
+            CompartmentSettings(
+                id=cid,
+                size=size_name(size),
+                width_mm=w,
+                height_mm=h,
+                depth_mm=d,
+                zone=str(Zone.from_proto(zone)),
+            )
+            for cid, size, (w, h, d), zone in (layout if name == "cabinet" else ())
+        ),
+    )
+
+
+def inventory_toml(device: str, site: str, layout: Any = LAYOUT) -> str:
+    """The same entry as :func:`inventory_entry` (a cabinet), as hub.toml text."""
+    entry = inventory_entry(device, site, layout=layout)
+    lines = ["[[devices]]", f'id = "{entry.id}"', f'site = "{entry.site}"']
+    for c in entry.compartments:
+        lines += [
+            "[[devices.compartments]]",
+            f'id = "{c.id}"',
+            f'size = "{c.size}"',
+            f"width_mm = {c.width_mm}",
+            f"height_mm = {c.height_mm}",
+            f"depth_mm = {c.depth_mm}",
+            f'zone = "{c.zone}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def now_ms() -> int:
     import time
 
     return time.time_ns() // 1_000_000
 
 
-def status(state: int, boot_count: int, layout: Any = LAYOUT) -> device_pb2.DeviceStatus:
+def status(
+    state: int,
+    boot_count: int,
+    layout: Any = LAYOUT,
+    kind: int = device_pb2.DEVICE_KIND_CABINET,
+) -> device_pb2.DeviceStatus:
     return device_pb2.DeviceStatus(
         state=state,
         boot_count=boot_count,
         ts_ms=now_ms(),
-        kind=device_pb2.DEVICE_KIND_CABINET,
+        kind=kind,  # type: ignore[arg-type]
         firmware_version="test-1",
         compartments=[
             common_pb2.CompartmentSpec(
@@ -53,8 +101,19 @@ def status(state: int, boot_count: int, layout: Any = LAYOUT) -> device_pb2.Devi
 class FakeCabinet:
     """Plays a cabinet's edge agent: birth/will, events with seq, command results."""
 
-    def __init__(self, broker: Any, site: str, device: str, *, boot_count: int = 1) -> None:
+    def __init__(
+        self,
+        broker: Any,
+        site: str,
+        device: str,
+        *,
+        boot_count: int = 1,
+        kind: int = device_pb2.DEVICE_KIND_CABINET,
+        provision: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.broker, self.site, self.device = broker, site, device
+        self.kind = kind
+        self._provision = provision  # the operator's part, done before the device connects
         self.boot_count = boot_count
         self.seq = 0
         self.commands: asyncio.Queue[device_pb2.Command] = asyncio.Queue()
@@ -65,10 +124,12 @@ class FakeCabinet:
         return str(Topic(self.site, self.device, kind))
 
     async def __aenter__(self) -> FakeCabinet:
+        if self._provision is not None:
+            await self._provision()
         user, password = await asyncio.to_thread(self.broker.credentials, self.device, self.site)
         will = aiomqtt.Will(
             self.topic(Kind.STATUS),
-            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, self.boot_count)),
+            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, self.boot_count, kind=self.kind)),
             qos=1,
             retain=True,
         )
@@ -122,14 +183,16 @@ class FakeCabinet:
     async def birth(self, layout: Any = LAYOUT) -> None:
         await self.publish(
             Kind.STATUS,
-            encode(status(device_pb2.DeviceStatus.STATE_ONLINE, self.boot_count, layout)),
+            encode(
+                status(device_pb2.DeviceStatus.STATE_ONLINE, self.boot_count, layout, self.kind)
+            ),
             retain=True,
         )
 
     async def offline(self, boot_count: int) -> None:
         await self.publish(
             Kind.STATUS,
-            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, boot_count)),
+            encode(status(device_pb2.DeviceStatus.STATE_OFFLINE, boot_count, kind=self.kind)),
             retain=True,
         )
 

@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 
 from hub.app import HubApp
 from hub.parcels.allocation import Allocator
+from hub.parcels.notify import Notifier
 from hub.settings import HubSettings
 from lockerhub.clock import Clock, ManualClock
-from lockerhub.v1 import dispatch_pb2_grpc, fleet_pb2_grpc
-from tests.hub.cabinet import FakeCabinet
+from lockerhub.v1 import device_pb2, dispatch_pb2_grpc, fleet_pb2_grpc
+from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 
 
 def settings_for(tmp_path: Path, broker: Any, site: str, **overrides: Any) -> HubSettings:
@@ -66,8 +67,30 @@ class HubHarness:
     def fleet(self) -> fleet_pb2_grpc.FleetServiceStub:
         return fleet_pb2_grpc.FleetServiceStub(self.channel)
 
-    def cabinet(self, device: str, **kw: Any) -> FakeCabinet:
-        return FakeCabinet(self.broker, self.site, device, **kw)
+    def cabinet(
+        self,
+        device: str,
+        *,
+        kind: int = device_pb2.DEVICE_KIND_CABINET,
+        layout: Any = LAYOUT,
+        provision: bool = True,
+        **kw: Any,
+    ) -> FakeCabinet:
+        """A test device; unless ``provision=False`` the operator provisions it (``kind`` and
+        ``layout``) before it connects."""
+        entry = inventory_entry(device, self.site, kind, layout)
+
+        async def provisioned() -> None:
+            await self.app.inventory.provision([entry])
+
+        return FakeCabinet(
+            self.broker,
+            self.site,
+            device,
+            kind=kind,
+            provision=provisioned if provision else None,
+            **kw,
+        )
 
     def notifications(self) -> list[dict[str, Any]]:
         path = self.tmp_path / "notifications.jsonl"
@@ -98,8 +121,8 @@ async def eventually(
 
 
 # Hub loops that sleep on the clock: command sweeper, lifecycle sweeper, desired-state retry
-# timer, health-and-snapshot watcher.
-HUB_CLOCK_LOOPS = 4
+# timer, notice-outbox timer, health-and-snapshot watcher.
+HUB_CLOCK_LOOPS = 5
 
 
 async def tick(clock: ManualClock, ms: int) -> None:
@@ -123,10 +146,15 @@ async def running_hub(
     *,
     clock: Clock | None = None,
     allocator: Allocator | None = None,
+    notifier: Notifier | None = None,
 ) -> AsyncIterator[HubHarness]:
     sleeps = clock.sleeps if isinstance(clock, ManualClock) else 0
     async with HubApp(
-        settings, registry=CollectorRegistry(), clock=clock, allocator=allocator
+        settings,
+        registry=CollectorRegistry(),
+        clock=clock,
+        allocator=allocator,
+        notifier=notifier,
     ) as app:
         task = asyncio.create_task(app.run())
         if isinstance(clock, ManualClock):  # every loop that waits on the clock is waiting

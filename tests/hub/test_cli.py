@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ops import cli as ops
-from tests.hub.cabinet import FakeCabinet
+from tests.hub.cabinet import FakeCabinet, inventory_toml
 from tests.hub.conftest import eventually
 
 _RUN_HUB = (
@@ -44,7 +44,7 @@ port = 0
 path = "{tmp_path / "notes.jsonl"}"
 [[sites]]
 id = "{site}"
-"""
+{inventory_toml("CAB-CLI", site)}"""
     )
     return path
 

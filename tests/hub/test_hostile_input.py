@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from lockerhub.codec import CONTENT_TYPE_JSON, encode, encode_json
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
-from tests.hub.cabinet import LAYOUT
+from tests.hub.cabinet import LAYOUT, inventory_entry
 from tests.hub.conftest import HubHarness, eventually
 from tests.hub.test_flow import announcement, online
 
@@ -45,10 +46,11 @@ async def test_hostile_payloads_are_dropped_and_hub_keeps_running(hub: HubHarnes
         before = hub.dropped("unknown_compartment")
         await cab.event(deposited=device_pb2.Deposited(parcel_id="P-H", compartment_id="ZZ9"))
         await dropped_once(hub, "unknown_compartment", before)
-        # The right compartment id, but the parcel is reserved at another cabinet.
-        before = hub.dropped("mismatch")
+        # The right compartment id, but the parcel is reserved at another cabinet: refused by
+        # the authorization table (hub.ingest.authz), with an alarm for the sender.
+        before = hub.dropped("unauthorized")
         await other.event(deposited=device_pb2.Deposited(parcel_id="P-H", compartment_id="A02"))
-        await dropped_once(hub, "mismatch", before)
+        await dropped_once(hub, "unauthorized", before)
         # Picked up before it was deposited: an illegal transition.
         before = hub.dropped("mismatch")
         await cab.event(picked_up=device_pb2.PickedUp(parcel_id="P-H", compartment_id="A02"))
@@ -71,13 +73,21 @@ async def test_hostile_payloads_are_dropped_and_hub_keeps_running(hub: HubHarnes
 
 async def test_unknown_device_and_wrong_topic(hub: HubHarness) -> None:
     # A registered cabinet whose account may publish under its own subtree only.
-    async with hub.cabinet("CAB-U") as cab:
+    async with hub.cabinet("CAB-U", provision=False) as cab:
         before = hub.dropped("unknown_device")
         await cab.event(alarm=device_pb2.AlarmRaised(kind=common_pb2.ALARM_KIND_DOOR_JAMMED))
         await dropped_once(hub, "unknown_device", before)  # no birth yet: not registered
 
-        await cab.birth()  # the birth registers it (auto_register)
+        await cab.birth()  # the birth registers it (auto_register), unprovisioned
         await online(hub, "CAB-U")
+        # ... for presence only: no compartments, no events (hub.ingest.authz), an alarm.
+        assert await hub.sql("SELECT COUNT(*) FROM compartments WHERE device = 'CAB-U'") == [(0,)]
+        assert await hub.sql(
+            "SELECT detail FROM alarms WHERE device = 'CAB-U' AND kind = 'layout_mismatch'"
+        ) == [("not provisioned by the operator (4 reported compartments ignored)",)]
+        before = hub.dropped("unauthorized")
+        await cab.event(alarm=device_pb2.AlarmRaised(kind=common_pb2.ALARM_KIND_DOOR_JAMMED))
+        await dropped_once(hub, "unauthorized", before)
 
     # A birth at a site the hub does not know is refused.
     from hub.mqtt.link import Inbound
@@ -116,8 +126,9 @@ async def test_messages_on_bad_topics_are_dropped(hub: HubHarness) -> None:
     assert hub.dropped("misplaced") == before + 1
 
 
-async def test_compartments_added_by_a_later_birth_are_known(hub: HubHarness) -> None:
-    """The hub caches each cabinet's compartments; a new birth with more of them counts."""
+async def test_compartments_come_from_the_operator_not_from_a_birth(hub: HubHarness) -> None:
+    """A later birth with more compartments adds none (an alarm says so); the operator's
+    provisioning does, and the next birth confirms it."""
     async with hub.cabinet("CAB-G") as cab:
         await cab.birth()
         await online(hub, "CAB-G")
@@ -133,15 +144,38 @@ async def test_compartments_added_by_a_later_birth_are_known(hub: HubHarness) ->
             common_pb2.TEMPERATURE_ZONE_AMBIENT,
         )
         await cab.birth((*LAYOUT, extra))
+
+        async def mismatch() -> list[Any]:
+            return await hub.sql(
+                "SELECT detail FROM alarms WHERE device = 'CAB-G' AND kind = 'layout_mismatch' "
+                "AND status = 'raised'"
+            )
+
+        assert await eventually(mismatch) == [("1 unprovisioned (N01)",)]
+        await cab.event(door_changed=device_pb2.DoorChanged(compartment_id="N01", open=True))
+        await dropped_once(hub, "unknown_compartment", before + 1)
+        assert await hub.sql("SELECT COUNT(*) FROM compartments WHERE device = 'CAB-G'") == [(4,)]
+
+        # The operator provisions the new compartment; the next birth confirms the layout.
+        await hub.app.inventory.provision(
+            [inventory_entry("CAB-G", hub.site, layout=(*LAYOUT, extra))]
+        )
+        await cab.birth((*LAYOUT, extra))
+        await eventually(lambda: _none(mismatch))
         await cab.event(
             door_changed=device_pb2.DoorChanged(compartment_id="N01", open=True, commanded=True)
         )
 
         async def opened() -> bool:
             rows = await hub.sql(
-                "SELECT door_open FROM compartments WHERE device = 'CAB-G' AND id = 'N01'"
+                "SELECT door_open, confirmed FROM compartments "
+                "WHERE device = 'CAB-G' AND id = 'N01'"
             )
-            return rows == [(1,)]
+            return rows == [(1, 1)]
 
         await eventually(opened, timeout=30)
-        assert hub.dropped("unknown_compartment") == before + 1
+        assert hub.dropped("unknown_compartment") == before + 2
+
+
+async def _none(query: Any) -> bool:
+    return not await query()

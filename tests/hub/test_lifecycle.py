@@ -16,6 +16,8 @@ from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for, tick
 from tests.hub.test_flow import announcement, online, parcel_state
 
+LINE = device_pb2.DEVICE_KIND_SORTING_LINE
+
 HOUR_MS = 3_600_000
 S = common_pb2
 
@@ -72,7 +74,7 @@ async def deposit(hub: HubHarness, cab: Any, parcel_id: str) -> str:
 
 
 async def test_reminder_expiry_withdraw_return(hub: HubHarness, clock: ManualClock) -> None:
-    async with hub.cabinet("CAB-1") as cab, hub.cabinet("SORT-1") as line:
+    async with hub.cabinet("CAB-1") as cab, hub.cabinet("SORT-1", kind=LINE) as line:
         await cab.birth()
         await line.birth(layout=())
         await online(hub, "CAB-1")
@@ -139,7 +141,7 @@ async def test_reminder_expiry_withdraw_return(hub: HubHarness, clock: ManualClo
 
 
 async def test_sorted_and_rejected_on_a_sorting_line(hub: HubHarness) -> None:
-    async with hub.cabinet("CAB-1") as cab, hub.cabinet("SORT-1") as line:
+    async with hub.cabinet("CAB-1") as cab, hub.cabinet("SORT-1", kind=LINE) as line:
         await cab.birth()
         await line.birth(layout=())
         await online(hub, "CAB-1")

@@ -12,7 +12,7 @@ import pytest
 
 from hub.settings import SiteSettings
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
-from tests.hub.cabinet import FakeCabinet
+from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 from tests.hub.conftest import eventually, running_hub, settings_for
 from tests.hub.test_flow import announcement, online, parcel_state
 
@@ -22,18 +22,26 @@ async def test_plan_routes_for_sorted_parcels(tmp_path: Path, mosquitto: Any) ->
     hub_site, a, b = f"H{tag}", f"A{tag}", f"B{tag}"
     sites = (
         SiteSettings(id=hub_site, lat=31.20, lon=121.40),
-        SiteSettings(id=a, lat=31.23, lon=121.45),
-        SiteSettings(id=b, lat=31.18, lon=121.48),
+        SiteSettings(id=a, lat=31.23, lon=121.45, sorting_hub=hub_site),
+        SiteSettings(id=b, lat=31.18, lon=121.48, sorting_hub=hub_site),
     )
-    settings = dataclasses.replace(settings_for(tmp_path, mosquitto, hub_site), sites=sites)
+    line_kind = device_pb2.DEVICE_KIND_SORTING_LINE
+    devices = (
+        inventory_entry(f"CA{tag}", a),
+        inventory_entry(f"CB{tag}", b),
+        inventory_entry(f"SL{tag}", hub_site, line_kind),
+    )
+    settings = dataclasses.replace(
+        settings_for(tmp_path, mosquitto, hub_site), sites=sites, devices=devices
+    )
     async with running_hub(settings, tmp_path, mosquitto) as hub:  # noqa: SIM117 - hub first
         async with (
             FakeCabinet(mosquitto, a, f"CA{tag}") as ca,
             FakeCabinet(mosquitto, b, f"CB{tag}") as cb,
-            FakeCabinet(mosquitto, hub_site, f"SL{tag}") as line,
+            FakeCabinet(mosquitto, hub_site, f"SL{tag}", kind=line_kind) as line,
         ):
             for cab in (ca, cb, line):
-                await cab.birth()
+                await cab.birth(() if cab is line else LAYOUT)
                 await online(hub, cab.device)
             parcels = [announcement("PA1", a), announcement("PA2", a), announcement("PB1", b)]
             resp = await hub.dispatch.AnnounceParcels(

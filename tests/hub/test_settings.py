@@ -32,6 +32,8 @@ def test_environment_overrides() -> None:
             "LOCKERHUB_HUB_REGISTRY__AUTO_REGISTER": "false",
             "LOCKERHUB_HUB_STORAGE__PATH": "/tmp/x.db",
             "LOCKERHUB_HUB_SITES": '[{"id": "s1"}]',
+            # The inventory names sites: replaced with them.
+            "LOCKERHUB_HUB_DEVICES": '[{"id": "c1", "site": "s1", "layout": "S:1"}]',
             "OTHER": "ignored",
         },
     )
@@ -40,6 +42,7 @@ def test_environment_overrides() -> None:
     assert not s.registry.auto_register
     assert s.storage.path == Path("/tmp/x.db")
     assert [x.id for x in s.sites] == ["s1"]
+    assert [(d.id, d.layout) for d in s.devices] == [("c1", "S:1")]
 
 
 @pytest.mark.parametrize(

@@ -220,10 +220,10 @@ async def feed_hub(hub: HubHarness, prom: Prometheus) -> None:
         "zeroed parcel counters",
     )
     async with (
-        hub.cabinet("CAB-1") as cab,
-        hub.cabinet("CAB-2") as gone,
-        hub.cabinet("LINE-A") as line_a,
-        hub.cabinet("LINE-B") as line_b,
+        hub.cabinet("CAB-1", layout=LAYOUT) as cab,
+        hub.cabinet("CAB-2", layout=LAYOUT[:2]) as gone,
+        hub.cabinet("LINE-A", kind=device_pb2.DEVICE_KIND_SORTING_LINE) as line_a,
+        hub.cabinet("LINE-B", kind=device_pb2.DEVICE_KIND_SORTING_LINE) as line_b,
     ):
         await cab.birth(LAYOUT)
         await gone.birth(LAYOUT[:2])

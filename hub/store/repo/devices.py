@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from hub.metrics.catalogue import Snapshot
-from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone, size_name
+from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone
 from hub.parcels.allocation import FreeSlot
 from hub.settings import SiteSettings
 from hub.store import Row, Tx
 from lockerhub.states import CompartmentState
-from lockerhub.v1 import common_pb2
 
 
 async def upsert_sites(tx: Tx, sites: Iterable[SiteSettings]) -> None:
@@ -36,6 +35,7 @@ def _device(row: Row, compartments: Sequence[CompartmentRecord] = ()) -> DeviceR
         energy_wh=row["energy_wh"],
         power_w=row["power_w"],
         compartments=tuple(compartments),
+        provisioned=bool(row["provisioned"]),
     )
 
 
@@ -92,31 +92,6 @@ async def set_status(
         "UPDATE devices SET online = ?, boot_count = ?, firmware = ?, last_seen_ms = ? "
         "WHERE id = ?",
         (int(online), boot_count, firmware, now_ms, device_id),
-    )
-
-
-async def upsert_compartments(
-    tx: Tx, device_id: str, specs: Iterable[common_pb2.CompartmentSpec]
-) -> None:
-    """Add or update the declared layout; hub-owned state (reservations, parcels) is kept."""
-    await tx.executemany(
-        "INSERT INTO compartments (device, id, size, width_mm, height_mm, depth_mm, max_weight_g, "
-        "zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device, id) DO UPDATE SET "
-        "size = excluded.size, width_mm = excluded.width_mm, height_mm = excluded.height_mm, "
-        "depth_mm = excluded.depth_mm, max_weight_g = excluded.max_weight_g, zone = excluded.zone",
-        [
-            (
-                device_id,
-                c.compartment_id,
-                size_name(c.size),
-                c.inner.width_mm,
-                c.inner.height_mm,
-                c.inner.depth_mm,
-                c.max_weight_g,
-                str(Zone.from_proto(c.zone)),
-            )
-            for c in specs
-        ],
     )
 
 
@@ -191,14 +166,16 @@ async def touch(tx: Tx, device_id: str, now_ms: int, seq: int = 0) -> None:
 
 
 async def free_slots(tx: Tx, sites: Iterable[str]) -> list[FreeSlot]:
-    """Free compartments of online cabinets at the given sites."""
+    """Free compartments of online cabinets at the given sites that the operator provisioned
+    and the cabinet's last birth confirmed (nothing else is ever allocated)."""
     wanted = sorted(set(sites))
     if not wanted:
         return []
     marks = ",".join("?" * len(wanted))
     rows = await tx.fetchall(
         "SELECT c.*, d.site FROM compartments c JOIN devices d ON d.id = c.device "  # noqa: S608 - placeholders only
-        f"WHERE c.state = 'free' AND d.online = 1 AND d.site IN ({marks})",
+        f"WHERE c.state = 'free' AND d.online = 1 AND d.site IN ({marks}) "
+        "AND d.kind = 'cabinet' AND d.provisioned = 1 AND c.provisioned = 1 AND c.confirmed = 1",
         wanted,
     )
     return [

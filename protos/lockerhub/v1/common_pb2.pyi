@@ -175,6 +175,10 @@ class _AlarmKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlarmKind.V
     ALARM_KIND_OUTBOX_FULL: _AlarmKind.ValueType  # 11
     """The device's outbox reached its bound; business events are kept, telemetry is coalesced."""
     ALARM_KIND_SORTER_STALLED: _AlarmKind.ValueType  # 12
+    ALARM_KIND_LAYOUT_MISMATCH: _AlarmKind.ValueType  # 13
+    """A birth's compartments (or kind) differ from the layout the operator provisioned."""
+    ALARM_KIND_UNAUTHORIZED_EVENT: _AlarmKind.ValueType  # 14
+    """The device sent an event its kind, site or the parcel's place does not allow (refused)."""
 
 class AlarmKind(_AlarmKind, metaclass=_AlarmKindEnumTypeWrapper): ...
 
@@ -192,6 +196,10 @@ ALARM_KIND_KEYPAD_LOCKOUT: AlarmKind.ValueType  # 10
 ALARM_KIND_OUTBOX_FULL: AlarmKind.ValueType  # 11
 """The device's outbox reached its bound; business events are kept, telemetry is coalesced."""
 ALARM_KIND_SORTER_STALLED: AlarmKind.ValueType  # 12
+ALARM_KIND_LAYOUT_MISMATCH: AlarmKind.ValueType  # 13
+"""A birth's compartments (or kind) differ from the layout the operator provisioned."""
+ALARM_KIND_UNAUTHORIZED_EVENT: AlarmKind.ValueType  # 14
+"""The device sent an event its kind, site or the parcel's place does not allow (refused)."""
 Global___AlarmKind: _TypeAlias = AlarmKind  # noqa: Y015
 
 @_typing.final

@@ -341,6 +341,33 @@ class WithdrawParcelRequest(_message.Message):
 Global___WithdrawParcelRequest: _TypeAlias = WithdrawParcelRequest  # noqa: Y015
 
 @_typing.final
+class ReissuePickupCodeRequest(_message.Message):
+    """Replace the pickup code of a deposited parcel (audited): the old code stops working, the
+    cabinet gets the new code's hash and the recipient a new notice.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    reason: _builtins.str
+    """Why (required; kept in the parcel's history)."""
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parcel_id", b"parcel_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReissuePickupCodeRequest: _TypeAlias = ReissuePickupCodeRequest  # noqa: Y015
+
+@_typing.final
 class Vehicle(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -59,6 +59,11 @@ class DispatchServiceStub:
                 request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.SerializeToString,
                 response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
                 _registered_method=True)
+        self.ReissuePickupCode = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/ReissuePickupCode',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.ReissuePickupCodeRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+                _registered_method=True)
         self.PlanRoutes = channel.unary_unary(
                 '/lockerhub.v1.DispatchService/PlanRoutes',
                 request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.SerializeToString,
@@ -105,6 +110,12 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReissuePickupCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PlanRoutes(self, request, context):
         """Runs the route planner off the event loop (process pool).
         """
@@ -145,6 +156,11 @@ def add_DispatchServiceServicer_to_server(servicer, server):
             'WithdrawParcel': grpc.unary_unary_rpc_method_handler(
                     servicer.WithdrawParcel,
                     request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.SerializeToString,
+            ),
+            'ReissuePickupCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReissuePickupCode,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.ReissuePickupCodeRequest.FromString,
                     response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.Parcel.SerializeToString,
             ),
             'PlanRoutes': grpc.unary_unary_rpc_method_handler(
@@ -292,6 +308,33 @@ class DispatchService:
             target,
             '/lockerhub.v1.DispatchService/WithdrawParcel',
             lockerhub_dot_v1_dot_dispatch__pb2.WithdrawParcelRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReissuePickupCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/ReissuePickupCode',
+            lockerhub_dot_v1_dot_dispatch__pb2.ReissuePickupCodeRequest.SerializeToString,
             lockerhub_dot_v1_dot_dispatch__pb2.Parcel.FromString,
             options,
             channel_credentials,

@@ -37,6 +37,7 @@ class DispatchServiceStub:
     CancelParcel: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.CancelParcelRequest, _dispatch_pb2.Parcel]
     """Only before deposit; frees the reservation on the cabinet."""
     WithdrawParcel: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.WithdrawParcelRequest, _dispatch_pb2.Parcel]
+    ReissuePickupCode: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.ReissuePickupCodeRequest, _dispatch_pb2.Parcel]
     PlanRoutes: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]
     """Runs the route planner off the event loop (process pool)."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]
@@ -51,6 +52,7 @@ class DispatchServiceAsyncStub(DispatchServiceStub):
     CancelParcel: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.CancelParcelRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
     """Only before deposit; frees the reservation on the cabinet."""
     WithdrawParcel: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.WithdrawParcelRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
+    ReissuePickupCode: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.ReissuePickupCodeRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
     PlanRoutes: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]  # type: ignore[assignment]
     """Runs the route planner off the event loop (process pool)."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]  # type: ignore[assignment]
@@ -90,6 +92,13 @@ class DispatchServiceServicer(metaclass=_abc_1.ABCMeta):
     def WithdrawParcel(
         self,
         request: _dispatch_pb2.WithdrawParcelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.Parcel, _abc.Awaitable[_dispatch_pb2.Parcel]]: ...
+
+    @_abc_1.abstractmethod
+    def ReissuePickupCode(
+        self,
+        request: _dispatch_pb2.ReissuePickupCodeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_dispatch_pb2.Parcel, _abc.Awaitable[_dispatch_pb2.Parcel]]: ...
 

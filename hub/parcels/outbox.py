@@ -1,0 +1,146 @@
+"""The notice outbox worker: delivers stored recipient notices at least once, off the ingest path.
+
+A notice is written as a row in the transaction of the change that causes it (a deposit, a
+reminder, a reissued code: :meth:`NoticeOutbox.add`), so a crash between that commit and the
+send loses nothing. The worker (the supervised ``notice-outbox`` loop) sends due rows one by one
+through the :class:`~hub.parcels.notify.Notifier` with the row's idempotency key, marks them
+delivered (erasing the plaintext code) or schedules a retry with a jittered exponential backoff,
+all measured on the injected clock. A slow or hung notifier delays only other notices: ingestion
+never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from hub.metrics.catalogue import HubMetrics
+from hub.parcels.notify import Notifier, PickupNotice
+from hub.settings import NotifySettings
+from hub.store import Store, Tx
+from hub.store.repo import notices as repo
+from lockerhub.backoff import Backoff
+from lockerhub.clock import Clock
+
+log = logging.getLogger(__name__)
+_BATCH = 100
+
+
+class NoticeOutbox:
+    """Owns the notice outbox table's delivery; :meth:`add` runs in the caller's transaction."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        clock: Clock,
+        settings: NotifySettings,
+        metrics: HubMetrics,
+    ) -> None:
+        self._store = store
+        self._notifier = notifier
+        self._clock = clock
+        self._settings = settings
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+
+    @staticmethod
+    async def add(tx: Tx, notice: PickupNotice, now_ms: int) -> str:
+        """Store ``notice`` for delivery (inside the caller's transaction); returns its
+        idempotency key. Call :meth:`wake` after the commit."""
+        key = f"{notice.kind}-{uuid.uuid4().hex}"
+        await repo.add(
+            tx,
+            key=key,
+            parcel_id=notice.parcel_id,
+            kind=notice.kind,
+            code=notice.code,
+            site=notice.site,
+            cabinet=notice.cabinet,
+            compartment=notice.compartment,
+            deadline_ms=notice.deadline_ms,
+            now_ms=now_ms,
+        )
+        return key
+
+    def wake(self) -> None:
+        """New notices were committed: send them now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver whenever woken, and every ``notify.poll_s`` on the clock (due retries)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._timer(), name="notice-outbox-timer")
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.deliver_due()
+
+    async def _timer(self) -> None:
+        while True:
+            await self._clock.sleep(self._settings.poll_s)
+            self._wake.set()
+
+    async def deliver_due(self) -> int:
+        """Try every due notice once; returns how many were delivered."""
+        delivered = 0
+        while True:
+            async with self._store.read() as tx:
+                batch = await repo.due(tx, self._clock.now_ms(), _BATCH)
+            for row in batch:
+                delivered += await self._deliver(row)
+            if len(batch) < _BATCH:
+                return delivered
+
+    async def _deliver(self, row: repo.PendingNotice) -> int:
+        notice = PickupNotice(
+            row.parcel_id,
+            row.phone,
+            row.code,
+            row.site,
+            row.cabinet,
+            row.compartment,
+            row.deadline_ms,
+            kind=row.kind,
+            key=row.key,
+        )
+        try:
+            await self._call(notice)
+        except Exception as exc:  # any notifier failure: retry later
+            backoff = Backoff(self._settings.retry_min_s, self._settings.retry_max_s)
+            backoff.attempt = row.attempts
+            retry_ms = self._clock.now_ms() + int(backoff.next_delay() * 1000)
+            async with self._store.transaction() as tx:
+                await repo.mark_failed(tx, row.row_id, next_attempt_ms=retry_ms, error=repr(exc))
+            self._metrics.notifications_failed.inc()
+            log.warning(  # the key, never the parcel, the phone or the code
+                "notice %s not delivered, attempt %d: %s",
+                row.key,
+                row.attempts + 1,
+                type(exc).__name__,
+            )
+            return 0
+        async with self._store.transaction() as tx:
+            await repo.mark_delivered(tx, row.row_id, self._clock.now_ms())
+        self._metrics.notices_delivered.labels(row.kind).inc()
+        return 1
+
+    async def _call(self, notice: PickupNotice) -> None:
+        """``notifier.notify(notice)``, failed with TimeoutError after ``notify.timeout_s`` of
+        the clock (the notifier's task is cancelled)."""
+        send = asyncio.ensure_future(self._notifier.notify(notice))
+        timer = asyncio.ensure_future(self._clock.sleep(self._settings.timeout_s))
+        try:
+            await asyncio.wait((send, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timed_out = not send.done()
+            for task in (timer, send):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if timed_out:
+            raise TimeoutError(f"notifier took more than {self._settings.timeout_s:g} s")
+        send.result()

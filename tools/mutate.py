@@ -9,7 +9,8 @@ one mutant applied (nothing is written to the work tree). A failing run kills th
 past the timeout kills it by timeout (reported apart), a passing run lets it survive.
 
 Score = (killed + timed out) / (mutants - listed equivalents). Exit status 1 when a module scores
-below its ``fail_under`` or a survivor is neither killed nor listed, 2 on a configuration error.
+below its ``fail_under``, a survivor is neither killed nor listed, an equivalent is stale or a
+mutant could not be run; 2 on a configuration error.
 """
 
 from __future__ import annotations
@@ -201,13 +202,14 @@ def print_report(report: Report, all_ids: set[str]) -> bool:
             print(f"  timeout    {o.mutant.id}  {o.mutant.describe()}")
         elif o.status == "error":
             print(f"  ERROR      {o.mutant.id}  {o.mutant.describe()} (exit not from the tests)")
-        elif o.status in ("killed", "timeout") and o.mutant.id in report.equivalent:
+        if o.status in ("killed", "timeout") and o.mutant.id in report.equivalent:
             print(f"  NOT EQUIVALENT (caught; remove it from the file) {o.mutant.id}")
     ran = {o.mutant.id for o in report.outcomes}
-    for mutant_id in sorted(set(report.equivalent) - all_ids):
+    stale = sorted(set(report.equivalent) - all_ids)
+    for mutant_id in stale:
         print(f"  STALE      {mutant_id} is listed as equivalent but no longer exists")
     partial = ran != all_ids
-    ok = report.score >= t.fail_under and errors == 0
+    ok = report.score >= t.fail_under and errors == 0 and not stale
     if not partial:
         ok = ok and not report.survivors
     return ok

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # also runs sqlite3, openssl and curl; the simulation report is checked in headless chromium).
 SYSTEM_BINARIES := mosquitto:mosquitto prometheus:prometheus promtool:prometheus sqlite3:sqlite3 openssl:openssl curl:curl chromium:chromium
 
-.PHONY: run test test-fast lint proto bench soak system-deps venv clean
+.PHONY: run test test-fast lint proto bench soak mutate system-deps venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +54,13 @@ proto: $(STAMP)
 bench: $(STAMP) system-deps
 	@set -e; for script in tests/benchmarks/bench_*.py; do \
 	  echo "== $$script"; $(PY) $$script; done
+
+## mutate: mutation score per module (tests/mutation/targets.toml; docs/testing.md).
+## MODULES="lockerhub.codec edge.outbox" picks some, MUTATE_JOBS=2 runs mutants in parallel.
+MODULES ?=
+MUTATE_JOBS ?= 1
+mutate: $(STAMP) system-deps
+	$(PY) tools/mutate.py --jobs $(MUTATE_JOBS) $(MODULES)
 
 ## soak: the long variants of soak and scale tests (marked slow; `make test` runs short ones)
 soak: $(STAMP) system-deps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from edge.store import Store
 from lockerhub.clock import Clock, SystemClock
@@ -23,13 +24,39 @@ Publish = Callable[[Kind, bytes], Awaitable[None]]
 _BURST = 10
 
 
+class Timer(Protocol):
+    """Monotonic seconds and a sleep on the same time line: what paces the replay."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class LoopTimer:
+    """The running event loop's clock (tests pass a virtual one)."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class Outbox:
     """Wakes the pump when entries are committed; ``pump()`` runs per connection."""
 
-    def __init__(self, store: Store, *, batch: int = 100, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch: int = 100,
+        clock: Clock | None = None,
+        timer: Timer | None = None,
+    ) -> None:
         self._store = store
         self._batch = batch
         self._clock: Clock = clock or SystemClock()
+        self._timer: Timer = timer or LoopTimer()
         self._wakeup = asyncio.Event()
         self.published = 0
 
@@ -48,9 +75,8 @@ class Outbox:
         Raises:
             LinkError: from ``publish`` when the connection fails (the entry stays stored).
         """
-        loop = asyncio.get_running_loop()
         interval = 1.0 / rate_per_s
-        next_at = loop.time()
+        next_at = self._timer.time()
         while True:
             self._wakeup.clear()
             entries = await self._store.outbox_peek(self._batch)
@@ -60,10 +86,10 @@ class Outbox:
             done: list[int] = []
             try:
                 for entry in entries:
-                    now = loop.time()
+                    now = self._timer.time()
                     next_at = max(next_at, now - _BURST * interval)
                     if next_at > now:
-                        await asyncio.sleep(next_at - now)
+                        await self._timer.sleep(next_at - now)
                     next_at += interval
                     await publish(entry.kind, entry.payload)
                     done.append(entry.id)

@@ -9,6 +9,7 @@ field that is an array of tables takes JSON (``LOCKERHUB_HUB_SITES='[{"id": "s1"
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import tomllib
@@ -148,6 +149,10 @@ def _convert(value: Any, target: Any, key: str, error: type[Exception]) -> Any:
         ),
         str: (isinstance(value, str), "a string"),
         Path: (isinstance(value, str), "a string (a file path)"),
+        dt.datetime: (
+            isinstance(value, dt.datetime) and value.utcoffset() is not None,
+            "a date-time with a UTC offset (2027-01-31T00:00:00Z)",
+        ),
     }
     if target not in checks:
         raise error(f"{key}: unsupported type")
@@ -173,6 +178,11 @@ def _from_env(text: str, target: Any, key: str, error: type[Exception]) -> Any:
             return int(text)
         if float in options:
             return float(text)
+        if dt.datetime in options:
+            value = dt.datetime.fromisoformat(text)
+            if value.utcoffset() is None:
+                raise ValueError(text)
+            return value
     except ValueError:
         raise error(f"{key}: cannot read {text[:40]!r} as {options[0].__name__}") from None
     if any(typing.get_origin(t) is tuple or dataclasses.is_dataclass(t) for t in options):

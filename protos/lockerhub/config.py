@@ -46,6 +46,8 @@ def load_settings(
             raise error(f"cannot read config file {path}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise error(f"{path} is not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # tomllib recurses once per level of nesting
+            raise error(f"{path} is not valid TOML: nested too deeply") from exc
     apply_env(cls, data, env, env_prefix=env_prefix, error=error)
     return build(cls, data, error=error)
 
@@ -97,7 +99,7 @@ def apply_env(
                 raise error(f"{name}: unknown setting (use {env_prefix}<SECTION>__<KEY>)")
             try:
                 data[section] = json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise error(f"{name} ({section}): not a JSON array: {exc}") from exc
             continue
         if not dataclasses.is_dataclass(target):
@@ -178,11 +180,6 @@ def _from_env(text: str, target: Any, key: str, error: type[Exception]) -> Any:
             return int(text)
         if float in options:
             return float(text)
-        if dt.datetime in options:
-            value = dt.datetime.fromisoformat(text)
-            if value.utcoffset() is None:
-                raise ValueError(text)
-            return value
     except ValueError:
         raise error(f"{key}: cannot read {text[:40]!r} as {options[0].__name__}") from None
     if any(typing.get_origin(t) is tuple or dataclasses.is_dataclass(t) for t in options):

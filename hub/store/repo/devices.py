@@ -217,13 +217,24 @@ async def free_slots(tx: Tx, sites: Iterable[str]) -> list[FreeSlot]:
 
 
 async def occupancy(tx: Tx) -> Snapshot:
+    """Counts by (site, size, state), zeros included: every state of every size class the fleet
+    has, at every site with compartments (so that "0 occupied" is a value, not a missing series)."""
     comps = await tx.fetchall(
         "SELECT d.site, c.size, c.state, COUNT(*) AS n FROM compartments c "
         "JOIN devices d ON d.id = c.device GROUP BY d.site, c.size, c.state"
     )
     online = await tx.fetchall("SELECT kind, SUM(online) AS n FROM devices GROUP BY kind")
+    sites = sorted({r["site"] for r in comps})
+    sizes = sorted({r["size"] for r in comps})
+    counts = {
+        (site, size, str(state)): 0
+        for site in sites
+        for size in sizes
+        for state in CompartmentState
+    }
+    counts.update({(r["site"], r["size"], r["state"]): r["n"] for r in comps})
     return Snapshot(
-        compartments={(r["site"], r["size"], r["state"]): r["n"] for r in comps},
+        compartments=counts,
         devices_online={r["kind"]: r["n"] for r in online},
     )
 

@@ -150,9 +150,7 @@ async def test_reflection_v1_and_v1alpha(hub: HubHarness, service: str) -> None:
     )
     requests = [
         reflection_pb2.ServerReflectionRequest(list_services=""),
-        reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol="lockerhub.v1.AdminService"
-        ),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="lockerhub.v1.AdminService"),
     ]
     answers = [r async for r in call(iter(requests))]
     names = {s.name for s in answers[0].list_services_response.service}

@@ -460,7 +460,7 @@ Global___AlarmRaised: _TypeAlias = AlarmRaised  # noqa: Y015
 @_typing.final
 class DeviceEvent(_message.Message):
     """QoS 1 business event on <device>/event. (device, seq) and event_id are unique; the hub applies each
-    exactly once and in seq order.
+    exactly once, in arrival order, and asks for missing seqs with ResendEvents (docs/asyncapi.yaml).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -91,6 +91,8 @@ class Registry:
             firmware=status.firmware_version,
             now_ms=now_ms,
         )
+        if online:  # the birth says which payload format the device reads
+            await repo.set_accept(tx, topic.device, status.accept)
         if online and status.compartments:
             await repo.upsert_compartments(tx, topic.device, status.compartments)
             self._compartments.pop(topic.device, None)

@@ -179,4 +179,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "payload format each device asked for",
+        """
+        ALTER TABLE devices ADD COLUMN accept TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )

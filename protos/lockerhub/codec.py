@@ -51,6 +51,11 @@ def encode_json(message: Message) -> bytes:
     return json_format.MessageToJson(message, indent=None).encode()
 
 
+def encode_as(message: Message, content_type: str) -> bytes:
+    """``message`` in the format a device asked for (its birth's ``accept``)."""
+    return encode_json(message) if content_type == CONTENT_TYPE_JSON else encode(message)
+
+
 def decode(
     kind: Kind,
     payload: bytes,
@@ -133,6 +138,10 @@ def _validate_status(m: Message) -> None:
             raise PayloadError("invalid", "compartments.inner dimensions must be positive")
     _check_text(m.firmware_version, "firmware_version")
     m.firmware_version = clean_text(m.firmware_version)
+    if m.accept not in ("", CONTENT_TYPE_PROTOBUF, CONTENT_TYPE_JSON):
+        raise PayloadError(
+            "invalid", f"accept must be {CONTENT_TYPE_JSON!r} or {CONTENT_TYPE_PROTOBUF!r}"
+        )
 
 
 def _validate_telemetry(m: Message) -> None:

@@ -9,6 +9,7 @@ from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone, size_name
 from hub.parcels.allocation import FreeSlot
 from hub.settings import SiteSettings
 from hub.store import Row, Tx
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF
 from lockerhub.states import CompartmentState
 from lockerhub.v1 import common_pb2
 
@@ -237,6 +238,22 @@ async def occupancy(tx: Tx) -> Snapshot:
         compartments=counts,
         devices_online={r["kind"]: r["n"] for r in online},
     )
+
+
+async def set_accept(tx: Tx, device_id: str, accept: str) -> None:
+    """Record the content type a device asked for in its birth (empty = binary)."""
+    await tx.execute("UPDATE devices SET accept = ? WHERE id = ?", (accept, device_id))
+
+
+async def accepts(tx: Tx) -> dict[str, str]:
+    """Device id -> content type its cmd and desired payloads are published in."""
+    rows = await tx.fetchall("SELECT id, accept FROM devices")
+    return {r["id"]: r["accept"] or CONTENT_TYPE_PROTOBUF for r in rows}
+
+
+async def accept_of(tx: Tx, device_id: str) -> str:
+    row = await tx.fetchone("SELECT accept FROM devices WHERE id = ?", (device_id,))
+    return (row["accept"] if row is not None else "") or CONTENT_TYPE_PROTOBUF
 
 
 async def disabled_compartments(tx: Tx, device_id: str) -> list[str]:

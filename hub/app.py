@@ -24,7 +24,7 @@ from hub.devices.desired import DesiredStates
 from hub.devices.fleet import FleetService
 from hub.devices.inventory import Inventory
 from hub.devices.registry import Registry
-from hub.errors import HubError
+from hub.errors import ConfigError, HubError, StoreError
 from hub.ingest.events import EventApplier
 from hub.ingest.pipeline import Ingestor
 from hub.metrics.catalogue import HubMetrics
@@ -45,6 +45,7 @@ from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
+from lockerhub.files import open_private_append
 from lockerhub.supervise import supervise
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,12 @@ class HubApp:
     async def __aenter__(self) -> Self:
         s = self.settings
         try:
-            store = await self._stack.enter_async_context(Store(s.storage.path))
+            if isinstance(self.notifier, FileNotifier):  # fail at start, not at the first notice
+                await asyncio.to_thread(_check_writable, s.notify.path, "notify.path")
+            try:
+                store = await self._stack.enter_async_context(Store(s.storage.path))
+            except StoreError as exc:
+                raise ConfigError(f"storage.path: {exc}") from exc
             async with store.transaction() as tx:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
@@ -201,7 +207,7 @@ class HubApp:
                 charging=self._charging,
             )
             self._grpc = await self._stack.enter_async_context(
-                GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics)
+                GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)
             )
             self._metrics_server = await self._stack.enter_async_context(
                 MetricsServer(self.metrics.registry, s.metrics.host, s.metrics.port)
@@ -317,6 +323,13 @@ class HubApp:
         if value is None:
             raise RuntimeError("HubApp is not running: use `async with HubApp(...)`")
         return value
+
+
+def _check_writable(path: Path, key: str) -> None:
+    try:
+        open_private_append(path).close()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

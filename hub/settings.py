@@ -6,6 +6,7 @@ Relative paths are taken relative to the working directory.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,11 +117,17 @@ _HEX = frozenset("0123456789abcdef")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenSettings:
-    """One API token: who (the audit name), its role, and the SHA-256 hex digest of the token."""
+    """One API token: who (the audit name), its role, the SHA-256 hex digest of the token, and
+    optionally when it expires (a TOML date-time with an offset; an expired token is refused)."""
 
     name: str
     role: str
     sha256: str
+    expires: dt.datetime | None = None
+
+    @property
+    def expires_ms(self) -> int | None:
+        return None if self.expires is None else int(self.expires.timestamp() * 1000)
 
     def __post_init__(self) -> None:
         _check_id(self.name, "auth.tokens.name")

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from lockerhub.v1 import common_pb2, dispatch_pb2, fleet_pb2
 
 
+def safe(value: Any) -> str:
+    """``str(value)`` with control characters (escape sequences, newlines, bidi overrides)
+    shown escaped, so that text from a device or another operator cannot drive the terminal."""
+    text = str(value)
+    if all(unicodedata.category(c)[0] != "C" for c in text):
+        return text
+    return "".join(c if unicodedata.category(c)[0] != "C" else ascii(c)[1:-1] for c in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in headers], *[[str(c) for c in r] for r in rows]]
+    """A plain aligned text table (cells through :func:`safe`)."""
+    cells = [[safe(c) for c in headers], *[[safe(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -92,4 +102,4 @@ def event_line(e: dispatch_pb2.LiveEvent) -> str:
         what = f"alarm {a.alarm_id} {enum_name(common_pb2.AlarmKind, a.kind, 'ALARM_KIND_')}"
         state = a.status
         extra = "/".join(x for x in (a.site, a.device_id, a.compartment_id) if x)
-    return f"{e.cursor:>8}  {when}  {what:<36}  {state:<12}  {extra}"
+    return safe(f"{e.cursor:>8}  {when}  {what:<36}  {state:<12}  {extra}")

@@ -1,7 +1,8 @@
 """Bearer-token authentication with roles, for the one auth interceptor (``hub.api.interceptors``).
 
 Tokens are configured as SHA-256 hex digests (``lockerhub hub-token`` makes a token and its
-digest); the plaintext never lives in the settings. Roles nest: viewer < operator < admin.
+digest); the plaintext never lives in the settings. A token may expire. Roles nest: viewer <
+operator < admin; admin alone may read the token table (AdminService.ListTokens).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ class Role(enum.IntEnum):
     VIEWER = 1
     OPERATOR = 2
     ADMIN = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenEntry:
+    """A configured token as the hub knows it: never its digest outside this module."""
+
+    name: str
+    role: Role
+    expires_ms: int | None = None
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_ms is not None and now_ms >= self.expires_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,7 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 # The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
 _VIEW2 = ("ListAlarms", "ListChargingPiles")
+_ADMIN = ("ListTokens",)
 _OPERATE = (
     "AnnounceParcels",
     "CancelParcel",
@@ -73,6 +87,7 @@ _OPERATE = (
 REQUIRED_ROLE: dict[str, Role] = {
     **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2)},
     **{m: Role.OPERATOR for m in _OPERATE},
+    **{m: Role.ADMIN for m in _ADMIN},
 }
 
 
@@ -88,17 +103,22 @@ def token_digest(token: str) -> str:
 class TokenBook:
     """The configured tokens; ``lookup`` compares digests in constant time."""
 
-    def __init__(self, entries: Iterable[tuple[str, Role, str]]) -> None:
-        self._entries = [(name, role, digest.lower()) for name, role, digest in entries]
+    def __init__(self, entries: Iterable[tuple[TokenEntry, str]]) -> None:
+        self._entries = [(entry, digest.lower()) for entry, digest in entries]
 
     @property
     def enabled(self) -> bool:
         return bool(self._entries)
 
-    def lookup(self, token: str) -> Principal | None:
+    @property
+    def entries(self) -> list[TokenEntry]:
+        return [entry for entry, _ in self._entries]
+
+    def lookup(self, token: str) -> TokenEntry | None:
+        """The entry of ``token`` (expired or not: the caller tells the two apart)."""
         digest = token_digest(token)
-        found: Principal | None = None
-        for name, role, expected in self._entries:
+        found: TokenEntry | None = None
+        for entry, expected in self._entries:
             if hmac.compare_digest(digest, expected):
-                found = Principal(name, role)
+                found = entry
         return found

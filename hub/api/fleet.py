@@ -91,12 +91,12 @@ class FleetServicer(ChargingRpcs, fleet_pb2_grpc.FleetServiceServicer):
         self, request: fleet_pb2.AlarmActionRequest, context: aio.ServicerContext
     ) -> fleet_pb2.Alarm:
         alarm_id = validate.alarm_id(request.alarm_id)
-        validate.reason(request.note, required=False)
+        validate.reason(request.note, required=False, field="note")
         return convert.alarm(await self._alarms.acknowledge(alarm_id, actor=current_actor()))
 
     async def ClearAlarm(
         self, request: fleet_pb2.AlarmActionRequest, context: aio.ServicerContext
     ) -> fleet_pb2.Alarm:
         alarm_id = validate.alarm_id(request.alarm_id)
-        validate.reason(request.note, required=False)
+        validate.reason(request.note, required=False, field="note")
         return convert.alarm(await self._alarms.clear(alarm_id, actor=current_actor()))

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import grpc
 from grpc import aio
 
-from hub.api.auth import TokenBook, required_role, set_principal
+from hub.api.auth import Principal, TokenBook, required_role, set_principal
 from hub.errors import (
     CommandTimeout,
     Conflict,
@@ -22,6 +22,7 @@ from hub.errors import (
     NotFound,
     StoreError,
 )
+from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,9 @@ class DomainErrorInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
 
 class _Auth(_Wrapper):
-    def __init__(self, book: TokenBook) -> None:
+    def __init__(self, book: TokenBook, clock: Clock) -> None:
         self._book = book
+        self._clock = clock
 
     async def before(self, method: str, context: Context) -> None:
         header = ""
@@ -138,10 +140,13 @@ class _Auth(_Wrapper):
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing bearer token (metadata 'authorization: Bearer <token>')",
             )
-        principal = self._book.lookup(token.strip())
-        if principal is None:
+        entry = self._book.lookup(token.strip())
+        if entry is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked token")
-        assert principal is not None
+        assert entry is not None
+        if entry.expired(self._clock.now_ms()):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"token {entry.name!r} expired")
+        principal = Principal(entry.name, entry.role)
         needed = required_role(method)
         if principal.role < needed:
             await context.abort(
@@ -156,8 +161,8 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     """Bearer tokens with roles on every operator RPC (health and reflection stay open, so that
     orchestrators can probe the hub). Disabled when no token is configured."""
 
-    def __init__(self, book: TokenBook) -> None:
-        self._auth = _Auth(book)
+    def __init__(self, book: TokenBook, clock: Clock) -> None:
+        self._auth = _Auth(book, clock)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails

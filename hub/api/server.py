@@ -1,10 +1,12 @@
-"""The grpc.aio server: servicers, health (following store + broker), reflection, interceptors,
-optional TLS."""
+"""The grpc.aio server: servicers, health (following store + broker), reflection (v1 and v1alpha),
+interceptors, optional TLS; the port is bound exclusively (no SO_REUSEPORT)."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -12,9 +14,10 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from hub.api.auth import Role, TokenBook
+from hub.api.admin import AdminServicer
+from hub.api.auth import Role, TokenBook, TokenEntry
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
@@ -25,7 +28,15 @@ from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
-from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc, fleet_pb2, fleet_pb2_grpc
+from lockerhub.clock import Clock, SystemClock
+from lockerhub.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    dispatch_pb2,
+    dispatch_pb2_grpc,
+    fleet_pb2,
+    fleet_pb2_grpc,
+)
 
 if TYPE_CHECKING:
     from hub.metrics.catalogue import HubMetrics
@@ -36,8 +47,15 @@ log = logging.getLogger(__name__)
 SERVICES = (
     dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name,
     fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
 _GRACE_S = 5.0
+# grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
+# the clients, with its own (maybe no) tokens. One hub per port: a taken port fails the start.
+SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+# grpcio-reflection serves only v1alpha (grpc/grpc#38576); v1 has the same messages under another
+# package name, so the same servicer answers both (grpcurl and Postman ask for v1 first).
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +71,44 @@ class ApiServices:
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
-    return TokenBook((t.name, Role[t.role.upper()], t.sha256) for t in settings.tokens)
+    return TokenBook(
+        (TokenEntry(name=t.name, role=Role[t.role.upper()], expires_ms=t.expires_ms), t.sha256)
+        for t in settings.tokens
+    )
+
+
+def _reflection_v1(servicer: reflection.aio.ReflectionServicer) -> grpc.GenericRpcHandler:
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
+
+
+def _check_tls(cert: Path, key: Path) -> tuple[bytes, bytes]:
+    """Read and parse the PEM files (grpc only says "Failed to bind" about a bad one).
+
+    Raises:
+        ConfigError: naming the key whose file is unreadable or not valid PEM.
+    """
+    for name, path in (("grpc.tls_cert", cert), ("grpc.tls_key", key)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_verify_locations(cadata=cert.read_text("ascii", errors="replace"))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"grpc.tls_cert: {cert} is not a PEM certificate: {exc}") from exc
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"grpc.tls_key: {key} is not a PEM private key matching grpc.tls_cert: {exc}"
+        ) from exc
+    return key.read_bytes(), cert.read_bytes()
 
 
 class GrpcServer:
@@ -66,8 +121,10 @@ class GrpcServer:
         *,
         auth: AuthSettings | None = None,
         metrics: HubMetrics | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
+        clock = clock or SystemClock()
         book = token_book(auth or AuthSettings())
         interceptors: list[aio.ServerInterceptor] = []
         if metrics is not None:
@@ -75,11 +132,11 @@ class GrpcServer:
 
             interceptors.append(MetricsInterceptor(metrics))
         if book.enabled:
-            interceptors.append(AuthInterceptor(book))
+            interceptors.append(AuthInterceptor(book, clock))
         else:
             log.warning("grpc: no [auth] tokens configured: the operator API is open to anyone")
         interceptors.append(DomainErrorInterceptor())
-        self._server = aio.server(interceptors=interceptors)
+        self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
             DispatchServicer(api.parcels, api.feed, api.planner), self._server
@@ -87,15 +144,18 @@ class GrpcServer:
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
         )
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(book, clock), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
+        reflector = reflection.aio.ReflectionServicer(
             (
                 *SERVICES,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
-            ),
-            self._server,
+                REFLECTION_V1,
+            )
         )
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflector, self._server)
+        self._server.add_generic_rpc_handlers((_reflection_v1(reflector),))
         self.port = 0
 
     @property
@@ -105,18 +165,19 @@ class GrpcServer:
     async def __aenter__(self) -> Self:
         s = self._settings
         target = f"{s.host}:{s.port}"
+        pair = (
+            None if s.tls_cert is None or s.tls_key is None else _check_tls(s.tls_cert, s.tls_key)
+        )
         try:
-            if s.tls_cert is not None and s.tls_key is not None:
-                credentials = grpc.ssl_server_credentials(
-                    [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())]
-                )
+            if pair is not None:
+                credentials = grpc.ssl_server_credentials([pair])
                 self.port = self._server.add_secure_port(target, credentials)
             else:
                 self.port = self._server.add_insecure_port(target)
-        except OSError as exc:
-            raise ConfigError(f"grpc.tls_cert: cannot read the TLS files: {exc}") from exc
         except RuntimeError as exc:
-            raise ConfigError(f"grpc.port: cannot listen on {target}: {exc}") from exc
+            raise ConfigError(
+                f"grpc.port: cannot listen on {target} (in use by another process?): {exc}"
+            ) from exc
         await self._server.start()
         await self.set_serving(False)
         return self

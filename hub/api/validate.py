@@ -130,18 +130,21 @@ def open_request(request: fleet_pb2.OpenCompartmentRequest) -> None:
     problems.raise_if_any()
 
 
-def reason(value: str, *, required: bool) -> str:
-    """An audit reason: stripped, at most MAX_REASON characters."""
+def reason(value: str, *, required: bool, field: str = "reason") -> str:
+    """An audit reason (or note, named by ``field``): stripped, at most MAX_REASON characters."""
     text = value.strip()
     if required and not text:
-        raise InvalidArgument("reason: is required (the action is audited)")
+        raise InvalidArgument(f"{field}: is required (the action is audited)")
     if len(value) > MAX_REASON:
-        raise InvalidArgument(f"reason: at most {MAX_REASON} characters")
+        raise InvalidArgument(f"{field}: at most {MAX_REASON} characters")
     return text
 
 
+_ALARM_ID = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes "١٢" and "²"
+
+
 def alarm_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not _ALARM_ID.fullmatch(value):
         raise InvalidArgument("alarm_id: must be an alarm id from ListAlarms (digits)")
     return int(value)
 

@@ -17,7 +17,7 @@ from hub.store import Store, Tx
 from hub.store.repo import commands as repo
 from hub.store.repo import devices as devices_repo
 from lockerhub.clock import Clock
-from lockerhub.codec import encode
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode, encode_as
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2
 
@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 class Publisher(Protocol):
     """Whatever puts a command on the wire (the broker connection)."""
 
-    async def publish(self, topic: Topic, payload: bytes, *, expiry_ms: int | None) -> None: ...
+    async def publish(
+        self,
+        topic: Topic,
+        payload: bytes,
+        *,
+        expiry_ms: int | None,
+        content_type: str = CONTENT_TYPE_PROTOBUF,
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +43,9 @@ class PendingCommand:
 
     command_id: str
     topic: Topic
-    payload: bytes
+    payload: bytes  # binary, as stored
     expires_ms: int
+    content_type: str = CONTENT_TYPE_PROTOBUF  # what the device asked for in its birth
 
 
 class CommandService:
@@ -85,7 +93,11 @@ class CommandService:
             expires_ms=command.expires_ms,
         )
         return PendingCommand(
-            command.command_id, Topic(site, device_id, Kind.COMMAND), payload, command.expires_ms
+            command.command_id,
+            Topic(site, device_id, Kind.COMMAND),
+            payload,
+            command.expires_ms,
+            await devices_repo.accept_of(tx, device_id),
         )
 
     async def publish(self, pending: PendingCommand) -> bool:
@@ -118,7 +130,12 @@ class CommandService:
         if remaining <= 0:
             return False
         try:
-            await self._publisher.publish(pending.topic, pending.payload, expiry_ms=remaining)
+            payload = pending.payload
+            if pending.content_type != CONTENT_TYPE_PROTOBUF:
+                payload = encode_as(device_pb2.Command.FromString(payload), pending.content_type)
+            await self._publisher.publish(
+                pending.topic, payload, expiry_ms=remaining, content_type=pending.content_type
+            )
         except BrokerError as exc:
             log.warning("command %s stays queued: %s", pending.command_id, exc)
             return False
@@ -248,7 +265,10 @@ class CommandService:
         async with self._store.read() as tx:
             rows = await repo.queued(tx, now)
             sites = {d.device_id: d.site for d in await devices_repo.list_devices(tx)}
+            formats = await devices_repo.accepts(tx)
         for command_id, device_id, body, expires_ms in rows:
             if device_id in sites:
                 topic = Topic(sites[device_id], device_id, Kind.COMMAND)
-                await self.publish(PendingCommand(command_id, topic, body, expires_ms))
+                await self.publish(
+                    PendingCommand(command_id, topic, body, expires_ms, formats[device_id])
+                )

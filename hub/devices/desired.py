@@ -22,7 +22,7 @@ from hub.store import Store, Tx
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
 from lockerhub.clock import Clock
-from lockerhub.codec import encode
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode_as
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import device_pb2
 
@@ -128,22 +128,30 @@ class DesiredStates:
         while True:
             async with self._store.read() as tx:
                 rows = await tx.fetchall(
-                    "SELECT s.device, s.version, d.site FROM desired_state s "
+                    "SELECT s.device, s.version, d.site, d.accept FROM desired_state s "
                     "JOIN devices d ON d.id = s.device WHERE s.published_version < s.version "
                     "ORDER BY s.updated_ms LIMIT ?",
                     (_BATCH,),
                 )
                 states = [
-                    (r["device"], r["site"], await self.build(tx, r["device"], r["version"]))
+                    (
+                        r["device"],
+                        r["site"],
+                        await self.build(tx, r["device"], r["version"]),
+                        r["accept"] or CONTENT_TYPE_PROTOBUF,
+                    )
                     for r in rows
                 ]
             if not states:
                 return done
             published: list[tuple[int, str]] = []
-            for device, site, state in states:
+            for device, site, state, accept in states:
                 try:
                     await self._publisher.publish(
-                        Topic(site, device, Kind.DESIRED), encode(state), expiry_ms=None
+                        Topic(site, device, Kind.DESIRED),
+                        encode_as(state, accept),
+                        expiry_ms=None,
+                        content_type=accept,
                     )
                 except BrokerError as exc:
                     log.warning("desired state of %s stays pending: %s", device, exc)

@@ -117,6 +117,8 @@ class Registry:
             now_ms=now_ms,
         )
         layout = None
+        if online:  # the birth says which payload format the device reads
+            await repo.set_accept(tx, topic.device, status.accept)
         if online:
             # A birth only confirms the operator's layout: it never adds a compartment.
             layout = compare(

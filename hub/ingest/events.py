@@ -34,6 +34,9 @@ FollowUp = Callable[[], Awaitable[None]]
 _HOUR_MS = 3_600_000
 # How long a device may take to act on a ResendEvents request.
 _RESEND_TTL_MS = 60_000
+# A seq this far past the highest seen is a fault (the largest edge outbox is 1e7 events): taking
+# it as the new highest would switch gap detection off for the device.
+MAX_SEQ_JUMP = 10_000_000
 
 
 @dataclass(slots=True)
@@ -157,6 +160,8 @@ class EventApplier:
         """Ask the device to resend events between the highest seen and ``seq`` (once per gap)."""
         last_seq, requested_to = await devices_repo.device_seq(tx, topic.device)
         first = max(last_seq, requested_to) + 1
+        if seq > first + MAX_SEQ_JUMP:
+            raise Dropped("invalid", f"seq {seq} of {topic.device} jumps past {first - 1}")
         if seq <= first:
             return []
         return await self.request_resend(tx, topic, first, seq - 1)

@@ -80,6 +80,10 @@ class DeviceReadings:
     chutes_full: int = 0
 
 
+# Prometheus base unit for energy is the joule; devices meter watt-hours.
+JOULES_PER_WH = 3600.0
+
+
 def _finite(value: float) -> bool:
     return math.isfinite(value) and value >= 0
 
@@ -149,9 +153,9 @@ class TelemetryCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         known = self._known()
         cab_energy = CounterMetricFamily(
-            "lockerhub_cabinet_energy_watt_hours",
-            "Energy used by a cabinet (its meter's cumulative reading, kept monotonic across "
-            "meter resets).",
+            "lockerhub_cabinet_energy_joules",
+            "Energy used by a cabinet in joules (its meter's cumulative Wh reading x 3600, kept "
+            "monotonic across meter resets).",
             labels=["site", "cabinet"],
         )
         cab_power = GaugeMetricFamily(
@@ -170,8 +174,8 @@ class TelemetryCollector(Collector):
             labels=["site", "cabinet", "stat"],
         )
         line_energy = CounterMetricFamily(
-            "lockerhub_sorter_energy_watt_hours",
-            "Energy used by a sorting line (meter reading, monotonic across resets).",
+            "lockerhub_sorter_energy_joules",
+            "Energy used by a sorting line in joules (meter Wh x 3600, monotonic across resets).",
             labels=["site", "line"],
         )
         line_power = GaugeMetricFamily(
@@ -195,14 +199,14 @@ class TelemetryCollector(Collector):
             if info is None or info.site != r.site:
                 continue  # deregistered or moved: stop exporting it
             if r.kind == "sorting_line":
-                line_energy.add_metric([r.site, device], r.energy.total)
+                line_energy.add_metric([r.site, device], r.energy.total * JOULES_PER_WH)
                 line_power.add_metric([r.site, device], r.power_w)
                 chutes.add_metric([r.site, device], r.chutes_full)
                 for name in SORTER_OUTCOMES:
                     counter = r.sorter.get(name)
                     line_parcels.add_metric([r.site, device, name], counter.total if counter else 0)
             elif r.kind == "cabinet":
-                cab_energy.add_metric([r.site, device], r.energy.total)
+                cab_energy.add_metric([r.site, device], r.energy.total * JOULES_PER_WH)
                 cab_power.add_metric([r.site, device], r.power_w)
                 doors.add_metric([r.site, device], r.doors_open)
                 if r.temp_min is not None and r.temp_max is not None:

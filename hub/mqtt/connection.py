@@ -13,6 +13,7 @@ from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound, MqttLink
 from hub.settings import BrokerSettings
 from lockerhub.backoff import Backoff
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF
 from lockerhub.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,14 @@ class BrokerConnection:
             await self._disconnect()
             await asyncio.sleep(self._backoff.next_delay())
 
-    async def publish(self, topic: Topic, payload: bytes, *, expiry_ms: int | None) -> None:
+    async def publish(
+        self,
+        topic: Topic,
+        payload: bytes,
+        *,
+        expiry_ms: int | None,
+        content_type: str = CONTENT_TYPE_PROTOBUF,
+    ) -> None:
         """Publish on the current link.
 
         Raises:
@@ -97,4 +105,4 @@ class BrokerConnection:
         link = self._link
         if link is None:
             raise BrokerError("the hub is not connected to the broker")
-        await link.publish(topic, payload, expiry_ms=expiry_ms)
+        await link.publish(topic, payload, expiry_ms=expiry_ms, content_type=content_type)

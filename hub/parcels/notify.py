@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hub.parcels.phones import mask_phone
+from lockerhub.files import open_private_append
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,5 @@ class FileNotifier:
             await asyncio.to_thread(self._append, line)
 
     def _append(self, line: str) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with self._path.open("a", encoding="utf-8") as f:
+        with open_private_append(self._path) as f:  # 0600: lines hold plaintext pickup codes
             f.write(line + "\n")

@@ -212,4 +212,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX notice_outbox_due ON notice_outbox(state, next_attempt_ms);
         """,
     ),
+    (
+        6,
+        "payload format each device asked for",
+        """
+        ALTER TABLE devices ADD COLUMN accept TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )

@@ -3,6 +3,8 @@ device says so with the MQTT 5 content type. Every decoded message is validated 
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from typing import TypeVar
 
 from google.protobuf import json_format
@@ -20,6 +22,12 @@ _MIN_TS_MS = 1_577_836_800_000
 _MAX_TS_MS = 4_102_444_800_000
 _MAX_ID_LEN = 64
 _MAX_TEXT_LEN = 512
+# Counters (seq, boot_count, versions) stay within the integers JSON and SQLite both hold exactly.
+MAX_COUNTER = 2**53 - 1
+# Physical plausibility: a meter or probe reading outside these is a fault, not data.
+_MAX_ENERGY_WH = 1e12
+_MAX_POWER_W = 1e7
+_TEMPERATURE_C = (-100.0, 150.0)
 
 M = TypeVar("M", bound=Message)
 
@@ -41,6 +49,11 @@ def encode(message: Message) -> bytes:
 def encode_json(message: Message) -> bytes:
     """Protobuf JSON mapping (content type CONTENT_TYPE_JSON), for third-party devices and tests."""
     return json_format.MessageToJson(message, indent=None).encode()
+
+
+def encode_as(message: Message, content_type: str) -> bytes:
+    """``message`` in the format a device asked for (its birth's ``accept``)."""
+    return encode_json(message) if content_type == CONTENT_TYPE_JSON else encode(message)
 
 
 def decode(
@@ -91,11 +104,30 @@ def _check_text(value: str, field: str) -> None:
         raise PayloadError("invalid", f"{field} longer than {_MAX_TEXT_LEN} characters")
 
 
+def _check_counter(value: int, field: str) -> None:
+    if value > MAX_COUNTER:
+        raise PayloadError("invalid", f"{field} exceeds {MAX_COUNTER}")
+
+
+def _check_number(value: float, field: str, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):  # also rejects NaN and infinities
+        raise PayloadError("invalid", f"{field} must be a finite number in [{low:g}, {high:g}]")
+
+
+def clean_text(value: str) -> str:
+    """``value`` with control, format and unassigned characters (terminal escapes, newlines,
+    bidirectional overrides) replaced by U+FFFD, so that no device text can drive a terminal."""
+    return "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in value)
+
+
 def _validate_status(m: Message) -> None:
     assert isinstance(m, device_pb2.DeviceStatus)
     if m.state == device_pb2.DeviceStatus.STATE_UNSPECIFIED:
         raise PayloadError("invalid", "state is required")
     _check_ts(m.ts_ms, "ts_ms")
+    _check_counter(m.boot_count, "boot_count")
+    _check_counter(m.last_seq, "last_seq")
+    _check_counter(m.desired_version, "desired_version")
     seen: set[str] = set()
     for c in m.compartments:
         _check_id(c.compartment_id, "compartments.compartment_id")
@@ -105,6 +137,11 @@ def _validate_status(m: Message) -> None:
         if min(c.inner.width_mm, c.inner.height_mm, c.inner.depth_mm) == 0:
             raise PayloadError("invalid", "compartments.inner dimensions must be positive")
     _check_text(m.firmware_version, "firmware_version")
+    m.firmware_version = clean_text(m.firmware_version)
+    if m.accept not in ("", CONTENT_TYPE_PROTOBUF, CONTENT_TYPE_JSON):
+        raise PayloadError(
+            "invalid", f"accept must be {CONTENT_TYPE_JSON!r} or {CONTENT_TYPE_PROTOBUF!r}"
+        )
 
 
 def _validate_telemetry(m: Message) -> None:
@@ -112,15 +149,18 @@ def _validate_telemetry(m: Message) -> None:
     _check_ts(m.ts_ms, "ts_ms")
     for c in m.compartments:
         _check_id(c.compartment_id, "compartments.compartment_id")
-    if not (m.energy_wh >= 0 and m.power_w >= 0):  # also rejects NaN
-        raise PayloadError("invalid", "energy_wh and power_w must be non-negative numbers")
+        if c.has_temperature or c.temperature_c != 0:
+            _check_number(c.temperature_c, "compartments.temperature_c", *_TEMPERATURE_C)
+    _check_number(m.energy_wh, "energy_wh", 0, _MAX_ENERGY_WH)
+    _check_number(m.power_w, "power_w", 0, _MAX_POWER_W)
+    _check_counter(m.desired_version, "desired_version")
 
 
 def _validate_event(m: Message) -> None:
     assert isinstance(m, device_pb2.DeviceEvent)
     _check_id(m.event_id, "event_id")
-    if m.seq == 0:
-        raise PayloadError("invalid", "seq must be >= 1")
+    if not 1 <= m.seq <= MAX_COUNTER:
+        raise PayloadError("invalid", f"seq must be 1-{MAX_COUNTER}")
     _check_ts(m.ts_ms, "ts_ms")
     body = m.WhichOneof("body")
     if body is None:
@@ -137,6 +177,7 @@ def _validate_event(m: Message) -> None:
     elif body == "alarm":
         _check_id(m.alarm.compartment_id, "alarm.compartment_id", required=False)
         _check_text(m.alarm.detail, "alarm.detail")
+        m.alarm.detail = clean_text(m.alarm.detail)
     elif body == "parcel_sorted":
         _check_id(m.parcel_sorted.parcel_id, "parcel_sorted.parcel_id")
         _check_id(m.parcel_sorted.destination, "parcel_sorted.destination")
@@ -151,8 +192,19 @@ def _validate_command(m: Message) -> None:
     _check_id(m.command_id, "command_id")
     _check_ts(m.issued_ms, "issued_ms")
     _check_ts(m.expires_ms, "expires_ms")
-    if m.WhichOneof("body") is None:
+    body = m.WhichOneof("body")
+    if body is None:
         raise PayloadError("invalid", "command body is required")
+    if body == "resend_events":
+        _check_counter(m.resend_events.from_seq, "resend_events.from_seq")
+        _check_counter(m.resend_events.to_seq, "resend_events.to_seq")
+    elif body == "update_config":
+        _check_config(m.update_config)
+
+
+def _check_config(c: device_pb2.DeviceConfig) -> None:
+    _check_number(c.chilled_min_c, "config.chilled_min_c", *_TEMPERATURE_C)
+    _check_number(c.chilled_max_c, "config.chilled_max_c", *_TEMPERATURE_C)
 
 
 def _validate_command_result(m: Message) -> None:
@@ -160,12 +212,14 @@ def _validate_command_result(m: Message) -> None:
     _check_id(m.command_id, "command_id")
     _check_ts(m.ts_ms, "ts_ms")
     _check_text(m.detail, "detail")
+    m.detail = clean_text(m.detail)
 
 
 def _validate_desired(m: Message) -> None:
     assert isinstance(m, device_pb2.DesiredState)
-    if m.version == 0:
-        raise PayloadError("invalid", "version must be >= 1")
+    if not 1 <= m.version <= MAX_COUNTER:
+        raise PayloadError("invalid", f"version must be 1-{MAX_COUNTER}")
+    _check_config(m.config)
     _check_ts(m.ts_ms, "ts_ms")
     for r in m.reservations:
         _check_id(r.parcel_id, "reservations.parcel_id")

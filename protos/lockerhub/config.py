@@ -9,6 +9,7 @@ field that is an array of tables takes JSON (``LOCKERHUB_HUB_SITES='[{"id": "s1"
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import tomllib
@@ -45,6 +46,8 @@ def load_settings(
             raise error(f"cannot read config file {path}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise error(f"{path} is not valid TOML: {exc}") from exc
+        except RecursionError as exc:  # tomllib recurses once per level of nesting
+            raise error(f"{path} is not valid TOML: nested too deeply") from exc
     apply_env(cls, data, env, env_prefix=env_prefix, error=error)
     return build(cls, data, error=error)
 
@@ -96,7 +99,7 @@ def apply_env(
                 raise error(f"{name}: unknown setting (use {env_prefix}<SECTION>__<KEY>)")
             try:
                 data[section] = json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise error(f"{name} ({section}): not a JSON array: {exc}") from exc
             continue
         if not dataclasses.is_dataclass(target):
@@ -148,6 +151,10 @@ def _convert(value: Any, target: Any, key: str, error: type[Exception]) -> Any:
         ),
         str: (isinstance(value, str), "a string"),
         Path: (isinstance(value, str), "a string (a file path)"),
+        dt.datetime: (
+            isinstance(value, dt.datetime) and value.utcoffset() is not None,
+            "a date-time with a UTC offset (2027-01-31T00:00:00Z)",
+        ),
     }
     if target not in checks:
         raise error(f"{key}: unsupported type")

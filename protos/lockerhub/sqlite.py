@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+from lockerhub.files import FILE_MODE, private_file
+
 T = TypeVar("T")
 
 DEFAULT_PRAGMAS: tuple[str, ...] = (
@@ -117,7 +119,8 @@ class Database:
     """Async context manager: one sqlite3 connection living on its own worker thread.
 
     Args:
-        path: the database file (its folder is made, 0700, when missing).
+        path: the database file, kept 0600 with its -wal and -shm files (its folder is made,
+            0700, when missing).
         pragmas: statements run once after opening.
         thread_name: names the worker thread (seen in stack dumps).
     """
@@ -157,13 +160,19 @@ class Database:
         await self._shutdown()
 
     def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SQLite creates its -wal and -shm files with the database file's mode, so the file is
+        # made 0600 first; files left by an older version are tightened here too.
+        private_file(self._path)
         # Autocommit mode: every transaction is explicit (BEGIN IMMEDIATE ... COMMIT).
         conn = sqlite3.connect(self._path, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             for pragma in self._pragmas:
                 conn.execute(pragma)
+            for suffix in ("-wal", "-shm"):
+                side = self._path.with_name(self._path.name + suffix)
+                if side.exists():
+                    side.chmod(FILE_MODE)
         except BaseException:
             conn.close()
             raise

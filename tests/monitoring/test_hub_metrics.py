@@ -36,7 +36,9 @@ def test_cabinet_energy_survives_a_meter_reset() -> None:
     m = hub_metrics()
     for wh in (1000.0, 1010.0, 3.0, 8.0):  # the meter was swapped after 1010 Wh
         assert m.telemetry.observe("s1", "CAB-1", telemetry(energy_wh=wh, power_w=40))
-    assert value(m, "lockerhub_cabinet_energy_watt_hours_total", site="s1", cabinet="CAB-1") == 1018
+    assert (
+        value(m, "lockerhub_cabinet_energy_joules_total", site="s1", cabinet="CAB-1") == 1018 * 3600
+    )
     assert value(m, "lockerhub_cabinet_power_watts", site="s1", cabinet="CAB-1") == 40
 
 
@@ -83,11 +85,9 @@ def test_sorter_counters_reset_at_boot_and_chutes() -> None:
     assert value(m, "lockerhub_sorter_parcels_total", outcome="sorted", **labels) == 144
     assert value(m, "lockerhub_sorter_parcels_total", outcome="no_read", **labels) == 0
     assert value(m, "lockerhub_sorter_chutes_full", **labels) == 1
-    assert value(m, "lockerhub_sorter_energy_watt_hours_total", **labels) == 500
+    assert value(m, "lockerhub_sorter_energy_joules_total", **labels) == 500 * 3600
     # A line is not a cabinet.
-    assert (
-        value(m, "lockerhub_cabinet_energy_watt_hours_total", site="hub", cabinet="LINE-1") is None
-    )
+    assert value(m, "lockerhub_cabinet_energy_joules_total", site="hub", cabinet="LINE-1") is None
 
 
 def test_strangers_and_garbage_add_no_series() -> None:
@@ -104,16 +104,16 @@ def test_strangers_and_garbage_add_no_series() -> None:
     )
     # Negative and non-finite readings are ignored, the rest of the sample is used.
     assert m.telemetry.observe("s1", "CAB-1", telemetry(energy_wh=-5, power_w=math.inf))
-    assert value(m, "lockerhub_cabinet_energy_watt_hours_total", site="s1", cabinet="CAB-1") == 0
+    assert value(m, "lockerhub_cabinet_energy_joules_total", site="s1", cabinet="CAB-1") == 0
     assert m.telemetry.observe_raw(
         "lockerhub/v1/s1/CAB-1/telemetry", encode(telemetry(energy_wh=7)), None
     )
-    assert value(m, "lockerhub_cabinet_energy_watt_hours_total", site="s1", cabinet="CAB-1") == 7
+    assert value(m, "lockerhub_cabinet_energy_joules_total", site="s1", cabinet="CAB-1") == 7 * 3600
     assert b"STRANGER" not in generate_latest(m.registry)
     assert b"STRANGER" not in before
     # Deregistered: its series go away.
     m.snapshot.update(Snapshot(devices={}))
-    assert value(m, "lockerhub_cabinet_energy_watt_hours_total", site="s1", cabinet="CAB-1") is None
+    assert value(m, "lockerhub_cabinet_energy_joules_total", site="s1", cabinet="CAB-1") is None
 
 
 async def test_tap_hands_every_message_on() -> None:
@@ -134,7 +134,7 @@ async def test_tap_hands_every_message_on() -> None:
     for message in messages:
         await tap(message)
     assert seen == messages
-    assert value(m, "lockerhub_cabinet_energy_watt_hours_total", site="s1", cabinet="CAB-1") == 3
+    assert value(m, "lockerhub_cabinet_energy_joules_total", site="s1", cabinet="CAB-1") == 3 * 3600
 
 
 def test_names_follow_prometheus_conventions() -> None:

@@ -9,6 +9,7 @@ from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone
 from hub.parcels.allocation import FreeSlot
 from hub.settings import SiteSettings
 from hub.store import Row, Tx
+from lockerhub.codec import CONTENT_TYPE_PROTOBUF
 from lockerhub.states import CompartmentState
 
 
@@ -194,15 +195,42 @@ async def free_slots(tx: Tx, sites: Iterable[str]) -> list[FreeSlot]:
 
 
 async def occupancy(tx: Tx) -> Snapshot:
+    """Counts by (site, size, state), zeros included: every state of every size class the fleet
+    has, at every site with compartments (so that "0 occupied" is a value, not a missing series)."""
     comps = await tx.fetchall(
         "SELECT d.site, c.size, c.state, COUNT(*) AS n FROM compartments c "
         "JOIN devices d ON d.id = c.device GROUP BY d.site, c.size, c.state"
     )
     online = await tx.fetchall("SELECT kind, SUM(online) AS n FROM devices GROUP BY kind")
+    sites = sorted({r["site"] for r in comps})
+    sizes = sorted({r["size"] for r in comps})
+    counts = {
+        (site, size, str(state)): 0
+        for site in sites
+        for size in sizes
+        for state in CompartmentState
+    }
+    counts.update({(r["site"], r["size"], r["state"]): r["n"] for r in comps})
     return Snapshot(
-        compartments={(r["site"], r["size"], r["state"]): r["n"] for r in comps},
+        compartments=counts,
         devices_online={r["kind"]: r["n"] for r in online},
     )
+
+
+async def set_accept(tx: Tx, device_id: str, accept: str) -> None:
+    """Record the content type a device asked for in its birth (empty = binary)."""
+    await tx.execute("UPDATE devices SET accept = ? WHERE id = ?", (accept, device_id))
+
+
+async def accepts(tx: Tx) -> dict[str, str]:
+    """Device id -> content type its cmd and desired payloads are published in."""
+    rows = await tx.fetchall("SELECT id, accept FROM devices")
+    return {r["id"]: r["accept"] or CONTENT_TYPE_PROTOBUF for r in rows}
+
+
+async def accept_of(tx: Tx, device_id: str) -> str:
+    row = await tx.fetchone("SELECT accept FROM devices WHERE id = ?", (device_id,))
+    return (row["accept"] if row is not None else "") or CONTENT_TYPE_PROTOBUF
 
 
 async def disabled_compartments(tx: Tx, device_id: str) -> list[str]:

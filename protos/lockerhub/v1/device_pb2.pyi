@@ -74,6 +74,7 @@ class DeviceStatus(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _builtins.int
     DESIRED_VERSION_FIELD_NUMBER: _builtins.int
     OUTBOX_FULL_FIELD_NUMBER: _builtins.int
+    ACCEPT_FIELD_NUMBER: _builtins.int
     state: Global___DeviceStatus.State.ValueType
     boot_count: _builtins.int
     ts_ms: _builtins.int
@@ -85,6 +86,11 @@ class DeviceStatus(_message.Message):
     """Version of the retained DesiredState the device has applied (0 = none yet)."""
     outbox_full: _builtins.bool
     """The outbox is at its bound: the hub should alarm, and expect delayed events."""
+    accept: _builtins.str
+    """Content type the device wants its cmd and desired payloads in, told in its birth:
+    "application/json" (the protobuf JSON mapping) or empty / "application/x-protobuf" (binary).
+    The hub publishes in that format with the matching MQTT 5 Content Type.
+    """
     @_builtins.property
     def compartments(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CompartmentSpec]:
         """Layout, sent in the birth message of a cabinet."""
@@ -101,10 +107,11 @@ class DeviceStatus(_message.Message):
         last_seq: _builtins.int = ...,
         desired_version: _builtins.int = ...,
         outbox_full: _builtins.bool = ...,
+        accept: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_count", b"boot_count", "compartments", b"compartments", "desired_version", b"desired_version", "firmware_version", b"firmware_version", "kind", b"kind", "last_seq", b"last_seq", "outbox_full", b"outbox_full", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "boot_count", b"boot_count", "compartments", b"compartments", "desired_version", b"desired_version", "firmware_version", b"firmware_version", "kind", b"kind", "last_seq", b"last_seq", "outbox_full", b"outbox_full", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -460,7 +467,7 @@ Global___AlarmRaised: _TypeAlias = AlarmRaised  # noqa: Y015
 @_typing.final
 class DeviceEvent(_message.Message):
     """QoS 1 business event on <device>/event. (device, seq) and event_id are unique; the hub applies each
-    exactly once and in seq order.
+    exactly once, in arrival order, and asks for missing seqs with ResendEvents (docs/asyncapi.yaml).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

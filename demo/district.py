@@ -34,6 +34,7 @@ from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.charge_point import SimulatedChargePoint
 from hub.broker.embedded import EmbeddedBroker
 from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
+from hub.ocpp.credentials import PILES_FILE, PileCredentials
 from hub.settings import SiteSettings
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 Progress = Callable[[float, str], None]
+PILE_ID = "pile-01"  # the district's one charging pile, at the busiest site (for a pile fault)
 
 
 def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
@@ -57,7 +59,10 @@ def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
     )
 
 
-def _hub_settings(spec: DistrictSpec, broker: Any, hub: Account, workdir: Path) -> dict[str, Any]:
+def _hub_settings(
+    spec: DistrictSpec, broker: Any, hub: Account, workdir: Path, piles: Path | None
+) -> dict[str, Any]:
+    """``piles``: the pile passwords file (:func:`_provision_pile`); None: no OCPP."""
     h = spec.hour_s / HOUR_S  # real hours per simulated hour
     return {
         "broker": {
@@ -79,13 +84,26 @@ def _hub_settings(spec: DistrictSpec, broker: Any, hub: Account, workdir: Path) 
         },
         "allocation": {"engine": "smallest_fit"},
         "ocpp": {
-            "enabled": spec.faults,
+            "enabled": piles is not None,
             "port": 0,
             "sessions_path": str(workdir / "ocpp.db"),
+            "credentials_path": None if piles is None else str(piles),
             "heartbeat_interval_s": 60,
         },
         "sites": [asdict(s) for s in _sites(spec)],
     }
+
+
+def _provision_pile(workdir: Path, site: str) -> tuple[Path, str]:
+    """The simulated pile's OCPP password (what ``lockerhub devices add-pile`` does): its hash in
+    ``workdir/ocpp-piles.json`` for the hub, the password itself returned for the pile only.
+    Blocking (PBKDF2, a file write): call from a thread.
+    """
+    path = workdir / PILES_FILE
+    book = PileCredentials()  # a fresh file each run: a new password, no pile of a past run
+    password = book.add(PILE_ID, site, rotate=False)
+    book.save(path)
+    return path, password
 
 
 def _edge_settings(
@@ -162,7 +180,13 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
         else:
             broker = await stack.enter_async_context(EmbeddedBroker())
             accounts = {name: Account(username="", password="") for name in accounts}
-        settings = _hub_settings(spec, broker, accounts["hub"], workdir)
+        plan = plan_day(spec, random.Random(spec.seed))  # noqa: S311  (a load plan)
+        piles, pile_password = None, None
+        if spec.faults:  # one charging pile at the busiest site, for a pile fault
+            piles, pile_password = await asyncio.to_thread(
+                _provision_pile, workdir, plan.busiest_site
+            )
+        settings = _hub_settings(spec, broker, accounts["hub"], workdir, piles)
         opener = hub_process if spec.hub_process else in_process_hub
         hub = await stack.enter_async_context(opener(settings, workdir))
         cabinets = {
@@ -175,11 +199,12 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             for cab in cabinets.values():
                 cab.start(tg)
             await _all_online(channel, len(cabinets), progress)
-            plan = plan_day(spec, random.Random(spec.seed))  # noqa: S311  (a load plan)
             pile = None
-            if spec.faults:  # one charging pile at the busiest site, for a pile fault
-                url = hub.pile_url(plan.busiest_site, "pile-01")
-                pile = await stack.enter_async_context(SimulatedChargePoint(url, "pile-01"))
+            if pile_password is not None:
+                url = hub.pile_url(plan.busiest_site, PILE_ID)
+                pile = await stack.enter_async_context(
+                    SimulatedChargePoint(url, PILE_ID, password=pile_password)
+                )
             people = People(spec, plan, channel, {c: k.sim for c, k in cabinets.items()}, hub)
             watcher = tg.create_task(readback.watch_alarms(channel, record), name="watch")
             energy0 = await readback.energy_by_site(channel, record.cabinets)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "guide"
 PAGES = sorted(GUIDE.glob("[0-9]-*.md"))
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-PORTS = (1883, 50051, 50052, 9000, 9108, 9109)
+PORTS = (1883, 8883, 50051, 50052, 9000, 9108, 9109)
 SUBCOMMAND = re.compile(r"(?:^|\s|bin/)lockerhub[ \t]+([a-z][a-z-]*)")
 EOF_MARK = "LOCKERHUB_GUIDE_EOF"
 

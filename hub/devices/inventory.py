@@ -10,7 +10,7 @@ from hub.devices.desired import DesiredStates
 from hub.devices.layouts import provisioned_slots
 from hub.devices.registry import Registry
 from hub.errors import ConfigError
-from hub.inventory_settings import DeviceInventorySettings
+from hub.settings.inventory import DeviceInventorySettings
 from hub.store import Store, Tx
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import inventory as repo

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hub.inventory_settings import DeviceInventorySettings
 from hub.models import Zone, size_name
+from hub.settings.inventory import DeviceInventorySettings
 from hub.store.repo.inventory import Slot
 from lockerhub.layout import parse_layout
 from lockerhub.v1 import common_pb2

@@ -12,7 +12,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.inventory_settings import CompartmentSettings, DeviceInventorySettings
+from hub.settings.inventory import CompartmentSettings, DeviceInventorySettings
 from hub.models import Zone, device_kind_name, size_name
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode
 from lockerhub.topics import Kind, Topic

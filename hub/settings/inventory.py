@@ -1,7 +1,6 @@
 """The operator's device inventory in the hub's settings: ``[[devices]]`` with their layouts.
 
-Part of :class:`hub.settings.HubSettings` (which validates the sites they name); kept apart only
-for size.
+Part of :class:`hub.settings.HubSettings`, which validates the sites they name.
 """
 
 from __future__ import annotations
@@ -9,22 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.errors import ConfigError
-from lockerhub.errors import TopicError
+from hub.settings.checks import check_id as _check_id
+from hub.settings.checks import require as _require
 from lockerhub.layout import parse_layout
-from lockerhub.topics import validate_id
-
-
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _check_id(value: str, key: str) -> None:
-    try:
-        validate_id(value, key)
-    except TopicError as exc:
-        raise ConfigError(f"{key}: {exc}") from exc
-
 
 _DEVICE_KINDS = ("cabinet", "sorting_line", "charging_pile")
 _SIZES = ("XS", "S", "M", "L", "XL")

@@ -1,0 +1,134 @@
+"""[broker], [storage], [grpc], [auth], [metrics]: how the hub reaches and is reached."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.settings.checks import check_id as _check_id
+from hub.settings.checks import check_port as _check_port
+from hub.settings.checks import require as _require
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerSettings:
+    """The MQTT broker the hub consumes from and publishes commands to."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    client_id: str = "lockerhub-hub"
+    keepalive_s: int = 30
+    # Hub processes sharing the load join one MQTT 5 shared-subscription group.
+    share_group: str = "hub"
+    # 0 = clean session (the default for hub consumers: shared subscription + idempotent writes);
+    # > 0 keeps the session so the broker queues QoS 1 traffic while the hub restarts.
+    session_expiry_s: int = 0
+    # QoS 1 messages the broker may have in flight to the hub unacknowledged (MQTT 5 Receive
+    # Maximum). The hub acknowledges only after storing, so this bounds what a crash replays.
+    receive_maximum: int = 1000
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    # "5", or "3.1.1" for brokers without MQTT 5 (the demo's embedded broker): no shared
+    # subscriptions, no expiry/content-type properties; payloads carry everything that matters.
+    protocol: str = "5"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "broker.host", "must not be empty")
+        _require(self.protocol in ("5", "3.1.1"), "broker.protocol", 'must be "5" or "3.1.1"')
+        _check_port(self.port, "broker.port")
+        _require(self.port != 0, "broker.port", "must name the broker's port")
+        _check_id(self.client_id, "broker.client_id")
+        _require(5 <= self.keepalive_s <= 3600, "broker.keepalive_s", "must be 5-3600 seconds")
+        _check_id(self.share_group, "broker.share_group")
+        _require(
+            0 <= self.session_expiry_s <= 7 * 86400, "broker.session_expiry_s", "must be 0-604800"
+        )
+        _require(1 <= self.receive_maximum <= 65535, "broker.receive_maximum", "must be 1-65535")
+        _require(self.reconnect_min_s > 0, "broker.reconnect_min_s", "must be > 0")
+        _require(
+            self.reconnect_max_s >= self.reconnect_min_s,
+            "broker.reconnect_max_s",
+            "must be >= broker.reconnect_min_s",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageSettings:
+    path: Path = Path("lockerhub-hub.db")
+
+    def __post_init__(self) -> None:
+        _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrpcSettings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Optional TLS: PEM certificate chain and private key (both or neither).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "grpc.host", "must not be empty")
+        _check_port(self.port, "grpc.port")
+        _require(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "grpc.tls_key",
+            "grpc.tls_cert and grpc.tls_key go together",
+        )
+
+
+_ROLES = ("viewer", "operator", "admin")
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenSettings:
+    """One API token: who (the audit name), its role, the SHA-256 hex digest of the token, and
+    optionally when it expires (a TOML date-time with an offset; an expired token is refused)."""
+
+    name: str
+    role: str
+    sha256: str
+    expires: dt.datetime | None = None
+
+    @property
+    def expires_ms(self) -> int | None:
+        return None if self.expires is None else int(self.expires.timestamp() * 1000)
+
+    def __post_init__(self) -> None:
+        _check_id(self.name, "auth.tokens.name")
+        _require(self.role in _ROLES, f"auth.tokens[{self.name}].role", f"must be one of {_ROLES}")
+        _require(
+            len(self.sha256) == 64 and set(self.sha256.lower()) <= _HEX,
+            f"auth.tokens[{self.name}].sha256",
+            "must be 64 hex digits (`lockerhub hub-token` prints it)",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthSettings:
+    """Bearer tokens of the operator API; none configured = auth disabled (logged as a warning)."""
+
+    tokens: tuple[TokenSettings, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tokens]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _require(not dupes, "auth.tokens.name", f"duplicate token names {dupes}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int = 9108
+    # How often the occupancy snapshot behind lockerhub_compartments is refreshed.
+    snapshot_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "metrics.host", "must not be empty")
+        _check_port(self.port, "metrics.port")
+        _require(self.snapshot_interval_s > 0, "metrics.snapshot_interval_s", "must be > 0")

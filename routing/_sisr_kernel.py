@@ -14,8 +14,52 @@ slacks in simple mode (plain VRPTW, the Solomon case), which is what makes the s
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
+
+
+class Instance(NamedTuple):
+    """The problem as the kernel reads it (node 0 the depot; ``T`` vehicle types, ``D`` loads)."""
+
+    dist: np.ndarray  # (N, N) distance, the objective
+    ttime: np.ndarray  # (N, N) travel time
+    early: np.ndarray  # (N,) time window opens
+    late: np.ndarray  # (N,) time window closes
+    service: np.ndarray  # (N,) service duration
+    deliv: np.ndarray  # (N, D) loads dropped
+    pick: np.ndarray  # (N, D) loads collected
+    is_st: np.ndarray  # (N,) charging station
+    grate: np.ndarray  # (N,) time per energy unit charged
+    vcap: np.ndarray  # (T, D) capacity
+    vbat: np.ndarray  # (T,) battery (2 BIG: not electric)
+    vcons: np.ndarray  # (T,) energy per distance unit
+
+
+class Granular(NamedTuple):
+    """Granular neighbourhood of the insertion and its scratch marks (left all false)."""
+
+    near: np.ndarray  # (N, K) each node's K nearest customers, nearest first (-1 pads)
+    route_mark: np.ndarray  # (R,) routes serving one of the customer's neighbours
+    node_mark: np.ndarray  # (N,) the customer's neighbours (and the depot)
+
+
+class State(NamedTuple):
+    """One solution: ``R`` route slots of at most ``L`` stops, with cached schedules."""
+
+    routes: np.ndarray  # (R, L) stops of each route, depot excluded
+    rlen: np.ndarray  # (R,) stops in each route (0: unused vehicle)
+    rtype: np.ndarray  # (R,) vehicle type of each slot
+    rdist: np.ndarray  # (R,) distance of each route
+    where: np.ndarray  # (N,) route of each customer (-1: not routed)
+    dep: np.ndarray  # (R, L) departure time after each stop
+    lat: np.ndarray  # (R, L) latest service start keeping the rest of the route on time
+    charge: np.ndarray  # (R, L) energy bought at each stop
+    rload: np.ndarray  # (R, D) deliveries on board when leaving the depot
+    fixed: np.ndarray  # (T,) fixed cost per used vehicle (shared, never copied)
+    dirty: np.ndarray  # (R,) routes changed since the last sync
+
 
 BIG = 1e18
 EPS = 1e-9
@@ -32,32 +76,14 @@ def seed_rng(seed):
 
 
 @njit(cache=True)
-def simulate(
-    seq,
-    n,
-    vt,
-    dist,
-    ttime,
-    early,
-    late,
-    service,
-    deliv,
-    pick,
-    is_st,
-    grate,
-    vcap,
-    vbat,
-    vcons,
-    need,
-    dep,
-    charge,
-):
+def simulate(seq, n, vt, P, need, dep, charge):
     """Drive the route ``depot, seq[:n], depot`` with vehicle type ``vt``.
 
     Fills ``dep`` (departure times) and ``charge`` (energy bought at each stop); returns
     ``(code, distance)``.  Charging policy: at a station buy just enough energy to reach the next
     station or the depot (capped by the battery), i.e. charge as late and as little as possible.
     """
+    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P
     nd = deliv.shape[1]
     # Load: leaves the depot with every delivery, picks up along the way.
     for k in range(nd):
@@ -125,29 +151,10 @@ def simulate(
 @njit(cache=True)
 def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
     """Recompute the cached departure times, latest starts and distance of route ``r``."""
-    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P
+    ttime, late, service = P.ttime, P.late, P.service
     n = rlen[r]
     seq = routes[r]
-    code, d = simulate(
-        seq,
-        n,
-        rtype[r],
-        dist,
-        ttime,
-        early,
-        late,
-        service,
-        deliv,
-        pick,
-        is_st,
-        grate,
-        vcap,
-        vbat,
-        vcons,
-        need,
-        dep[r],
-        charge[r],
-    )
+    code, d = simulate(seq, n, rtype[r], P, need, dep[r], charge[r])
     rdist[r] = d
     # Latest service start at each position that keeps the rest of the route on time.
     nxt_lat = late[0]
@@ -207,13 +214,52 @@ def remove_at(r, pos, routes, rlen):
 
 
 @njit(cache=True)
-def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge):
+def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G):
     """Cheapest feasible (route, position, station, station position) for customer ``c``.
 
     ``station`` is -1 or a station node inserted right before (``spos`` 0) or after (1) ``c``.
+    Granular (Toth and Vigo's granular neighbourhoods): first only the positions next to one of
+    ``c``'s K nearest customers (or the depot) in the routes serving them; every position of
+    every route, and one empty route per vehicle type, only when none of those takes ``c``.
     """
+    where = S.where
+    near = G.near
+    k = near.shape[1]
+    for j in range(k):
+        nb = near[c, j]
+        if nb < 0:
+            break
+        G.node_mark[nb] = True
+        if where[nb] >= 0:
+            G.route_mark[where[nb]] = True
+    G.node_mark[0] = True
+    passes = 2 if k > 0 else 1
+    res = (BIG, -1, -1, -1, 0)
+    for p in range(passes):
+        granular = p == 0 and passes == 2
+        res = _best_insertion_pass(
+            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, granular
+        )
+        if granular:
+            for j in range(k):
+                nb = near[c, j]
+                if nb < 0:
+                    break
+                G.node_mark[nb] = False
+                if where[nb] >= 0:
+                    G.route_mark[where[nb]] = False
+            G.node_mark[0] = False
+        if res[1] >= 0:
+            break
+    return res
+
+
+@njit(cache=True)
+def _best_insertion_pass(
+    c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, granular
+):
     routes, rlen, rtype, _rdist, _where, dep, lat, _charge, rload, fixed, _dirty = S
-    dist = P[0]
+    dist = P.dist
     is_ev = not simple
     best = BIG
     br = -1
@@ -227,17 +273,21 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
         n = rlen[r]
         extra = 0.0
         if n == 0:
-            if seen_empty[rtype[r]]:
-                continue
+            if granular or seen_empty[rtype[r]]:
+                continue  # a new route only when no granular position takes c
             seen_empty[rtype[r]] = True
             extra = fixed[rtype[r]]
-        if n + 3 > routes.shape[1] and not simple:
-            continue  # no room for the customer and two charging stops
+        elif granular and not G.route_mark[r]:
+            continue
+        if n + (1 if simple else 3) > routes.shape[1]:
+            continue  # no room for the customer (and two charging stops)
         for pos in range(n + 1):
             if blink > 0.0 and np.random.random() < blink:
                 continue
             prev = routes[r, pos - 1] if pos > 0 else 0
             nxt = routes[r, pos] if pos < n else 0
+            if granular and not (G.node_mark[prev] or G.node_mark[nxt]):
+                continue
             delta = dist[prev, c] + dist[c, nxt] - dist[prev, nxt] + extra
             if delta >= best:
                 continue
@@ -251,7 +301,7 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
             scratch[pos] = c
             for i in range(pos, n):
                 scratch[i + 1] = routes[r, i]
-            code, _ = simulate(scratch, n + 1, rtype[r], *P, need, sdep, scharge)
+            code, _ = simulate(scratch, n + 1, rtype[r], P, need, sdep, scharge)
             if code == OK:
                 best, br, bp, bs = delta, r, pos, -1
                 continue
@@ -283,7 +333,7 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
                     for i in range(pos, n):
                         scratch[k] = routes[r, i]
                         k += 1
-                    code2, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+                    code2, _ = simulate(scratch, k, rtype[r], P, need, sdep, scharge)
                     if code2 == OK:
                         best, br, bp, bs, bsp = d2, r, pos, s, side
             if n > 0:
@@ -305,7 +355,7 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
                     scratch[0] = s1
                     scratch[1] = c
                     scratch[2] = s2
-                    code2, _ = simulate(scratch, 3, rtype[r], *P, need, sdep, scharge)
+                    code2, _ = simulate(scratch, 3, rtype[r], P, need, sdep, scharge)
                     if code2 == OK:
                         best, br, bp, bs, bsp = d2, r, 0, s1, 2 + s2
     return best, br, bp, bs, bsp
@@ -328,7 +378,7 @@ def apply_insertion(c, r, pos, s, side, S, P, need):
         insert_at(r, pos + 1, s, routes, rlen)
     where[c] = r
     for k in range(rload.shape[1]):
-        rload[r, k] += P[5][c, k]
+        rload[r, k] += P.deliv[c, k]
     refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
 
 
@@ -337,7 +387,7 @@ def drop_stations(r, S, P, need, scratch, sdep, scharge):
     """Remove charging stops that route ``r`` no longer needs (greedy, last first)."""
     routes, rlen, rtype, rdist, _where, dep, lat, charge, _rload, _fixed, dirty = S
     dirty[r] = True
-    is_st = P[7]
+    is_st = P.is_st
     i = rlen[r] - 1
     while i >= 0:
         if is_st[routes[r, i]]:
@@ -347,7 +397,7 @@ def drop_stations(r, S, P, need, scratch, sdep, scharge):
                 if j != i:
                     scratch[k] = routes[r, j]
                     k += 1
-            code, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+            code, _ = simulate(scratch, k, rtype[r], P, need, sdep, scharge)
             if code == OK:
                 remove_at(r, i, routes, rlen)
         i -= 1
@@ -375,44 +425,57 @@ def objective(S, penalty, customers):
 
 
 @njit(cache=True)
+def copy_route(A, B, r):
+    """Route ``r`` of A into B (only its used length: O(stops), not O(L))."""
+    n = A.rlen[r]
+    B.routes[r, :n] = A.routes[r, :n]
+    B.rlen[r] = n
+    B.rtype[r] = A.rtype[r]
+    B.rdist[r] = A.rdist[r]
+    B.dep[r, :n] = A.dep[r, :n]
+    B.lat[r, :n] = A.lat[r, :n]
+    B.charge[r, :n] = A.charge[r, :n]
+    B.rload[r, :] = A.rload[r, :]
+
+
+@njit(cache=True)
 def copy_state(A, B):
-    """B[:] = A for every state array (fixed costs are shared, not copied)."""
-    B[0][:] = A[0]
-    B[1][:] = A[1]
-    B[2][:] = A[2]
-    B[3][:] = A[3]
-    B[4][:] = A[4]
-    B[5][:] = A[5]
-    B[6][:] = A[6]
-    B[7][:] = A[7]
-    B[8][:] = A[8]
+    """B = A (fixed costs are shared, not copied); O(customers + routes)."""
+    for r in range(A.rlen.shape[0]):
+        copy_route(A, B, r)
+    B.where[:] = A.where
 
 
 @njit(cache=True)
 def sync(A, B, flags):
-    """Copy the routes flagged in ``flags`` (and the small arrays) from A to B; clear flags."""
+    """Copy the routes flagged in ``flags`` (and ``where``) from A to B; clear flags."""
     for r in range(flags.shape[0]):
         if flags[r]:
-            n = A[1][r]
-            B[0][r, :n] = A[0][r, :n]
-            B[1][r] = n
-            B[3][r] = A[3][r]
-            B[5][r, :n] = A[5][r, :n]
-            B[6][r, :n] = A[6][r, :n]
-            B[7][r, :n] = A[7][r, :n]
-            B[8][r, :] = A[8][r, :]
+            copy_route(A, B, r)
             flags[r] = False
-    B[4][:] = A[4]
+    B.where[:] = A.where
 
 
 @njit(cache=True)
 def recreate(
-    removed, n_removed, S, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+    removed,
+    n_removed,
+    S,
+    P,
+    near_st,
+    simple,
+    blink,
+    customers,
+    scratch,
+    need,
+    sdep,
+    scharge,
+    G,
 ):
     """Insert ``removed[:n_removed]`` in a random one of SISR's orders."""
-    early, late = P[2], P[3]
-    deliv = P[5]
-    dist = P[0]
+    early, late = P.early, P.late
+    deliv = P.deliv
+    dist = P.dist
     keys = np.empty(n_removed)
     u = np.random.random()
     for i in range(n_removed):
@@ -430,11 +493,11 @@ def recreate(
         else:
             keys[i] = late[c]
     order = np.argsort(keys)
-    where = S[4]
+    where = S.where
     for i in range(n_removed):
         c = removed[order[i]]
         _best, r, pos, s, side = best_insertion(
-            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
+            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G
         )
         if r >= 0:
             apply_insertion(c, r, pos, s, side, S, P, need)
@@ -448,8 +511,8 @@ def ruin(
 ):
     """Remove strings of customers around a random seed; returns how many were removed."""
     routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
-    is_st = P[7]
-    deliv = P[5]
+    is_st = P.is_st
+    deliv = P.deliv
     n_routes = rlen.shape[0]
     used = 0
     card = 0
@@ -518,16 +581,16 @@ def ruin(
 
 
 @njit(cache=True)
-def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge):
+def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge, G):
     """Initial solution: every customer inserted greedily (farthest from the depot first)."""
     removed = customers.copy()
-    recreate_order = np.argsort(-P[0][0, customers])
+    recreate_order = np.argsort(-P.dist[0, customers])
     for i in range(customers.shape[0]):
         removed[i] = customers[recreate_order[i]]
     for i in range(customers.shape[0]):
         c = removed[i]
         _best, r, pos, s, side = best_insertion(
-            c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge
+            c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge, G
         )
         if r >= 0:
             apply_insertion(c, r, pos, s, side, S, P, need)
@@ -555,6 +618,7 @@ def search(
     sdep,
     scharge,
     removed,
+    G,
 ):
     """``n_iter`` SISR iterations cooling from ``temp0`` to ``temp1``.
 
@@ -566,7 +630,7 @@ def search(
     # C mirrors S between iterations; only the routes an iteration touched are copied back
     # (to S on acceptance, from S on rejection), which keeps an iteration cheap.
     copy_state(S, C)
-    flags = C[10]
+    flags = C.dirty
     flags[:] = False
     for it in range(n_iter):
         temp = temp0 * (temp1 / temp0) ** (it / max(1, n_iter))
@@ -585,7 +649,19 @@ def search(
             scharge,
         )
         recreate(
-            removed, n_rem, C, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+            removed,
+            n_rem,
+            C,
+            P,
+            near_st,
+            simple,
+            blink,
+            customers,
+            scratch,
+            need,
+            sdep,
+            scharge,
+            G,
         )
         cand = objective(C, penalty, customers)
         if cand < cur - temp * np.log(np.random.random()):

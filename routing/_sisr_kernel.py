@@ -35,6 +35,10 @@ class Instance(NamedTuple):
     vcap: np.ndarray  # (T, D) capacity
     vbat: np.ndarray  # (T,) battery (2 BIG: not electric)
     vcons: np.ndarray  # (T,) energy per distance unit
+    # Transposes (dist_in[j, i] = dist[i, j]), the same arrays when the matrices are symmetric:
+    # an insertion of j reads row j only, which stays in cache (a column would not).
+    dist_in: np.ndarray
+    ttime_in: np.ndarray
 
 
 class Granular(NamedTuple):
@@ -57,6 +61,7 @@ class State(NamedTuple):
     lat: np.ndarray  # (R, L) latest service start keeping the rest of the route on time
     charge: np.ndarray  # (R, L) energy bought at each stop
     rload: np.ndarray  # (R, D) deliveries on board when leaving the depot
+    arc: np.ndarray  # (R, L) distance of the arc ending at each position (n: back to depot)
     fixed: np.ndarray  # (T,) fixed cost per used vehicle (shared, never copied)
     dirty: np.ndarray  # (R,) routes changed since the last sync
 
@@ -83,7 +88,7 @@ def simulate(seq, n, vt, P, need, dep, charge):
     ``(code, distance)``.  Charging policy: at a station buy just enough energy to reach the next
     station or the depot (capped by the battery), i.e. charge as late and as little as possible.
     """
-    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P
+    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P[:12]
     nd = deliv.shape[1]
     # Load: leaves the depot with every delivery, picks up along the way.
     for k in range(nd):
@@ -149,13 +154,19 @@ def simulate(seq, n, vt, P, need, dep, charge):
 
 
 @njit(cache=True)
-def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
-    """Recompute the cached departure times, latest starts and distance of route ``r``."""
-    ttime, late, service = P.ttime, P.late, P.service
-    n = rlen[r]
-    seq = routes[r]
-    code, d = simulate(seq, n, rtype[r], P, need, dep[r], charge[r])
-    rdist[r] = d
+def refresh(r, S, P, need):
+    """Recompute the cached departure times, latest starts, arcs and distance of route ``r``."""
+    ttime, late, service, dist = P.ttime, P.late, P.service, P.dist
+    n = S.rlen[r]
+    seq = S.routes[r]
+    lat = S.lat
+    code, d = simulate(seq, n, S.rtype[r], P, need, S.dep[r], S.charge[r])
+    S.rdist[r] = d
+    prev = 0
+    for i in range(n):
+        S.arc[r, i] = dist[prev, seq[i]]
+        prev = seq[i]
+    S.arc[r, n] = dist[prev, 0]
     # Latest service start at each position that keeps the rest of the route on time.
     nxt_lat = late[0]
     nxt = 0
@@ -171,9 +182,59 @@ def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
 
 
 @njit(cache=True)
+def refresh_simple(r, S, P):
+    """``refresh`` for plain VRPTW in one pass (no call to ``simulate``: see ``insert_simple``)."""
+    routes, rdist, dep, lat, arc = S.routes, S.rdist, S.dep, S.lat, S.arc
+    dist, ttime, early, late, service = P.dist, P.ttime, P.early, P.late, P.service
+    n = S.rlen[r]
+    t = early[0]
+    total = 0.0
+    prev = 0
+    for i in range(n):
+        node = routes[r, i]
+        d = dist[prev, node]
+        arc[r, i] = d
+        total += d
+        t += ttime[prev, node]
+        if t < early[node]:
+            t = early[node]
+        t += service[node]
+        dep[r, i] = t
+        prev = node
+    arc[r, n] = dist[prev, 0]
+    rdist[r] = total + arc[r, n]
+    nxt_lat = late[0]
+    nxt = 0
+    for i in range(n - 1, -1, -1):
+        node = routes[r, i]
+        v = nxt_lat - ttime[node, nxt] - service[node]
+        if late[node] < v:
+            v = late[node]
+        lat[r, i] = v
+        nxt_lat = v
+        nxt = node
+
+
+@njit(cache=True)
+def insert_simple(c, r, pos, S, P):
+    """Insert ``c`` at ``pos`` of route ``r`` (plain VRPTW) and refresh the route's caches."""
+    routes, rlen, rload = S.routes, S.rlen, S.rload
+    S.dirty[r] = True
+    n = rlen[r]
+    for i in range(n, pos, -1):
+        routes[r, i] = routes[r, i - 1]
+    routes[r, pos] = c
+    rlen[r] = n + 1
+    S.where[c] = r
+    for k in range(rload.shape[1]):
+        rload[r, k] += P.deliv[c, k]
+    refresh_simple(r, S, P)
+
+
+@njit(cache=True, inline="always")
 def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     """O(1) feasibility of inserting ``c`` before position ``pos`` (simple mode only)."""
-    _dist, ttime, early, late, service, deliv, _pick, _is_st, _grate, vcap, _vbat, _vcons = P
+    ttime, early, late, service, deliv, vcap = P.ttime, P.early, P.late, P.service, P.deliv, P.vcap
     vt = rtype[r]
     for k in range(deliv.shape[1]):
         if rload[r, k] + deliv[c, k] > vcap[vt, k] + EPS:
@@ -181,7 +242,7 @@ def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     n = rlen[r]
     prev = routes[r, pos - 1] if pos > 0 else 0
     t = dep[r, pos - 1] if pos > 0 else early[0]
-    t += ttime[prev, c]
+    t += P.ttime_in[c, prev]
     if t > late[c] + EPS:
         return False
     if t < early[c]:
@@ -196,7 +257,7 @@ def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     return t + ttime[c, 0] <= late[0] + EPS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def insert_at(r, pos, c, routes, rlen):
     n = rlen[r]
     for i in range(n, pos, -1):
@@ -205,7 +266,7 @@ def insert_at(r, pos, c, routes, rlen):
     rlen[r] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def remove_at(r, pos, routes, rlen):
     n = rlen[r]
     for i in range(pos, n - 1):
@@ -218,9 +279,11 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
     """Cheapest feasible (route, position, station, station position) for customer ``c``.
 
     ``station`` is -1 or a station node inserted right before (``spos`` 0) or after (1) ``c``.
-    Granular (Toth and Vigo's granular neighbourhoods): first only the positions next to one of
-    ``c``'s K nearest customers (or the depot) in the routes serving them; every position of
-    every route, and one empty route per vehicle type, only when none of those takes ``c``.
+    Granular (Toth and Vigo's granular neighbourhoods), in three levels tried in turn until one
+    takes ``c``: 0, the positions next to one of ``c``'s K nearest customers (or the depot) in
+    the routes serving them; 1, every position of those routes and one empty route per vehicle
+    type; 2, every position of every route (SISR's original insertion; the only level when K
+    is 0).
     """
     where = S.where
     near = G.near
@@ -233,33 +296,115 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
         if where[nb] >= 0:
             G.route_mark[where[nb]] = True
     G.node_mark[0] = True
-    passes = 2 if k > 0 else 1
     res = (BIG, -1, -1, -1, 0)
-    for p in range(passes):
-        granular = p == 0 and passes == 2
-        res = _best_insertion_pass(
-            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, granular
-        )
-        if granular:
-            for j in range(k):
-                nb = near[c, j]
-                if nb < 0:
-                    break
-                G.node_mark[nb] = False
-                if where[nb] >= 0:
-                    G.route_mark[where[nb]] = False
-            G.node_mark[0] = False
+    for level in range(0 if k > 0 else 2, 3):
+        if simple:
+            res = _best_insertion_simple(c, S, P, blink, G, level)
+        else:
+            res = _best_insertion_pass(
+                c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, level
+            )
         if res[1] >= 0:
             break
+    for j in range(k):
+        nb = near[c, j]
+        if nb < 0:
+            break
+        G.node_mark[nb] = False
+        if where[nb] >= 0:
+            G.route_mark[where[nb]] = False
+    G.node_mark[0] = False
     return res
 
 
 @njit(cache=True)
-def _best_insertion_pass(
-    c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, granular
-):
-    routes, rlen, rtype, _rdist, _where, dep, lat, _charge, rload, fixed, _dirty = S
-    dist = P.dist
+def _best_insertion_simple(c, S, P, blink, G, level):
+    """``_best_insertion_pass`` for plain VRPTW, with ``fast_insert_ok`` written out in the loop.
+
+    The arrays are taken out of the named tuples once: a call per position that passes them
+    (refcounts of some twenty arrays) cost ~100x the O(1) check itself.  Capacity is checked
+    once per route, the time windows per position from the cached departures and latest starts.
+    """
+    routes, rlen, rtype, dep, lat, rload, fixed, arc = (
+        S.routes,
+        S.rlen,
+        S.rtype,
+        S.dep,
+        S.lat,
+        S.rload,
+        S.fixed,
+        S.arc,
+    )
+    dist, dist_in, ttime, ttime_in = P.dist, P.dist_in, P.ttime, P.ttime_in
+    early, late, service, deliv, vcap = P.early, P.late, P.service, P.deliv, P.vcap
+    route_mark, node_mark = G.route_mark, G.node_mark
+    best = BIG
+    br = -1
+    bp = -1
+    seen_empty = np.zeros(fixed.shape[0], np.bool_)
+    e_c, l_c, s_c = early[c], late[c], service[c]
+    back = ttime[c, 0]
+    for r in range(rlen.shape[0]):
+        n = rlen[r]
+        vt = rtype[r]
+        extra = 0.0
+        if n == 0:
+            if level == 0 or seen_empty[vt]:
+                continue
+            seen_empty[vt] = True
+            extra = fixed[vt]
+        elif level < 2 and not route_mark[r]:
+            continue
+        if n + 1 > routes.shape[1]:
+            continue
+        fits = True
+        for k in range(deliv.shape[1]):
+            if rload[r, k] + deliv[c, k] > vcap[vt, k] + EPS:
+                fits = False
+        if not fits:
+            continue
+        for pos in range(n + 1):
+            prev = routes[r, pos - 1] if pos > 0 else 0
+            nxt = routes[r, pos] if pos < n else 0
+            if level == 0 and not (node_mark[prev] or node_mark[nxt]):
+                continue
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            delta = dist_in[c, prev] + dist[c, nxt] - arc[r, pos] + extra
+            if delta >= best:
+                continue
+            # fast_insert_ok, inline.
+            t = (dep[r, pos - 1] if pos > 0 else early[0]) + ttime_in[c, prev]
+            if t > l_c + EPS:
+                continue
+            if t < e_c:
+                t = e_c
+            t += s_c
+            if pos < n:
+                t += ttime[c, nxt]
+                if t < early[nxt]:
+                    t = early[nxt]
+                if t > lat[r, pos] + EPS:
+                    continue
+            elif t + back > late[0] + EPS:
+                continue
+            best, br, bp = delta, r, pos
+    return best, br, bp, -1, 0
+
+
+@njit(cache=True)
+def _best_insertion_pass(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, level):
+    routes, rlen, rtype, dep, lat, rload, fixed, arc = (
+        S.routes,
+        S.rlen,
+        S.rtype,
+        S.dep,
+        S.lat,
+        S.rload,
+        S.fixed,
+        S.arc,
+    )
+    dist, dist_in = P.dist, P.dist_in
     is_ev = not simple
     best = BIG
     br = -1
@@ -273,22 +418,22 @@ def _best_insertion_pass(
         n = rlen[r]
         extra = 0.0
         if n == 0:
-            if granular or seen_empty[rtype[r]]:
-                continue  # a new route only when no granular position takes c
+            if level == 0 or seen_empty[rtype[r]]:
+                continue
             seen_empty[rtype[r]] = True
             extra = fixed[rtype[r]]
-        elif granular and not G.route_mark[r]:
+        elif level < 2 and not G.route_mark[r]:
             continue
         if n + (1 if simple else 3) > routes.shape[1]:
             continue  # no room for the customer (and two charging stops)
         for pos in range(n + 1):
-            if blink > 0.0 and np.random.random() < blink:
-                continue
             prev = routes[r, pos - 1] if pos > 0 else 0
             nxt = routes[r, pos] if pos < n else 0
-            if granular and not (G.node_mark[prev] or G.node_mark[nxt]):
+            if level == 0 and not (G.node_mark[prev] or G.node_mark[nxt]):
                 continue
-            delta = dist[prev, c] + dist[c, nxt] - dist[prev, nxt] + extra
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            delta = dist_in[c, prev] + dist[c, nxt] - arc[r, pos] + extra
             if delta >= best:
                 continue
             if simple:
@@ -362,8 +507,11 @@ def _best_insertion_pass(
 
 
 @njit(cache=True)
-def apply_insertion(c, r, pos, s, side, S, P, need):
-    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
+def apply_insertion(c, r, pos, s, side, S, P, need, simple):
+    routes, rlen, where, rload, dirty = S.routes, S.rlen, S.where, S.rload, S.dirty
+    if simple:
+        insert_simple(c, r, pos, S, P)
+        return
     dirty[r] = True
     if s >= 0 and side == 0:
         insert_at(r, pos, s, routes, rlen)
@@ -379,13 +527,13 @@ def apply_insertion(c, r, pos, s, side, S, P, need):
     where[c] = r
     for k in range(rload.shape[1]):
         rload[r, k] += P.deliv[c, k]
-    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+    refresh(r, S, P, need)
 
 
 @njit(cache=True)
 def drop_stations(r, S, P, need, scratch, sdep, scharge):
     """Remove charging stops that route ``r`` no longer needs (greedy, last first)."""
-    routes, rlen, rtype, rdist, _where, dep, lat, charge, _rload, _fixed, dirty = S
+    routes, rlen, rtype, dirty = S.routes, S.rlen, S.rtype, S.dirty
     dirty[r] = True
     is_st = P.is_st
     i = rlen[r] - 1
@@ -408,12 +556,12 @@ def drop_stations(r, S, P, need, scratch, sdep, scharge):
                 has_customer = True
         if not has_customer:
             rlen[r] = 0
-    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+    refresh(r, S, P, need)
 
 
 @njit(cache=True)
 def objective(S, penalty, customers):
-    _routes, rlen, rtype, rdist, where, _dep, _lat, _charge, _rload, fixed, _dirty = S
+    rlen, rtype, rdist, where, fixed = S.rlen, S.rtype, S.rdist, S.where, S.fixed
     total = 0.0
     for r in range(rlen.shape[0]):
         if rlen[r] > 0:
@@ -424,23 +572,30 @@ def objective(S, penalty, customers):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def copy_route(A, B, r):
-    """Route ``r`` of A into B (only its used length: O(stops), not O(L))."""
+    """Route ``r`` of A into B (only its used length: O(stops), not O(L)).
+
+    Element loops, not slices: at ~10 stops a slice's set-up costs more than the copy.
+    """
     n = A.rlen[r]
-    B.routes[r, :n] = A.routes[r, :n]
+    for i in range(n):
+        B.routes[r, i] = A.routes[r, i]
+        B.dep[r, i] = A.dep[r, i]
+        B.lat[r, i] = A.lat[r, i]
+        B.charge[r, i] = A.charge[r, i]
+        B.arc[r, i] = A.arc[r, i]
+    B.arc[r, n] = A.arc[r, n]
     B.rlen[r] = n
     B.rtype[r] = A.rtype[r]
     B.rdist[r] = A.rdist[r]
-    B.dep[r, :n] = A.dep[r, :n]
-    B.lat[r, :n] = A.lat[r, :n]
-    B.charge[r, :n] = A.charge[r, :n]
-    B.rload[r, :] = A.rload[r, :]
+    for k in range(A.rload.shape[1]):
+        B.rload[r, k] = A.rload[r, k]
 
 
 @njit(cache=True)
 def copy_state(A, B):
-    """B = A (fixed costs are shared, not copied); O(customers + routes)."""
+    """B = A (fixed costs are shared, not copied; B's dirty flags untouched)."""
     for r in range(A.rlen.shape[0]):
         copy_route(A, B, r)
     B.where[:] = A.where
@@ -500,7 +655,7 @@ def recreate(
             c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G
         )
         if r >= 0:
-            apply_insertion(c, r, pos, s, side, S, P, need)
+            apply_insertion(c, r, pos, s, side, S, P, need, simple)
         else:
             where[c] = -1
 
@@ -510,7 +665,7 @@ def ruin(
     S, P, adj, customers, avg_remove, max_string, removed, simple, scratch, need, sdep, scharge
 ):
     """Remove strings of customers around a random seed; returns how many were removed."""
-    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
+    routes, rlen, where, rload, dirty = S.routes, S.rlen, S.where, S.rload, S.dirty
     is_st = P.is_st
     deliv = P.deliv
     n_routes = rlen.shape[0]
@@ -574,7 +729,7 @@ def ruin(
                 for k in range(rload.shape[1]):
                     rload[r, k] -= deliv[node, k]
         if simple:
-            refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+            refresh_simple(r, S, P)
         else:
             drop_stations(r, S, P, need, scratch, sdep, scharge)
     return n_rem
@@ -593,7 +748,7 @@ def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge, G)
             c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge, G
         )
         if r >= 0:
-            apply_insertion(c, r, pos, s, side, S, P, need)
+            apply_insertion(c, r, pos, s, side, S, P, need, simple)
 
 
 @njit(cache=True)
@@ -665,10 +820,15 @@ def search(
         )
         cand = objective(C, penalty, customers)
         if cand < cur - temp * np.log(np.random.random()):
+            # B.dirty: the routes in which the current solution differs from the best, so
+            # that a new best copies those alone.
+            for r in range(flags.shape[0]):
+                if flags[r]:
+                    B.dirty[r] = True
             sync(C, S, flags)
             cur = cand
             if cand < best - 1e-9:
-                copy_state(C, B)
+                sync(C, B, B.dirty)
                 best = cand
         else:
             sync(S, C, flags)

@@ -125,6 +125,8 @@ class _Search:
             vcap=np.ascontiguousarray(pb.veh_capacity),
             vbat=bat.astype(np.float64),
             vcons=np.ascontiguousarray(pb.veh_consumption),
+            dist_in=_transpose(pb.dist),
+            ttime_in=_transpose(pb.ttime),
         )
         counts = np.minimum(pb.veh_count, ncust)
         rtype = np.repeat(np.arange(counts.size), counts).astype(np.int64)
@@ -180,6 +182,7 @@ class _Search:
             lat=np.zeros((r, lmax)),
             charge=np.zeros((r, lmax)),
             rload=np.zeros((r, d)),
+            arc=np.zeros((r, lmax)),
             fixed=np.ascontiguousarray(self.problem.veh_fixed_cost),
             dirty=np.zeros(r, np.bool_),
         )
@@ -267,6 +270,13 @@ class _Search:
             iterations=iters,
             stats={"iterations_per_second": iters / max(seconds, 1e-9)},
         )
+
+
+def _transpose(m: np.ndarray) -> np.ndarray:
+    """``m.T`` in row order, or ``m`` itself when symmetric (no copy: the usual case)."""
+    if np.array_equal(m, m.T):
+        return np.ascontiguousarray(m)
+    return np.ascontiguousarray(m.T)
 
 
 def _max_stops(pb: RoutingProblem) -> int:

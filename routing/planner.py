@@ -276,7 +276,9 @@ def _transpose(m: np.ndarray) -> np.ndarray:
     """``m.T`` in row order, or ``m`` itself when symmetric (no copy: the usual case)."""
     if np.array_equal(m, m.T):
         return np.ascontiguousarray(m)
-    return np.ascontiguousarray(m.T)
+    out = np.ascontiguousarray(m.T)
+    out.setflags(write=False)  # read-only like the problem's arrays: one compiled signature
+    return out
 
 
 def _max_stops(pb: RoutingProblem) -> int:

@@ -19,7 +19,17 @@ B = npt.NDArray[np.bool_]
 
 
 def _ro(a: Any, dtype: type, name: str, shape: tuple[int, ...]) -> Any:
-    arr: np.ndarray[Any, Any] = np.array(a, dtype=dtype, copy=True)
+    if (
+        isinstance(a, np.ndarray)
+        and a.dtype == dtype
+        and a.base is None
+        and not a.flags.writeable
+        and a.flags.c_contiguous
+    ):
+        # Already frozen and owning its data (a reader's matrix): no copy of (n, n) floats.
+        arr: np.ndarray[Any, Any] = a
+    else:
+        arr = np.array(a, dtype=dtype, copy=True)
     if arr.shape != shape:
         raise ProblemError(name, f"expected shape {shape}, got {arr.shape}")
     if arr.dtype.kind == "f" and np.isnan(arr).any():

@@ -32,6 +32,7 @@ def dimacs_distances(xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
         # coordinates 10 d is an integer only when d is, and sqrt is exact on perfect squares.
         np.floor(blk * 10.0, out=blk)
         out[lo:hi] = blk / 10.0
+    out.setflags(write=False)  # frozen: RoutingProblem keeps it without a copy
     return out
 
 
@@ -146,6 +147,7 @@ def _build(
         dist = dimacs_distances(xy)
     else:
         dist = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+        dist.setflags(write=False)
     return RoutingProblem(
         name=header.get("NAME", p.stem),
         labels=tuple(range(n)),

@@ -112,6 +112,7 @@ class _Search:
         self.customers = cust
         ncust = max(1, cust.size)
         bat = np.where(np.isfinite(pb.veh_battery), pb.veh_battery, 2.0 * K.BIG)
+        dist_in = _transpose(pb.dist)
         self.P = K.Instance(
             dist=np.ascontiguousarray(pb.dist),
             ttime=np.ascontiguousarray(pb.ttime),
@@ -125,8 +126,8 @@ class _Search:
             vcap=np.ascontiguousarray(pb.veh_capacity),
             vbat=bat.astype(np.float64),
             vcons=np.ascontiguousarray(pb.veh_consumption),
-            dist_in=_transpose(pb.dist),
-            ttime_in=_transpose(pb.ttime),
+            dist_in=dist_in,
+            ttime_in=dist_in if pb.ttime is pb.dist else _transpose(pb.ttime),
         )
         counts = np.minimum(pb.veh_count, ncust)
         rtype = np.repeat(np.arange(counts.size), counts).astype(np.int64)
@@ -274,7 +275,9 @@ class _Search:
 
 def _transpose(m: np.ndarray) -> np.ndarray:
     """``m.T`` in row order, or ``m`` itself when symmetric (no copy: the usual case)."""
-    if np.array_equal(m, m.T):
+    n = m.shape[0]
+    # Block by block: a whole (n, n) comparison would allocate n^2 booleans at once.
+    if all(np.array_equal(m[lo : lo + 256], m[:, lo : lo + 256].T) for lo in range(0, n, 256)):
         return np.ascontiguousarray(m)
     out = np.ascontiguousarray(m.T)
     out.setflags(write=False)  # read-only like the problem's arrays: one compiled signature

@@ -14,24 +14,33 @@ from routing.problem import RoutingProblem
 __all__ = ["dimacs_distances", "read_vrplib", "read_vrplib_solution"]
 
 _SECTIONS = ("NODE_COORD_SECTION", "DEMAND_SECTION", "TIME_WINDOW_SECTION", "SERVICE_TIME_SECTION")
-_BLOCK = 512  # rows per block when building the matrix (bounds the temporaries at large n)
+_BLOCK = 256  # rows per block when building the matrix (bounds the temporaries at large n)
 
 
 def dimacs_distances(xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Euclidean distances truncated to one decimal, ``floor(10 d) / 10`` (DIMACS convention).
 
-    Computed in row blocks so that n = 5,000 needs the (n, n) result and little more.
+    Computed in place, in row blocks, so that n = 5,000 needs the (n, n) result and one block.
     """
     a = np.asarray(xy, np.float64)
     n = a.shape[0]
+    x, y = a[:, 0], a[:, 1]
     out = np.empty((n, n), np.float64)
+    tmp = np.empty((min(n, _BLOCK), n), np.float64)
     for lo in range(0, n, _BLOCK):
         hi = min(n, lo + _BLOCK)
-        blk = np.hypot(a[lo:hi, None, 0] - a[None, :, 0], a[lo:hi, None, 1] - a[None, :, 1])
+        view, t = out[lo:hi], tmp[: hi - lo]
+        np.subtract(x[lo:hi, None], x[None, :], out=view)
+        np.square(view, out=view)
+        np.subtract(y[lo:hi, None], y[None, :], out=t)
+        np.square(t, out=t)
+        view += t
+        np.sqrt(view, out=view)
         # Truncation as PyVRP's round_func="dimacs" does it, int(10 d): with integer
         # coordinates 10 d is an integer only when d is, and sqrt is exact on perfect squares.
-        np.floor(blk * 10.0, out=blk)
-        out[lo:hi] = blk / 10.0
+        view *= 10.0
+        np.floor(view, out=view)
+        view /= 10.0
     out.setflags(write=False)  # frozen: RoutingProblem keeps it without a copy
     return out
 

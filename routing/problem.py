@@ -182,8 +182,9 @@ class PlanParams:
         engine: ``"sisr"`` (the numba ruin-and-recreate search, default) or ``"ortools"``
             (OR-Tools routing with guided local search; no electric vehicles).
         avg_remove, max_string, blink: SISR's ruin size, string length and blink rate.
-        temperature: initial and final simulated-annealing temperature (None: scaled from the
-            instance's mean depot distance, 100 and 1 at the Solomon scale).
+        temperature: initial and final simulated-annealing temperature (None: 100 and 1 at
+            the Solomon scale, scaled by the mean depot distance / 35 and by
+            sqrt(100 / customers)).
         granular: an insertion tries the routes of the customer's ``granular`` nearest
             customers first (every route when none of them fits; 0: always every route).
     """

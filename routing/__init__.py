@@ -24,6 +24,7 @@ from routing.io import read_evrptw, read_solomon
 from routing.planner import plan_routes, warm_up_planner
 from routing.problem import PlanParams, RoutePlan, RoutingProblem
 from routing.reservations import Reservation, ReservationBook
+from routing.vrplib import read_vrplib, read_vrplib_solution
 
 __all__ = [
     "AllocationParams",
@@ -50,6 +51,8 @@ __all__ = [
     "plan_routes",
     "read_evrptw",
     "read_solomon",
+    "read_vrplib",
+    "read_vrplib_solution",
     "stops_from_allocation",
     "warm_up",
     "warm_up_planner",

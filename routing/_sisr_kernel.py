@@ -14,8 +14,57 @@ slacks in simple mode (plain VRPTW, the Solomon case), which is what makes the s
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
+
+
+class Instance(NamedTuple):
+    """The problem as the kernel reads it (node 0 the depot; ``T`` vehicle types, ``D`` loads)."""
+
+    dist: np.ndarray  # (N, N) distance, the objective
+    ttime: np.ndarray  # (N, N) travel time
+    early: np.ndarray  # (N,) time window opens
+    late: np.ndarray  # (N,) time window closes
+    service: np.ndarray  # (N,) service duration
+    deliv: np.ndarray  # (N, D) loads dropped
+    pick: np.ndarray  # (N, D) loads collected
+    is_st: np.ndarray  # (N,) charging station
+    grate: np.ndarray  # (N,) time per energy unit charged
+    vcap: np.ndarray  # (T, D) capacity
+    vbat: np.ndarray  # (T,) battery (2 BIG: not electric)
+    vcons: np.ndarray  # (T,) energy per distance unit
+    # Transposes (dist_in[j, i] = dist[i, j]), the same arrays when the matrices are symmetric:
+    # an insertion of j reads row j only, which stays in cache (a column would not).
+    dist_in: np.ndarray
+    ttime_in: np.ndarray
+
+
+class Granular(NamedTuple):
+    """Granular neighbourhood of the insertion and its scratch marks (left all false)."""
+
+    near: np.ndarray  # (N, K) each node's K nearest customers, nearest first (-1 pads)
+    route_mark: np.ndarray  # (R,) routes serving one of the customer's neighbours
+    node_mark: np.ndarray  # (N,) the customer's neighbours (and the depot)
+
+
+class State(NamedTuple):
+    """One solution: ``R`` route slots of at most ``L`` stops, with cached schedules."""
+
+    routes: np.ndarray  # (R, L) stops of each route, depot excluded
+    rlen: np.ndarray  # (R,) stops in each route (0: unused vehicle)
+    rtype: np.ndarray  # (R,) vehicle type of each slot
+    rdist: np.ndarray  # (R,) distance of each route
+    where: np.ndarray  # (N,) route of each customer (-1: not routed)
+    dep: np.ndarray  # (R, L) departure time after each stop
+    lat: np.ndarray  # (R, L) latest service start keeping the rest of the route on time
+    charge: np.ndarray  # (R, L) energy bought at each stop
+    rload: np.ndarray  # (R, D) deliveries on board when leaving the depot
+    arc: np.ndarray  # (R, L) distance of the arc ending at each position (n: back to depot)
+    fixed: np.ndarray  # (T,) fixed cost per used vehicle (shared, never copied)
+    dirty: np.ndarray  # (R,) routes changed since the last sync
+
 
 BIG = 1e18
 EPS = 1e-9
@@ -32,32 +81,14 @@ def seed_rng(seed):
 
 
 @njit(cache=True)
-def simulate(
-    seq,
-    n,
-    vt,
-    dist,
-    ttime,
-    early,
-    late,
-    service,
-    deliv,
-    pick,
-    is_st,
-    grate,
-    vcap,
-    vbat,
-    vcons,
-    need,
-    dep,
-    charge,
-):
+def simulate(seq, n, vt, P, need, dep, charge):
     """Drive the route ``depot, seq[:n], depot`` with vehicle type ``vt``.
 
     Fills ``dep`` (departure times) and ``charge`` (energy bought at each stop); returns
     ``(code, distance)``.  Charging policy: at a station buy just enough energy to reach the next
     station or the depot (capped by the battery), i.e. charge as late and as little as possible.
     """
+    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P[:12]
     nd = deliv.shape[1]
     # Load: leaves the depot with every delivery, picks up along the way.
     for k in range(nd):
@@ -123,32 +154,19 @@ def simulate(
 
 
 @njit(cache=True)
-def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
-    """Recompute the cached departure times, latest starts and distance of route ``r``."""
-    dist, ttime, early, late, service, deliv, pick, is_st, grate, vcap, vbat, vcons = P
-    n = rlen[r]
-    seq = routes[r]
-    code, d = simulate(
-        seq,
-        n,
-        rtype[r],
-        dist,
-        ttime,
-        early,
-        late,
-        service,
-        deliv,
-        pick,
-        is_st,
-        grate,
-        vcap,
-        vbat,
-        vcons,
-        need,
-        dep[r],
-        charge[r],
-    )
-    rdist[r] = d
+def refresh(r, S, P, need):
+    """Recompute the cached departure times, latest starts, arcs and distance of route ``r``."""
+    ttime, late, service, dist = P.ttime, P.late, P.service, P.dist
+    n = S.rlen[r]
+    seq = S.routes[r]
+    lat = S.lat
+    code, d = simulate(seq, n, S.rtype[r], P, need, S.dep[r], S.charge[r])
+    S.rdist[r] = d
+    prev = 0
+    for i in range(n):
+        S.arc[r, i] = dist[prev, seq[i]]
+        prev = seq[i]
+    S.arc[r, n] = dist[prev, 0]
     # Latest service start at each position that keeps the rest of the route on time.
     nxt_lat = late[0]
     nxt = 0
@@ -164,9 +182,59 @@ def refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P):
 
 
 @njit(cache=True)
+def refresh_simple(r, S, P):
+    """``refresh`` for plain VRPTW in one pass (no call to ``simulate``: see ``insert_simple``)."""
+    routes, rdist, dep, lat, arc = S.routes, S.rdist, S.dep, S.lat, S.arc
+    dist, ttime, early, late, service = P.dist, P.ttime, P.early, P.late, P.service
+    n = S.rlen[r]
+    t = early[0]
+    total = 0.0
+    prev = 0
+    for i in range(n):
+        node = routes[r, i]
+        d = dist[prev, node]
+        arc[r, i] = d
+        total += d
+        t += ttime[prev, node]
+        if t < early[node]:
+            t = early[node]
+        t += service[node]
+        dep[r, i] = t
+        prev = node
+    arc[r, n] = dist[prev, 0]
+    rdist[r] = total + arc[r, n]
+    nxt_lat = late[0]
+    nxt = 0
+    for i in range(n - 1, -1, -1):
+        node = routes[r, i]
+        v = nxt_lat - ttime[node, nxt] - service[node]
+        if late[node] < v:
+            v = late[node]
+        lat[r, i] = v
+        nxt_lat = v
+        nxt = node
+
+
+@njit(cache=True)
+def insert_simple(c, r, pos, S, P):
+    """Insert ``c`` at ``pos`` of route ``r`` (plain VRPTW) and refresh the route's caches."""
+    routes, rlen, rload = S.routes, S.rlen, S.rload
+    S.dirty[r] = True
+    n = rlen[r]
+    for i in range(n, pos, -1):
+        routes[r, i] = routes[r, i - 1]
+    routes[r, pos] = c
+    rlen[r] = n + 1
+    S.where[c] = r
+    for k in range(rload.shape[1]):
+        rload[r, k] += P.deliv[c, k]
+    refresh_simple(r, S, P)
+
+
+@njit(cache=True, inline="always")
 def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     """O(1) feasibility of inserting ``c`` before position ``pos`` (simple mode only)."""
-    _dist, ttime, early, late, service, deliv, _pick, _is_st, _grate, vcap, _vbat, _vcons = P
+    ttime, early, late, service, deliv, vcap = P.ttime, P.early, P.late, P.service, P.deliv, P.vcap
     vt = rtype[r]
     for k in range(deliv.shape[1]):
         if rload[r, k] + deliv[c, k] > vcap[vt, k] + EPS:
@@ -174,7 +242,7 @@ def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     n = rlen[r]
     prev = routes[r, pos - 1] if pos > 0 else 0
     t = dep[r, pos - 1] if pos > 0 else early[0]
-    t += ttime[prev, c]
+    t += P.ttime_in[c, prev]
     if t > late[c] + EPS:
         return False
     if t < early[c]:
@@ -189,7 +257,7 @@ def fast_insert_ok(r, pos, c, routes, rlen, rtype, dep, lat, rload, P):
     return t + ttime[c, 0] <= late[0] + EPS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def insert_at(r, pos, c, routes, rlen):
     n = rlen[r]
     for i in range(n, pos, -1):
@@ -198,7 +266,7 @@ def insert_at(r, pos, c, routes, rlen):
     rlen[r] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def remove_at(r, pos, routes, rlen):
     n = rlen[r]
     for i in range(pos, n - 1):
@@ -207,13 +275,136 @@ def remove_at(r, pos, routes, rlen):
 
 
 @njit(cache=True)
-def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge):
+def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G):
     """Cheapest feasible (route, position, station, station position) for customer ``c``.
 
     ``station`` is -1 or a station node inserted right before (``spos`` 0) or after (1) ``c``.
+    Granular (Toth and Vigo's granular neighbourhoods), in three levels tried in turn until one
+    takes ``c``: 0, the positions next to one of ``c``'s K nearest customers (or the depot) in
+    the routes serving them; 1, every position of those routes and one empty route per vehicle
+    type; 2, every position of every route (SISR's original insertion; the only level when K
+    is 0).
     """
-    routes, rlen, rtype, _rdist, _where, dep, lat, _charge, rload, fixed, _dirty = S
-    dist = P[0]
+    where = S.where
+    near = G.near
+    k = near.shape[1]
+    for j in range(k):
+        nb = near[c, j]
+        if nb < 0:
+            break
+        G.node_mark[nb] = True
+        if where[nb] >= 0:
+            G.route_mark[where[nb]] = True
+    G.node_mark[0] = True
+    res = (BIG, -1, -1, -1, 0)
+    for level in range(0 if k > 0 else 2, 3):
+        if simple:
+            res = _best_insertion_simple(c, S, P, blink, G, level)
+        else:
+            res = _best_insertion_pass(
+                c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, level
+            )
+        if res[1] >= 0:
+            break
+    for j in range(k):
+        nb = near[c, j]
+        if nb < 0:
+            break
+        G.node_mark[nb] = False
+        if where[nb] >= 0:
+            G.route_mark[where[nb]] = False
+    G.node_mark[0] = False
+    return res
+
+
+@njit(cache=True)
+def _best_insertion_simple(c, S, P, blink, G, level):
+    """``_best_insertion_pass`` for plain VRPTW, with ``fast_insert_ok`` written out in the loop.
+
+    The arrays are taken out of the named tuples once: a call per position that passes them
+    (refcounts of some twenty arrays) cost ~100x the O(1) check itself.  Capacity is checked
+    once per route, the time windows per position from the cached departures and latest starts.
+    """
+    routes, rlen, rtype, dep, lat, rload, fixed, arc = (
+        S.routes,
+        S.rlen,
+        S.rtype,
+        S.dep,
+        S.lat,
+        S.rload,
+        S.fixed,
+        S.arc,
+    )
+    dist, dist_in, ttime, ttime_in = P.dist, P.dist_in, P.ttime, P.ttime_in
+    early, late, service, deliv, vcap = P.early, P.late, P.service, P.deliv, P.vcap
+    route_mark, node_mark = G.route_mark, G.node_mark
+    best = BIG
+    br = -1
+    bp = -1
+    seen_empty = np.zeros(fixed.shape[0], np.bool_)
+    e_c, l_c, s_c = early[c], late[c], service[c]
+    back = ttime[c, 0]
+    for r in range(rlen.shape[0]):
+        n = rlen[r]
+        vt = rtype[r]
+        extra = 0.0
+        if n == 0:
+            if level == 0 or seen_empty[vt]:
+                continue
+            seen_empty[vt] = True
+            extra = fixed[vt]
+        elif level < 2 and not route_mark[r]:
+            continue
+        if n + 1 > routes.shape[1]:
+            continue
+        fits = True
+        for k in range(deliv.shape[1]):
+            if rload[r, k] + deliv[c, k] > vcap[vt, k] + EPS:
+                fits = False
+        if not fits:
+            continue
+        for pos in range(n + 1):
+            prev = routes[r, pos - 1] if pos > 0 else 0
+            nxt = routes[r, pos] if pos < n else 0
+            if level == 0 and not (node_mark[prev] or node_mark[nxt]):
+                continue
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            delta = dist_in[c, prev] + dist[c, nxt] - arc[r, pos] + extra
+            if delta >= best:
+                continue
+            # fast_insert_ok, inline.
+            t = (dep[r, pos - 1] if pos > 0 else early[0]) + ttime_in[c, prev]
+            if t > l_c + EPS:
+                continue
+            if t < e_c:
+                t = e_c
+            t += s_c
+            if pos < n:
+                t += ttime[c, nxt]
+                if t < early[nxt]:
+                    t = early[nxt]
+                if t > lat[r, pos] + EPS:
+                    continue
+            elif t + back > late[0] + EPS:
+                continue
+            best, br, bp = delta, r, pos
+    return best, br, bp, -1, 0
+
+
+@njit(cache=True)
+def _best_insertion_pass(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G, level):
+    routes, rlen, rtype, dep, lat, rload, fixed, arc = (
+        S.routes,
+        S.rlen,
+        S.rtype,
+        S.dep,
+        S.lat,
+        S.rload,
+        S.fixed,
+        S.arc,
+    )
+    dist, dist_in = P.dist, P.dist_in
     is_ev = not simple
     best = BIG
     br = -1
@@ -227,18 +418,22 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
         n = rlen[r]
         extra = 0.0
         if n == 0:
-            if seen_empty[rtype[r]]:
+            if level == 0 or seen_empty[rtype[r]]:
                 continue
             seen_empty[rtype[r]] = True
             extra = fixed[rtype[r]]
-        if n + 3 > routes.shape[1] and not simple:
-            continue  # no room for the customer and two charging stops
+        elif level < 2 and not G.route_mark[r]:
+            continue
+        if n + (1 if simple else 3) > routes.shape[1]:
+            continue  # no room for the customer (and two charging stops)
         for pos in range(n + 1):
-            if blink > 0.0 and np.random.random() < blink:
-                continue
             prev = routes[r, pos - 1] if pos > 0 else 0
             nxt = routes[r, pos] if pos < n else 0
-            delta = dist[prev, c] + dist[c, nxt] - dist[prev, nxt] + extra
+            if level == 0 and not (G.node_mark[prev] or G.node_mark[nxt]):
+                continue
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            delta = dist_in[c, prev] + dist[c, nxt] - arc[r, pos] + extra
             if delta >= best:
                 continue
             if simple:
@@ -251,7 +446,7 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
             scratch[pos] = c
             for i in range(pos, n):
                 scratch[i + 1] = routes[r, i]
-            code, _ = simulate(scratch, n + 1, rtype[r], *P, need, sdep, scharge)
+            code, _ = simulate(scratch, n + 1, rtype[r], P, need, sdep, scharge)
             if code == OK:
                 best, br, bp, bs = delta, r, pos, -1
                 continue
@@ -283,7 +478,7 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
                     for i in range(pos, n):
                         scratch[k] = routes[r, i]
                         k += 1
-                    code2, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+                    code2, _ = simulate(scratch, k, rtype[r], P, need, sdep, scharge)
                     if code2 == OK:
                         best, br, bp, bs, bsp = d2, r, pos, s, side
             if n > 0:
@@ -305,15 +500,18 @@ def best_insertion(c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
                     scratch[0] = s1
                     scratch[1] = c
                     scratch[2] = s2
-                    code2, _ = simulate(scratch, 3, rtype[r], *P, need, sdep, scharge)
+                    code2, _ = simulate(scratch, 3, rtype[r], P, need, sdep, scharge)
                     if code2 == OK:
                         best, br, bp, bs, bsp = d2, r, 0, s1, 2 + s2
     return best, br, bp, bs, bsp
 
 
 @njit(cache=True)
-def apply_insertion(c, r, pos, s, side, S, P, need):
-    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
+def apply_insertion(c, r, pos, s, side, S, P, need, simple):
+    routes, rlen, where, rload, dirty = S.routes, S.rlen, S.where, S.rload, S.dirty
+    if simple:
+        insert_simple(c, r, pos, S, P)
+        return
     dirty[r] = True
     if s >= 0 and side == 0:
         insert_at(r, pos, s, routes, rlen)
@@ -328,16 +526,16 @@ def apply_insertion(c, r, pos, s, side, S, P, need):
         insert_at(r, pos + 1, s, routes, rlen)
     where[c] = r
     for k in range(rload.shape[1]):
-        rload[r, k] += P[5][c, k]
-    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+        rload[r, k] += P.deliv[c, k]
+    refresh(r, S, P, need)
 
 
 @njit(cache=True)
 def drop_stations(r, S, P, need, scratch, sdep, scharge):
     """Remove charging stops that route ``r`` no longer needs (greedy, last first)."""
-    routes, rlen, rtype, rdist, _where, dep, lat, charge, _rload, _fixed, dirty = S
+    routes, rlen, rtype, dirty = S.routes, S.rlen, S.rtype, S.dirty
     dirty[r] = True
-    is_st = P[7]
+    is_st = P.is_st
     i = rlen[r] - 1
     while i >= 0:
         if is_st[routes[r, i]]:
@@ -347,7 +545,7 @@ def drop_stations(r, S, P, need, scratch, sdep, scharge):
                 if j != i:
                     scratch[k] = routes[r, j]
                     k += 1
-            code, _ = simulate(scratch, k, rtype[r], *P, need, sdep, scharge)
+            code, _ = simulate(scratch, k, rtype[r], P, need, sdep, scharge)
             if code == OK:
                 remove_at(r, i, routes, rlen)
         i -= 1
@@ -358,12 +556,12 @@ def drop_stations(r, S, P, need, scratch, sdep, scharge):
                 has_customer = True
         if not has_customer:
             rlen[r] = 0
-    refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+    refresh(r, S, P, need)
 
 
 @njit(cache=True)
 def objective(S, penalty, customers):
-    _routes, rlen, rtype, rdist, where, _dep, _lat, _charge, _rload, fixed, _dirty = S
+    rlen, rtype, rdist, where, fixed = S.rlen, S.rtype, S.rdist, S.where, S.fixed
     total = 0.0
     for r in range(rlen.shape[0]):
         if rlen[r] > 0:
@@ -374,45 +572,65 @@ def objective(S, penalty, customers):
     return total
 
 
+@njit(cache=True, inline="always")
+def copy_route(A, B, r):
+    """Route ``r`` of A into B (only its used length: O(stops), not O(L)).
+
+    Element loops, not slices: at ~10 stops a slice's set-up costs more than the copy.
+    """
+    n = A.rlen[r]
+    for i in range(n):
+        B.routes[r, i] = A.routes[r, i]
+        B.dep[r, i] = A.dep[r, i]
+        B.lat[r, i] = A.lat[r, i]
+        B.charge[r, i] = A.charge[r, i]
+        B.arc[r, i] = A.arc[r, i]
+    B.arc[r, n] = A.arc[r, n]
+    B.rlen[r] = n
+    B.rtype[r] = A.rtype[r]
+    B.rdist[r] = A.rdist[r]
+    for k in range(A.rload.shape[1]):
+        B.rload[r, k] = A.rload[r, k]
+
+
 @njit(cache=True)
 def copy_state(A, B):
-    """B[:] = A for every state array (fixed costs are shared, not copied)."""
-    B[0][:] = A[0]
-    B[1][:] = A[1]
-    B[2][:] = A[2]
-    B[3][:] = A[3]
-    B[4][:] = A[4]
-    B[5][:] = A[5]
-    B[6][:] = A[6]
-    B[7][:] = A[7]
-    B[8][:] = A[8]
+    """B = A (fixed costs are shared, not copied; B's dirty flags untouched)."""
+    for r in range(A.rlen.shape[0]):
+        copy_route(A, B, r)
+    B.where[:] = A.where
 
 
 @njit(cache=True)
 def sync(A, B, flags):
-    """Copy the routes flagged in ``flags`` (and the small arrays) from A to B; clear flags."""
+    """Copy the routes flagged in ``flags`` (and ``where``) from A to B; clear flags."""
     for r in range(flags.shape[0]):
         if flags[r]:
-            n = A[1][r]
-            B[0][r, :n] = A[0][r, :n]
-            B[1][r] = n
-            B[3][r] = A[3][r]
-            B[5][r, :n] = A[5][r, :n]
-            B[6][r, :n] = A[6][r, :n]
-            B[7][r, :n] = A[7][r, :n]
-            B[8][r, :] = A[8][r, :]
+            copy_route(A, B, r)
             flags[r] = False
-    B[4][:] = A[4]
+    B.where[:] = A.where
 
 
 @njit(cache=True)
 def recreate(
-    removed, n_removed, S, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+    removed,
+    n_removed,
+    S,
+    P,
+    near_st,
+    simple,
+    blink,
+    customers,
+    scratch,
+    need,
+    sdep,
+    scharge,
+    G,
 ):
     """Insert ``removed[:n_removed]`` in a random one of SISR's orders."""
-    early, late = P[2], P[3]
-    deliv = P[5]
-    dist = P[0]
+    early, late = P.early, P.late
+    deliv = P.deliv
+    dist = P.dist
     keys = np.empty(n_removed)
     u = np.random.random()
     for i in range(n_removed):
@@ -430,14 +648,14 @@ def recreate(
         else:
             keys[i] = late[c]
     order = np.argsort(keys)
-    where = S[4]
+    where = S.where
     for i in range(n_removed):
         c = removed[order[i]]
         _best, r, pos, s, side = best_insertion(
-            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge
+            c, S, P, near_st, simple, blink, scratch, need, sdep, scharge, G
         )
         if r >= 0:
-            apply_insertion(c, r, pos, s, side, S, P, need)
+            apply_insertion(c, r, pos, s, side, S, P, need, simple)
         else:
             where[c] = -1
 
@@ -447,9 +665,9 @@ def ruin(
     S, P, adj, customers, avg_remove, max_string, removed, simple, scratch, need, sdep, scharge
 ):
     """Remove strings of customers around a random seed; returns how many were removed."""
-    routes, rlen, rtype, rdist, where, dep, lat, charge, rload, _fixed, dirty = S
-    is_st = P[7]
-    deliv = P[5]
+    routes, rlen, where, rload, dirty = S.routes, S.rlen, S.where, S.rload, S.dirty
+    is_st = P.is_st
+    deliv = P.deliv
     n_routes = rlen.shape[0]
     used = 0
     card = 0
@@ -511,26 +729,26 @@ def ruin(
                 for k in range(rload.shape[1]):
                     rload[r, k] -= deliv[node, k]
         if simple:
-            refresh(r, routes, rlen, rtype, rdist, dep, lat, charge, need, P)
+            refresh_simple(r, S, P)
         else:
             drop_stations(r, S, P, need, scratch, sdep, scharge)
     return n_rem
 
 
 @njit(cache=True)
-def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge):
+def construct(S, P, near_st, simple, customers, scratch, need, sdep, scharge, G):
     """Initial solution: every customer inserted greedily (farthest from the depot first)."""
     removed = customers.copy()
-    recreate_order = np.argsort(-P[0][0, customers])
+    recreate_order = np.argsort(-P.dist[0, customers])
     for i in range(customers.shape[0]):
         removed[i] = customers[recreate_order[i]]
     for i in range(customers.shape[0]):
         c = removed[i]
         _best, r, pos, s, side = best_insertion(
-            c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge
+            c, S, P, near_st, simple, 0.0, scratch, need, sdep, scharge, G
         )
         if r >= 0:
-            apply_insertion(c, r, pos, s, side, S, P, need)
+            apply_insertion(c, r, pos, s, side, S, P, need, simple)
 
 
 @njit(cache=True)
@@ -555,6 +773,7 @@ def search(
     sdep,
     scharge,
     removed,
+    G,
 ):
     """``n_iter`` SISR iterations cooling from ``temp0`` to ``temp1``.
 
@@ -566,7 +785,7 @@ def search(
     # C mirrors S between iterations; only the routes an iteration touched are copied back
     # (to S on acceptance, from S on rejection), which keeps an iteration cheap.
     copy_state(S, C)
-    flags = C[10]
+    flags = C.dirty
     flags[:] = False
     for it in range(n_iter):
         temp = temp0 * (temp1 / temp0) ** (it / max(1, n_iter))
@@ -585,14 +804,31 @@ def search(
             scharge,
         )
         recreate(
-            removed, n_rem, C, P, near_st, simple, blink, customers, scratch, need, sdep, scharge
+            removed,
+            n_rem,
+            C,
+            P,
+            near_st,
+            simple,
+            blink,
+            customers,
+            scratch,
+            need,
+            sdep,
+            scharge,
+            G,
         )
         cand = objective(C, penalty, customers)
         if cand < cur - temp * np.log(np.random.random()):
+            # B.dirty: the routes in which the current solution differs from the best, so
+            # that a new best copies those alone.
+            for r in range(flags.shape[0]):
+                if flags[r]:
+                    B.dirty[r] = True
             sync(C, S, flags)
             cur = cand
             if cand < best - 1e-9:
-                copy_state(C, B)
+                sync(C, B, B.dirty)
                 best = cand
         else:
             sync(S, C, flags)

@@ -34,14 +34,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q = subparsers.add_parser(
         "plan-routes",
         help="plan vehicle routes",
-        description="Plan routes for a Solomon VRPTW or an E-VRPTW (Schneider et al.) instance.",
+        description=(
+            "Plan routes for a Solomon VRPTW, an E-VRPTW (Schneider et al.) or a VRPLIB VRPTW "
+            "instance (DIMACS costs: distances truncated to one decimal)."
+        ),
     )
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--solomon", metavar="FILE", help="Solomon VRPTW instance")
     src.add_argument("--evrptw", metavar="FILE", help="E-VRPTW instance (Schneider et al. 2014)")
+    src.add_argument(
+        "--vrplib", metavar="FILE", help="VRPLIB VRPTW instance (customers numbered 1..n)"
+    )
     q.add_argument("--seconds", type=float, default=10.0, help="search time limit (default 10)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--engine", choices=("sisr", "ortools"), default="sisr", help="search engine")
+    q.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="independent searches in parallel processes, best kept (default 1: one core)",
+    )
     q.add_argument("--json", action="store_true", help="print the plan as JSON")
     q.set_defaults(func=_plan_routes)
 
@@ -78,12 +90,19 @@ def _allocate(args: argparse.Namespace) -> int:
 def _plan_routes(args: argparse.Namespace) -> int:
     from routing.io import read_evrptw, read_solomon
     from routing.planner import plan_routes
+    from routing.vrplib import read_vrplib
 
     try:
-        params = PlanParams(time_limit=args.seconds, seed=args.seed, engine=args.engine)
-        problem: RoutingProblem = (
-            read_solomon(args.solomon) if args.solomon else read_evrptw(args.evrptw)
+        params = PlanParams(
+            time_limit=args.seconds, seed=args.seed, engine=args.engine, workers=args.workers
         )
+        problem: RoutingProblem
+        if args.solomon:
+            problem = read_solomon(args.solomon)
+        elif args.evrptw:
+            problem = read_evrptw(args.evrptw)
+        else:
+            problem = read_vrplib(args.vrplib)
         plan = plan_routes(problem, params=params)
     except RoutingError as exc:
         return _fail(str(exc))

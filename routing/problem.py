@@ -19,7 +19,17 @@ B = npt.NDArray[np.bool_]
 
 
 def _ro(a: Any, dtype: type, name: str, shape: tuple[int, ...]) -> Any:
-    arr: np.ndarray[Any, Any] = np.array(a, dtype=dtype, copy=True)
+    if (
+        isinstance(a, np.ndarray)
+        and a.dtype == dtype
+        and a.base is None
+        and not a.flags.writeable
+        and a.flags.c_contiguous
+    ):
+        # Already frozen and owning its data (a reader's matrix): no copy of (n, n) floats.
+        arr: np.ndarray[Any, Any] = a
+    else:
+        arr = np.array(a, dtype=dtype, copy=True)
     if arr.shape != shape:
         raise ProblemError(name, f"expected shape {shape}, got {arr.shape}")
     if arr.dtype.kind == "f" and np.isnan(arr).any():
@@ -70,8 +80,10 @@ class RoutingProblem:
         dims = np.asarray(self.delivery).reshape(n, -1).shape[1]
         nt = np.asarray(self.veh_count).reshape(-1).shape[0]
         fix = object.__setattr__
+        # Travel time equal to distance (the benchmark conventions) is kept as one array.
+        same = self.ttime is self.dist
         fix(self, "dist", _ro(self.dist, np.float64, "dist", (n, n)))
-        fix(self, "ttime", _ro(self.ttime, np.float64, "ttime", (n, n)))
+        fix(self, "ttime", self.dist if same else _ro(self.ttime, np.float64, "ttime", (n, n)))
         for key in ("early", "late", "service", "station_rate"):
             fix(self, key, _ro(getattr(self, key), np.float64, key, (n,)))
         fix(
@@ -170,8 +182,11 @@ class PlanParams:
         engine: ``"sisr"`` (the numba ruin-and-recreate search, default) or ``"ortools"``
             (OR-Tools routing with guided local search; no electric vehicles).
         avg_remove, max_string, blink: SISR's ruin size, string length and blink rate.
-        temperature: initial and final simulated-annealing temperature (None: scaled from the
-            instance's mean depot distance, 100 and 1 at the Solomon scale).
+        temperature: initial and final simulated-annealing temperature (None: 100 and 1 at
+            the Solomon scale, scaled by the mean depot distance / 35 and by
+            sqrt(100 / customers)).
+        granular: an insertion tries the routes of the customer's ``granular`` nearest
+            customers first (every route when none of them fits; 0: always every route).
     """
 
     time_limit: float = 10.0
@@ -182,6 +197,8 @@ class PlanParams:
     max_string: int = 10
     blink: float = 0.01
     temperature: tuple[float, float] | None = None
+    granular: int = 40
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.time_limit) and self.time_limit > 0):
@@ -196,6 +213,10 @@ class PlanParams:
             raise ProblemError("max_string", "must be >= 1")
         if not 0 <= self.blink < 1:
             raise ProblemError("blink", "must be in [0, 1)")
+        if self.workers < 1:
+            raise ProblemError("workers", "must be >= 1")
+        if self.granular < 0:
+            raise ProblemError("granular", "must be >= 0")
         if self.temperature is not None and not (0 < self.temperature[1] <= self.temperature[0]):
             raise ProblemError("temperature", "must be (initial, final) with initial >= final > 0")
 

@@ -29,6 +29,8 @@ EXPECTED = {
     "plan_routes",
     "read_evrptw",
     "read_solomon",
+    "read_vrplib",
+    "read_vrplib_solution",
     "stops_from_allocation",
     "warm_up",
     "warm_up_planner",

@@ -91,6 +91,11 @@ def _hub_settings(
             "heartbeat_interval_s": 60,
         },
         "sites": [asdict(s) for s in _sites(spec)],
+        # The operator's inventory: each cabinet's births must confirm this layout.
+        "devices": [
+            {"id": cab, "site": site, "layout": ",".join(f"{size}:{n}" for size, n in LAYOUT)}
+            for cab, site in spec.cabinet_sites()
+        ],
     }
 
 

@@ -12,8 +12,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.settings.inventory import CompartmentSettings, DeviceInventorySettings
 from hub.models import Zone, device_kind_name, size_name
+from hub.settings.inventory import CompartmentSettings, DeviceInventorySettings
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2

@@ -7,6 +7,7 @@ passed; optional fields empty) so that a rule made stricter fails them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +19,12 @@ from lockerhub.codec import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PROTOBUF,
     DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_COUNTER,
     MESSAGE_TYPES,
+    clean_text,
     decode,
     encode,
+    encode_as,
     encode_json,
 )
 from lockerhub.errors import PayloadError
@@ -32,6 +36,10 @@ MAX_TS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 TS = 1_800_000_000_000
 ID64 = "i" * 64
 TEXT512 = "t" * 512
+MAX_ENERGY_WH = 1e12
+MAX_POWER_W = 1e7
+MIN_C, MAX_C = -100.0, 150.0
+BEYOND = MAX_COUNTER + 1  # 2**53, the first counter JSON and SQLite may not hold exactly
 
 
 def _dims(w: int = 300, h: int = 200, d: int = 400) -> common_pb2.Dimensions:
@@ -115,7 +123,48 @@ VALID: list[tuple[str, Kind, Callable[[], Message]]] = [
         Kind.STATUS,
         lambda: device_pb2.DeviceStatus(state=device_pb2.DeviceStatus.STATE_OFFLINE, ts_ms=MIN_TS),
     ),
+    (
+        "status-counters-max-accept-json",
+        Kind.STATUS,
+        lambda: device_pb2.DeviceStatus(
+            state=device_pb2.DeviceStatus.STATE_ONLINE,
+            ts_ms=TS,
+            boot_count=MAX_COUNTER,
+            last_seq=MAX_COUNTER,
+            desired_version=MAX_COUNTER,
+            accept=CONTENT_TYPE_JSON,
+        ),
+    ),
+    (
+        "status-accept-protobuf",
+        Kind.STATUS,
+        lambda: device_pb2.DeviceStatus(
+            state=device_pb2.DeviceStatus.STATE_ONLINE, ts_ms=TS, accept=CONTENT_TYPE_PROTOBUF
+        ),
+    ),
     ("telemetry-zero-power", Kind.TELEMETRY, telemetry),
+    (
+        "telemetry-range-ends",
+        Kind.TELEMETRY,
+        lambda: device_pb2.Telemetry(
+            ts_ms=TS,
+            compartments=[
+                device_pb2.CompartmentStatus(
+                    compartment_id="A01", has_temperature=True, temperature_c=MIN_C
+                ),
+                device_pb2.CompartmentStatus(
+                    compartment_id="A02", has_temperature=True, temperature_c=MAX_C
+                ),
+                device_pb2.CompartmentStatus(
+                    compartment_id="A03", has_temperature=True, temperature_c=0.0
+                ),
+                device_pb2.CompartmentStatus(compartment_id="A04", temperature_c=-5.5),
+            ],
+            energy_wh=MAX_ENERGY_WH,
+            power_w=MAX_POWER_W,
+            desired_version=MAX_COUNTER,
+        ),
+    ),
     (
         "telemetry-positive",
         Kind.TELEMETRY,
@@ -178,7 +227,7 @@ VALID: list[tuple[str, Kind, Callable[[], Message]]] = [
         Kind.EVENT,
         lambda: device_pb2.DeviceEvent(
             event_id=ID64,
-            seq=2**64 - 1,
+            seq=MAX_COUNTER,
             ts_ms=MAX_TS,
             door_changed=device_pb2.DoorChanged(compartment_id="A"),
         ),
@@ -212,6 +261,13 @@ VALID: list[tuple[str, Kind, Callable[[], Message]]] = [
         lambda: command(resend_events=device_pb2.ResendEvents(from_seq=1, to_seq=2)),
     ),
     (
+        "command-resend-max",
+        Kind.COMMAND,
+        lambda: command(
+            resend_events=device_pb2.ResendEvents(from_seq=MAX_COUNTER, to_seq=MAX_COUNTER)
+        ),
+    ),
+    (
         "command-config-edges",
         Kind.COMMAND,
         lambda: device_pb2.Command(
@@ -219,6 +275,13 @@ VALID: list[tuple[str, Kind, Callable[[], Message]]] = [
             issued_ms=MIN_TS,
             expires_ms=MAX_TS,
             update_config=device_pb2.DeviceConfig(telemetry_interval_s=5),
+        ),
+    ),
+    (
+        "command-config-range-ends",
+        Kind.COMMAND,
+        lambda: command(
+            update_config=device_pb2.DeviceConfig(chilled_min_c=MIN_C, chilled_max_c=MAX_C)
         ),
     ),
     ("command-result", Kind.COMMAND_RESULT, command_result),
@@ -231,7 +294,16 @@ VALID: list[tuple[str, Kind, Callable[[], Message]]] = [
     (
         "desired-empty",
         Kind.DESIRED,
-        lambda: device_pb2.DesiredState(version=2**64 - 1, ts_ms=MAX_TS),
+        lambda: device_pb2.DesiredState(version=MAX_COUNTER, ts_ms=MAX_TS),
+    ),
+    (
+        "desired-config-range-ends",
+        Kind.DESIRED,
+        lambda: device_pb2.DesiredState(
+            version=1,
+            ts_ms=TS,
+            config=device_pb2.DeviceConfig(chilled_min_c=MAX_C, chilled_max_c=MIN_C),
+        ),
     ),
 ]
 
@@ -318,6 +390,51 @@ def _text_rule(path: str, field: str) -> list[tuple[str, Break]]:
     return [(f"{field}-too-long", Break(_set(path, "t" * 513), f"{field} longer than 512"))]
 
 
+def _counter_rules(path: str, field: str) -> list[tuple[str, Break]]:
+    """A counter one past MAX_COUNTER (and the largest uint64) is refused naming the counter."""
+    rule = f"{field} exceeds 9007199254740991"
+    return [
+        (f"{field}-beyond-max", Break(_set(path, BEYOND), rule)),
+        (f"{field}-uint64-max", Break(_set(path, 2**64 - 1), rule)),
+    ]
+
+
+def _number_rules(
+    change: Callable[[float], Callable[[Message], object]],
+    field: str,
+    low: float,
+    high: float,
+    rule: str,
+) -> list[tuple[str, Break]]:
+    """Just outside each end of the range, and every non-finite value."""
+    return [
+        (f"{field}-below", Break(change(math.nextafter(low, -math.inf)), rule)),
+        (f"{field}-above", Break(change(math.nextafter(high, math.inf)), rule)),
+        (f"{field}-nan", Break(change(math.nan), rule)),
+        (f"{field}-inf", Break(change(math.inf), rule)),
+        (f"{field}-minus-inf", Break(change(-math.inf), rule)),
+    ]
+
+
+def _setter(path: str) -> Callable[[float], Callable[[Message], object]]:
+    return lambda value: _set(path, value)
+
+
+def _config_rules(prefix: str) -> list[tuple[str, Break]]:
+    """The chilled range of a DeviceConfig at ``prefix`` (the validator calls it ``config``)."""
+    return [
+        rule
+        for f in ("chilled_min_c", "chilled_max_c")
+        for rule in _number_rules(
+            _setter(f"{prefix}.{f}"),
+            f"config.{f}",
+            MIN_C,
+            MAX_C,
+            f"config.{f} must be a finite number in [-100, 150]",
+        )
+    ]
+
+
 def _rows(
     kind: Kind, build: Callable[[], Message], rules: list[tuple[str, Break]]
 ) -> list[tuple[Kind, str, Callable[[], Message], Callable[[Message], object], str]]:
@@ -346,6 +463,30 @@ def _nested_ids(repeated: str, item: str, field: str, index: int = 0) -> list[tu
             ("missing", "", f"{field} is required"),
         ]
     ]
+
+
+def chilled_telemetry() -> device_pb2.Telemetry:
+    return device_pb2.Telemetry(
+        ts_ms=TS,
+        compartments=[
+            device_pb2.CompartmentStatus(compartment_id="A01"),
+            device_pb2.CompartmentStatus(
+                compartment_id="A02", has_temperature=True, temperature_c=4.0
+            ),
+        ],
+    )
+
+
+def _temperature(value: float) -> Callable[[Message], object]:
+    return _nested_set("compartments", 1, "temperature_c", value)
+
+
+def resend_command() -> device_pb2.Command:
+    return command(resend_events=device_pb2.ResendEvents(from_seq=1, to_seq=2))
+
+
+def config_command() -> device_pb2.Command:
+    return command(update_config=device_pb2.DeviceConfig(chilled_min_c=2.0, chilled_max_c=8.0))
 
 
 def _body_ids(
@@ -393,6 +534,24 @@ INVALID = [
                 for axis in ("width_mm", "height_mm", "depth_mm")
             ],
             *_text_rule("firmware_version", "firmware_version"),
+            *_counter_rules("boot_count", "boot_count"),
+            *_counter_rules("last_seq", "last_seq"),
+            *_counter_rules("desired_version", "desired_version"),
+            *[
+                (
+                    f"accept-{name}",
+                    Break(
+                        _set("accept", value),
+                        "accept must be 'application/json' or 'application/x-protobuf'",
+                    ),
+                )
+                for name, value in (
+                    ("text", "text/plain"),
+                    ("json-upper", "Application/JSON"),
+                    ("json-params", "application/json; charset=utf-8"),
+                    ("protobuf-padded", " application/x-protobuf"),
+                )
+            ],
         ],
     ),
     # Telemetry
@@ -402,14 +561,42 @@ INVALID = [
         [
             *_ts_rules("ts_ms"),
             *_nested_ids("compartments", "compartment_id", "compartments.compartment_id"),
-            *[
-                (
-                    f"{field}-{name}",
-                    Break(_set(field, value), "energy_wh and power_w must be non-negative numbers"),
-                )
-                for field in ("energy_wh", "power_w")
-                for name, value in (("negative", -0.001), ("nan", float("nan")))
-            ],
+            *_number_rules(
+                _setter("energy_wh"),
+                "energy_wh",
+                0.0,
+                MAX_ENERGY_WH,
+                "energy_wh must be a finite number in [0, 1e+12]",
+            ),
+            *_number_rules(
+                _setter("power_w"),
+                "power_w",
+                0.0,
+                MAX_POWER_W,
+                "power_w must be a finite number in [0, 1e+07]",
+            ),
+            *_counter_rules("desired_version", "desired_version"),
+        ],
+    ),
+    *_rows(
+        Kind.TELEMETRY,
+        chilled_telemetry,
+        [
+            *_number_rules(
+                _temperature,
+                "temperature_c",
+                MIN_C,
+                MAX_C,
+                "compartments.temperature_c must be a finite number in [-100, 150]",
+            ),
+            # A reading without has_temperature is still checked when it is not the default 0.
+            (
+                "temperature-without-flag",
+                Break(
+                    _nested_set("compartments", 0, "temperature_c", MAX_C + 1),
+                    "compartments.temperature_c must be a finite number in [-100, 150]",
+                ),
+            ),
         ],
     ),
     # DeviceEvent: envelope
@@ -418,7 +605,9 @@ INVALID = [
         deposited,
         [
             *_id_rules("event_id", "event_id"),
-            ("seq-zero", Break(_set("seq", 0), "seq must be >= 1")),
+            ("seq-zero", Break(_set("seq", 0), "seq must be 1-9007199254740991")),
+            ("seq-beyond-max", Break(_set("seq", BEYOND), "seq must be 1-9007199254740991")),
+            ("seq-uint64-max", Break(_set("seq", 2**64 - 1), "seq must be 1-9007199254740991")),
             *_ts_rules("ts_ms"),
             ("no-body", Break(_clear("deposited"), "event body is required")),
             *_body_ids("deposited", ["parcel_id", "compartment_id", "courier_id"], ("courier_id",)),
@@ -463,6 +652,15 @@ INVALID = [
             ("no-body", Break(_clear("open_compartment"), "command body is required")),
         ],
     ),
+    *_rows(
+        Kind.COMMAND,
+        resend_command,
+        [
+            *_counter_rules("resend_events.from_seq", "resend_events.from_seq"),
+            *_counter_rules("resend_events.to_seq", "resend_events.to_seq"),
+        ],
+    ),
+    *_rows(Kind.COMMAND, config_command, _config_rules("update_config")),
     # CommandResult
     *_rows(
         Kind.COMMAND_RESULT,
@@ -478,7 +676,16 @@ INVALID = [
         Kind.DESIRED,
         desired,
         [
-            ("version-zero", Break(_set("version", 0), "version must be >= 1")),
+            ("version-zero", Break(_set("version", 0), "version must be 1-9007199254740991")),
+            (
+                "version-beyond-max",
+                Break(_set("version", BEYOND), "version must be 1-9007199254740991"),
+            ),
+            (
+                "version-uint64-max",
+                Break(_set("version", 2**64 - 1), "version must be 1-9007199254740991"),
+            ),
+            *_config_rules("config"),
             *_ts_rules("ts_ms"),
             *_nested_ids("reservations", "parcel_id", "reservations.parcel_id"),
             *_nested_ids("reservations", "compartment_id", "reservations.compartment_id"),
@@ -527,6 +734,60 @@ def test_each_rule_refuses_with_its_own_message(
     with pytest.raises(PayloadError, match=re.escape(rule)) as err:
         decode(kind, enc(msg), content_type=content_type)
     assert err.value.reason == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("kind", "build", "read"),
+    [
+        pytest.param(
+            Kind.STATUS,
+            lambda text: device_pb2.DeviceStatus(
+                state=device_pb2.DeviceStatus.STATE_ONLINE, ts_ms=TS, firmware_version=text
+            ),
+            lambda m: m.firmware_version,
+            id="status-firmware_version",
+        ),
+        pytest.param(
+            Kind.EVENT,
+            lambda text: event(alarm=device_pb2.AlarmRaised(detail=text)),
+            lambda m: m.alarm.detail,
+            id="event-alarm-detail",
+        ),
+        pytest.param(
+            Kind.COMMAND_RESULT,
+            lambda text: device_pb2.CommandResult(command_id="c-1", ts_ms=TS, detail=text),
+            lambda m: m.detail,
+            id="command-result-detail",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("enc", "content_type"), ENCODINGS[::2])
+def test_device_text_is_cleaned_at_ingress(
+    kind: Kind,
+    build: Callable[[str], Message],
+    read: Callable[[Message], str],
+    enc: Callable[[Message], bytes],
+    content_type: str | None,
+) -> None:
+    # Control (Cc), format (Cf) and unassigned (Cn) characters become U+FFFD, one for one;
+    # letters, digits, punctuation, symbols and spaces of any script stay.
+    hostile = "a\x1b[2J\x00\n\r\t\x7f\u202e\u200b\U000e0001\u0378z"
+    kept = "9.5 °C, Kühlfach 3 — 冷蔵 ✓"
+    decoded = decode(kind, enc(build(hostile + kept)), content_type=content_type)
+    assert read(decoded) == "a\ufffd[2J" + "\ufffd" * 9 + "z" + kept
+    assert clean_text(kept) == kept
+    assert clean_text("") == ""
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_out"),
+    [(CONTENT_TYPE_JSON, True), (CONTENT_TYPE_PROTOBUF, False), ("", False)],
+)
+def test_encode_as_follows_the_device_accept(accept: str, json_out: bool) -> None:
+    msg = open_command()
+    out = encode_as(msg, accept)
+    assert out == (encode_json(msg) if json_out else encode(msg))
+    assert out != (encode(msg) if json_out else encode_json(msg))
 
 
 def test_optional_ids_may_be_empty() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from paho.mqtt.properties import Properties
 from lockerhub.codec import CONTENT_TYPE_JSON, decode, encode_json
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import device_pb2, dispatch_pb2, fleet_pb2
-from tests.hub.cabinet import status
+from tests.hub.cabinet import LAYOUT, inventory_entry, status
 from tests.hub.conftest import HubHarness, eventually
 from tests.hub.test_flow import announcement, online
 
@@ -34,7 +33,8 @@ async def json_device(
         broker.port,
         username=user,
         password=password,
-        identifier=f"{device}-{uuid.uuid4().hex[:6]}",
+        # Dynamic security binds a device account to its own client id: the device id.
+        identifier=device,
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
         for kind in (Kind.COMMAND, Kind.DESIRED):
@@ -66,12 +66,20 @@ async def test_a_json_device_gets_json_commands_and_desired_state(
     hub: HubHarness, mosquitto: Any
 ) -> None:
     inbox: list[Received] = []
+    # The operator provisions the cabinet (kind and layout) before it connects; its birth confirms.
+    await hub.app.inventory.provision(
+        [inventory_entry("CAB-J", hub.site, device_pb2.DEVICE_KIND_CABINET, LAYOUT)]
+    )
     async with json_device(mosquitto, hub.site, "CAB-J", inbox) as client:
         birth = status(device_pb2.DeviceStatus.STATE_ONLINE, 1)
         birth.accept = CONTENT_TYPE_JSON
         topic = str(Topic(hub.site, "CAB-J", Kind.STATUS))
         await publish_json(client, topic, encode_json(birth), retain=True)
         await online(hub, "CAB-J")
+        # The device can ask for JSON only in its birth: a desired state retained before it (the
+        # operator's provisioning publishes one) is in the default binary format. From the birth
+        # on, everything the hub sends this device is JSON.
+        after_birth = len(inbox)
         await hub.dispatch.AnnounceParcels(
             dispatch_pb2.AnnounceParcelsRequest(parcels=[announcement("P-J", hub.site)])
         )
@@ -82,12 +90,12 @@ async def test_a_json_device_gets_json_commands_and_desired_state(
         )
 
         def reserved() -> bool:
-            for topic, payload, content_type in inbox:
+            for topic, payload, content_type in inbox[after_birth:]:
                 if topic.endswith("/desired") and payload:
                     state = decode(Kind.DESIRED, payload, content_type=content_type)
                     assert isinstance(state, device_pb2.DesiredState)
                     if [r.parcel_id for r in state.reservations] == ["P-J"]:
-                        return any(t.endswith("/cmd") for t, _, _ in inbox)
+                        return any(t.endswith("/cmd") for t, _, _ in inbox[after_birth:])
             return False
 
         await eventually(lambda: asyncio.sleep(0, reserved()))
@@ -95,7 +103,7 @@ async def test_a_json_device_gets_json_commands_and_desired_state(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await open_call
 
-    for topic, payload, content_type in inbox:
+    for topic, payload, content_type in inbox[after_birth:]:
         if not payload:
             continue  # a cleared retained state
         assert content_type == CONTENT_TYPE_JSON, topic

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ class FreeSlot:
 
 
 # The signature any allocator implements: for each parcel, an index into ``slots`` or None.
-Allocator = Callable[[Sequence[ParcelDemand], Sequence[FreeSlot]], list[int | None]]
+# A string, so the alias costs nothing at import (it is only ever used in annotations).
+Allocator: TypeAlias = "Callable[[Sequence[ParcelDemand], Sequence[FreeSlot]], list[int | None]]"
 
 
 def fits(parcel: ParcelDemand, slot: FreeSlot) -> bool:

@@ -14,7 +14,7 @@ from hub.metrics.catalogue import HubMetrics
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
 from hub.parcels.codes import CodeReissuer
-from hub.parcels.lifecycle import BEFORE_DEPOSIT, check_transition, record_transition
+from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
 from hub.parcels.phones import mask_phone
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
@@ -181,7 +181,7 @@ class ParcelService:
         found: dict[str, ParcelRecord] = {}
         for parcel_id in existing:
             parcel = await repo.get_parcel(tx, parcel_id, history=False)
-            if parcel is not None and parcel.state in BEFORE_DEPOSIT and not parcel.cabinet_id:
+            if parcel is not None and reannounceable(parcel):
                 found[parcel_id] = parcel
         return found
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from hub.errors import IllegalTransition
+from hub.models import ParcelRecord, Transition
 from hub.models import ParcelState as S
-from hub.models import Transition
 from hub.store import Tx
 from hub.store.repo import parcels as parcels_repo
 
@@ -34,6 +34,12 @@ ALLOWED: MappingProxyType[S, frozenset[S]] = MappingProxyType(
 BEFORE_DEPOSIT = frozenset({S.ANNOUNCED, S.SORTED, S.LOADED, S.RESERVED})
 
 TERMINAL = frozenset(s for s, nxt in ALLOWED.items() if not nxt)
+
+
+def reannounceable(parcel: ParcelRecord) -> bool:
+    """True for a known parcel that may be announced again: not yet deposited and without a
+    compartment (its reservation hold ran out), so a new announcement allocates a new one."""
+    return parcel.state in BEFORE_DEPOSIT and not parcel.cabinet_id
 
 
 def check_transition(parcel_id: str, current: S, new: S) -> None:

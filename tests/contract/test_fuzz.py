@@ -30,8 +30,14 @@ from lockerhub.topics import Kind
 from lockerhub.v1 import device_pb2
 from tests.support.fuzz import TOML_DOCS, TOML_VALUES, messages, payloads, toml_text
 
+# make test runs a fixed sample (derandomized: the same inputs every run, so CI is repeatable);
+# make soak runs the long variants on fresh random inputs.
 FAST = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,
 )
 LONG = settings(
     max_examples=5_000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
@@ -43,7 +49,12 @@ def check_decoded(kind: Kind, message: Message) -> None:
     """What the codec let through is sane, and decodes again to itself in both encodings."""
     assert isinstance(message, type(decode(kind, encode(message))))
     assert decode(kind, encode(message)) == message
-    assert decode(kind, encode_json(message), content_type=CONTENT_TYPE_JSON) == message
+    # The JSON mapping has no place for unknown fields (a newer sender's additions, kept by the
+    # binary decoder): compare without them.
+    known = type(message)()
+    known.CopyFrom(message)
+    known.DiscardUnknownFields()
+    assert decode(kind, encode_json(message), content_type=CONTENT_TYPE_JSON) == known
     for field, value in message.ListFields():
         if isinstance(value, float):
             assert math.isfinite(value), field.name

@@ -45,7 +45,11 @@ from tests.support.broker import BrokerHandle, start_test_broker  # noqa: E402
 SITE = "bench"
 
 
-def settings(tmp: Path, broker: BrokerHandle, tag: str) -> HubSettings:
+def settings(
+    tmp: Path, broker: BrokerHandle, tag: str, cabinets: list[tuple[str, int]]
+) -> HubSettings:
+    """The bench hub; ``cabinets`` (id, compartments) are provisioned as each birth reports them
+    (births only confirm an operator's layout)."""
     user, password = broker.hub_credentials()
     return HubSettings.from_mapping(
         {
@@ -62,6 +66,23 @@ def settings(tmp: Path, broker: BrokerHandle, tag: str) -> HubSettings:
             "metrics": {"port": 0},
             "notify": {"path": str(tmp / "notes.jsonl")},
             "sites": [{"id": SITE, "lat": 31.2, "lon": 121.4}],
+            "devices": [
+                {
+                    "id": name,
+                    "site": SITE,
+                    "compartments": [
+                        {
+                            "id": f"C{i:04d}",
+                            "size": "M",
+                            "width_mm": 190,
+                            "height_mm": 380,
+                            "depth_mm": 640,
+                        }
+                        for i in range(count)
+                    ],
+                }
+                for name, count in cabinets
+            ],
         }
     )
 
@@ -250,7 +271,12 @@ async def bench(args: argparse.Namespace, tmp: Path, broker: BrokerHandle) -> No
         bare = statistics.median([await bare_rate(broker, devices, per_device) for _ in range(2)])
 
         app = await stack.enter_async_context(
-            HubApp(settings(tmp, broker, uuid.uuid4().hex[:6]), registry=CollectorRegistry())
+            HubApp(
+                settings(
+                    tmp, broker, uuid.uuid4().hex[:6], [(d.name, d.compartments) for d in devices]
+                ),
+                registry=CollectorRegistry(),
+            )
         )
         runner = asyncio.create_task(app.run())
         try:

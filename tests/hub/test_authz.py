@@ -14,12 +14,12 @@ from hub.errors import Unauthorized
 from hub.ingest import authz
 from hub.ingest.authz import Scope
 from hub.metrics.catalogue import DROP_REASONS
-from hub.models import Dims, ParcelRecord, ParcelState, Zone
 from hub.settings import SiteSettings
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
 from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
+from tests.hub.test_authz_rules import parcel_record
 from tests.hub.test_flow import announcement, online, parcel_state
 
 KINDS = {
@@ -57,40 +57,23 @@ def test_table(kind: str, body: str) -> None:
     assert "unauthorized" in DROP_REASONS
 
 
-def _parcel(site: str, cabinet: str = "", compartment: str = "") -> ParcelRecord:
-    return ParcelRecord(
-        parcel_id="P",
-        state=ParcelState.RESERVED,
-        site=site,
-        cabinet_id=cabinet,
-        compartment_id=compartment,
-        dims=Dims(1, 1, 1),
-        weight_g=1,
-        zone=Zone.AMBIENT,
-        phone_masked="",
-        electronic_waybill=False,
-        reusable_container=False,
-        pickup_deadline_ms=0,
-    )
-
-
 def test_parcel_scopes() -> None:
     topic = Topic("S1", "CAB", Kind.EVENT)
-    authz.check_parcel(Scope.OWN_COMPARTMENT, topic, _parcel("S1", "CAB", "A1"), "A1")
+    authz.check_parcel(Scope.OWN_COMPARTMENT, topic, parcel_record("S1", "CAB", "A1"), "A1")
     for parcel, compartment in (
-        (_parcel("S1", "CAB", "A1"), "A2"),
-        (_parcel("S1", "X", "A1"), "A1"),
+        (parcel_record("S1", "CAB", "A1"), "A2"),
+        (parcel_record("S1", "X", "A1"), "A1"),
     ):
         with pytest.raises(Unauthorized):
             authz.check_parcel(Scope.OWN_COMPARTMENT, topic, parcel, compartment)
-    authz.check_parcel(Scope.SITE_PARCEL, topic, _parcel("S1"))
-    authz.check_parcel(Scope.SITE_PARCEL, topic, _parcel("S2"), sorting_hub="S1")
+    authz.check_parcel(Scope.SITE_PARCEL, topic, parcel_record("S1"))
+    authz.check_parcel(Scope.SITE_PARCEL, topic, parcel_record("S2"), sorting_hub="S1")
     with pytest.raises(Unauthorized):
-        authz.check_parcel(Scope.SITE_PARCEL, topic, _parcel("S2"))
+        authz.check_parcel(Scope.SITE_PARCEL, topic, parcel_record("S2"))
     with pytest.raises(Unauthorized):
-        authz.check_parcel(Scope.SITE_PARCEL, topic, _parcel("S2"), sorting_hub="S3")
+        authz.check_parcel(Scope.SITE_PARCEL, topic, parcel_record("S2"), sorting_hub="S3")
     with pytest.raises(Unauthorized):
-        authz.check_parcel(Scope.OWN, topic, _parcel("S1", "CAB", "A1"), "A1")
+        authz.check_parcel(Scope.OWN, topic, parcel_record("S1", "CAB", "A1"), "A1")
 
 
 def _outcomes(hub: HubHarness) -> float:

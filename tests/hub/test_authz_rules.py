@@ -60,7 +60,8 @@ def test_every_kind_and_body(kind: str, body: str) -> None:
     assert str(err.value) == f"CAB ({kind}) may not send {body or 'an empty event'}"
 
 
-def _parcel(site: str, cabinet: str = "", compartment: str = "") -> ParcelRecord:
+def parcel_record(site: str, cabinet: str = "", compartment: str = "") -> ParcelRecord:
+    """A parcel with only the fields authorization reads set."""
     return ParcelRecord(
         parcel_id="P",
         state=ParcelState.RESERVED,
@@ -78,19 +79,19 @@ def _parcel(site: str, cabinet: str = "", compartment: str = "") -> ParcelRecord
 
 
 def test_own_compartment_accepts_the_senders_compartment() -> None:
-    authz.check_parcel(Scope.OWN_COMPARTMENT, TOPIC, _parcel("S1", "CAB", "A1"), "A1")
+    authz.check_parcel(Scope.OWN_COMPARTMENT, TOPIC, parcel_record("S1", "CAB", "A1"), "A1")
     # The parcel's site is not what this scope checks: the compartment is the sender's.
-    authz.check_parcel(Scope.OWN_COMPARTMENT, TOPIC, _parcel("S9", "CAB", "A1"), "A1")
+    authz.check_parcel(Scope.OWN_COMPARTMENT, TOPIC, parcel_record("S9", "CAB", "A1"), "A1")
 
 
 @pytest.mark.parametrize(
     ("parcel", "compartment"),
     [
-        (_parcel("S1", "CAB", "A1"), "A2"),  # another compartment of the sender
-        (_parcel("S1", "X", "A1"), "A1"),  # the same compartment id on another cabinet
-        (_parcel("S1", "X", "A2"), "A1"),  # both differ
-        (_parcel("S1"), ""),  # a parcel without a reservation
-        (_parcel("S1", "CAB", "A1"), ""),  # no compartment named
+        (parcel_record("S1", "CAB", "A1"), "A2"),  # another compartment of the sender
+        (parcel_record("S1", "X", "A1"), "A1"),  # the same compartment id on another cabinet
+        (parcel_record("S1", "X", "A2"), "A1"),  # both differ
+        (parcel_record("S1"), ""),  # a parcel without a reservation
+        (parcel_record("S1", "CAB", "A1"), ""),  # no compartment named
     ],
 )
 def test_own_compartment_refuses_others(parcel: ParcelRecord, compartment: str) -> None:
@@ -103,22 +104,22 @@ def test_own_compartment_refuses_others(parcel: ParcelRecord, compartment: str) 
     ("site", "sorting_hub"), [("S1", ""), ("S1", "S7"), ("S2", "S1"), ("S1", "S1")]
 )
 def test_site_parcel_accepts_the_site_and_its_sorting_hub(site: str, sorting_hub: str) -> None:
-    authz.check_parcel(Scope.SITE_PARCEL, TOPIC, _parcel(site), sorting_hub=sorting_hub)
+    authz.check_parcel(Scope.SITE_PARCEL, TOPIC, parcel_record(site), sorting_hub=sorting_hub)
     # Neither the cabinet nor the compartment of the parcel matters for this scope.
     authz.check_parcel(
-        Scope.SITE_PARCEL, TOPIC, _parcel(site, "X", "A9"), "A1", sorting_hub=sorting_hub
+        Scope.SITE_PARCEL, TOPIC, parcel_record(site, "X", "A9"), "A1", sorting_hub=sorting_hub
     )
 
 
 @pytest.mark.parametrize(("site", "sorting_hub"), [("S2", ""), ("S2", "S3"), ("S2", "S2")])
 def test_site_parcel_refuses_other_sites(site: str, sorting_hub: str) -> None:
     with pytest.raises(Unauthorized) as err:
-        authz.check_parcel(Scope.SITE_PARCEL, TOPIC, _parcel(site), sorting_hub=sorting_hub)
+        authz.check_parcel(Scope.SITE_PARCEL, TOPIC, parcel_record(site), sorting_hub=sorting_hub)
     assert str(err.value) == "CAB named a parcel of another site"
 
 
 def test_own_scope_never_covers_a_parcel() -> None:
-    for parcel in (_parcel("S1", "CAB", "A1"), _parcel("S1")):
+    for parcel in (parcel_record("S1", "CAB", "A1"), parcel_record("S1")):
         with pytest.raises(Unauthorized) as err:
             authz.check_parcel(Scope.OWN, TOPIC, parcel, "A1", sorting_hub="S1")
         assert str(err.value) == "CAB named a parcel of no parcel scope"

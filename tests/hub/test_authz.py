@@ -19,7 +19,7 @@ from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
 from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
-from tests.hub.test_authz_rules import parcel_record
+from tests.hub.test_authz_rules import ALLOWED, parcel_record
 from tests.hub.test_flow import announcement, online, parcel_state
 
 KINDS = {
@@ -28,20 +28,11 @@ KINDS = {
     "charging_pile": device_pb2.DEVICE_KIND_CHARGING_PILE,
 }
 BODIES = tuple(f.name for f in device_pb2.DeviceEvent.DESCRIPTOR.oneofs_by_name["body"].fields)
-# The whole table, written out: (kind, body) -> scope, None = refused.
+# The whole table (written out once, in test_authz_rules.ALLOWED): (kind, body) -> scope,
+# None = refused.
 EXPECTED: dict[tuple[str, str], Scope | None] = {
     (kind, body): None for kind in (*KINDS, "unprovisioned", "unspecified") for body in BODIES
-} | {
-    ("cabinet", "deposited"): Scope.OWN_COMPARTMENT,
-    ("cabinet", "picked_up"): Scope.OWN_COMPARTMENT,
-    ("cabinet", "pickup_code_rejected"): Scope.OWN,
-    ("cabinet", "door_changed"): Scope.OWN,
-    ("cabinet", "alarm"): Scope.OWN,
-    ("sorting_line", "parcel_sorted"): Scope.SITE_PARCEL,
-    ("sorting_line", "parcel_rejected"): Scope.OWN,
-    ("sorting_line", "alarm"): Scope.OWN,
-    ("charging_pile", "alarm"): Scope.OWN,
-}
+} | dict(ALLOWED)
 
 
 @pytest.mark.parametrize(("kind", "body"), sorted(EXPECTED))

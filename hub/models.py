@@ -118,6 +118,7 @@ class ParcelRecord:
     reusable_container: bool
     pickup_deadline_ms: int
     history: tuple[Transition, ...] = ()
+    carrier_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ def parcel(p: ParcelRecord) -> dispatch_pb2.Parcel:
         electronic_waybill=p.electronic_waybill,
         reusable_container=p.reusable_container,
         pickup_deadline_ms=p.pickup_deadline_ms,
+        carrier_id=p.carrier_id,
         history=[
             dispatch_pb2.ParcelTransition(
                 state=t.state.to_proto(), ts_ms=t.ts_ms, actor=t.actor, location=t.location

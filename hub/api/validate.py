@@ -64,6 +64,8 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
             problems.add(f"{f}.parcel_id", f"duplicates parcels[{first_index[p.parcel_id]}]")
         first_index.setdefault(p.parcel_id, i)
         problems.check_id(f"{f}.destination_site", p.destination_site)
+        if p.carrier_id:
+            problems.check_id(f"{f}.carrier_id", p.carrier_id)
         for name in ("width_mm", "height_mm", "depth_mm"):
             value = getattr(p.dimensions, name)
             if not 0 < value <= MAX_DIM_MM:
@@ -92,6 +94,7 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
                 phone=phone,
                 electronic_waybill=p.electronic_waybill,
                 reusable_container=p.reusable_container,
+                carrier_id=p.carrier_id,
             )
         )
     problems.raise_if_any()

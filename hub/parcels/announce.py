@@ -42,6 +42,7 @@ class Announcement:
     phone: str
     electronic_waybill: bool
     reusable_container: bool
+    carrier_id: str = ""
 
     def __repr__(self) -> str:
         return f"Announcement(parcel_id={self.parcel_id!r}, site={self.site!r})"
@@ -217,6 +218,7 @@ class ParcelService:
             electronic_waybill=a.electronic_waybill,
             reusable_container=a.reusable_container,
             pickup_deadline_ms=0,
+            carrier_id=a.carrier_id,
         )
         await repo.insert_parcel(
             tx, record, phone=a.phone, reservation_expires_ms=now + hold_ms, now_ms=now

@@ -219,4 +219,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE devices ADD COLUMN accept TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        7,
+        "parcels belong to a carrier (tenant); empty is the city operator's",
+        """
+        ALTER TABLE parcels ADD COLUMN carrier TEXT NOT NULL DEFAULT '';
+        CREATE INDEX parcels_carrier ON parcels(carrier, seq);
+        """,
+    ),
 )

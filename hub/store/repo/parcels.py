@@ -22,6 +22,7 @@ def _parcel(row: Row, history: tuple[Transition, ...] = ()) -> ParcelRecord:
         reusable_container=bool(row["reusable_container"]),
         pickup_deadline_ms=row["pickup_deadline_ms"],
         history=history,
+        carrier_id=row["carrier"],
     )
 
 
@@ -42,8 +43,8 @@ async def insert_parcel(
     await tx.execute(
         "INSERT INTO parcels (id, state, site, device, compartment, width_mm, height_mm, depth_mm, "
         "weight_g, zone, phone_masked, electronic_waybill, reusable_container, "
-        "reservation_expires_ms, pickup_deadline_ms, created_ms, updated_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "reservation_expires_ms, pickup_deadline_ms, created_ms, updated_ms, carrier) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             parcel.parcel_id,
             str(parcel.state),
@@ -62,6 +63,7 @@ async def insert_parcel(
             parcel.pickup_deadline_ms,
             now_ms,
             now_ms,
+            parcel.carrier_id,
         ),
     )
     await tx.execute(

@@ -31,6 +31,7 @@ class ParcelAnnouncement(_message.Message):
     RECIPIENT_PHONE_FIELD_NUMBER: _builtins.int
     ELECTRONIC_WAYBILL_FIELD_NUMBER: _builtins.int
     REUSABLE_CONTAINER_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     weight_g: _builtins.int
     zone: _common_pb2.TemperatureZone.ValueType
@@ -39,6 +40,8 @@ class ParcelAnnouncement(_message.Message):
     """Full number is stored apart from parcel data and only ever shown masked (138****1234)."""
     electronic_waybill: _builtins.bool
     reusable_container: _builtins.bool
+    carrier_id: _builtins.str
+    """The postal or express carrier the parcel belongs to (its tenant); empty: the city operator's."""
     @_builtins.property
     def dimensions(self) -> _common_pb2.Dimensions:
         """Outer dimensions and weight of the parcel."""
@@ -54,10 +57,11 @@ class ParcelAnnouncement(_message.Message):
         recipient_phone: _builtins.str = ...,
         electronic_waybill: _builtins.bool = ...,
         reusable_container: _builtins.bool = ...,
+        carrier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dimensions", b"dimensions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "parcel_id", b"parcel_id", "recipient_phone", b"recipient_phone", "reusable_container", b"reusable_container", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "parcel_id", b"parcel_id", "recipient_phone", b"recipient_phone", "reusable_container", b"reusable_container", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,6 +187,7 @@ class Parcel(_message.Message):
     REUSABLE_CONTAINER_FIELD_NUMBER: _builtins.int
     PICKUP_DEADLINE_MS_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     state: _common_pb2.ParcelState.ValueType
     destination_site: _builtins.str
@@ -194,6 +199,7 @@ class Parcel(_message.Message):
     electronic_waybill: _builtins.bool
     reusable_container: _builtins.bool
     pickup_deadline_ms: _builtins.int
+    carrier_id: _builtins.str
     @_builtins.property
     def dimensions(self) -> _common_pb2.Dimensions: ...
     @_builtins.property
@@ -214,10 +220,11 @@ class Parcel(_message.Message):
         reusable_container: _builtins.bool = ...,
         pickup_deadline_ms: _builtins.int = ...,
         history: _abc.Iterable[Global___ParcelTransition] | None = ...,
+        carrier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dimensions", b"dimensions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cabinet_id", b"cabinet_id", "compartment_id", b"compartment_id", "destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "history", b"history", "parcel_id", b"parcel_id", "pickup_deadline_ms", b"pickup_deadline_ms", "recipient_phone_masked", b"recipient_phone_masked", "reusable_container", b"reusable_container", "state", b"state", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cabinet_id", b"cabinet_id", "carrier_id", b"carrier_id", "compartment_id", b"compartment_id", "destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "history", b"history", "parcel_id", b"parcel_id", "pickup_deadline_ms", b"pickup_deadline_ms", "recipient_phone_masked", b"recipient_phone_masked", "reusable_container", b"reusable_container", "state", b"state", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

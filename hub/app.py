@@ -17,6 +17,7 @@ from typing import Self, TypeVar
 from prometheus_client import CollectorRegistry
 
 from hub.api.auth import token_digest
+from hub.api.compliance import Compliance
 from hub.api.server import ApiServices, GrpcServer
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
@@ -39,7 +40,11 @@ from hub.parcels.feed import LiveFeed
 from hub.parcels.notify import FileNotifier, Notifier
 from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
+from hub.partners.credentials import PartnerBook
+from hub.partners.notices import Incidents, Maintenance
 from hub.planning.routes import RoutePlanner
+from hub.privacy.audit import PersonalData
+from hub.privacy.retention import RetentionSweeper
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
@@ -86,6 +91,8 @@ class HubApp:
         self._desired: DesiredStates | None = None
         self._inventory: Inventory | None = None
         self._outbox: NoticeOutbox | None = None
+        self._retention: RetentionSweeper | None = None
+        self._incidents: Incidents | None = None
         self._connected = asyncio.Event()  # set by each broker connect, until flushed
 
     @property
@@ -154,6 +161,7 @@ class HubApp:
                 s.reservation,
                 self.metrics,
                 desired_states=desired,
+                unspecified_consent=s.privacy.unspecified_consent,
                 codes=CodeReissuer(
                     store, commands, outbox, self.clock, s.pickup, desired_states=desired
                 ),
@@ -187,6 +195,8 @@ class HubApp:
             )
             self._desired = desired
             self._outbox = outbox
+            self._retention = RetentionSweeper(store, self.clock, s.privacy)
+            self._incidents = Incidents(store, self.clock, s.partners)
             if s.ocpp.enabled:
                 self._charging = await self._stack.enter_async_context(
                     CentralSystem(
@@ -205,6 +215,14 @@ class HubApp:
                 feed=LiveFeed(store),
                 planner=await self._stack.enter_async_context(RoutePlanner(store)),
                 charging=self._charging,
+                compliance=Compliance(
+                    store=store,
+                    clock=self.clock,
+                    partners=PartnerBook(store, self.clock),
+                    maintenance=Maintenance(store, self.clock, s.partners),
+                    incidents=self._incidents,
+                    personal_data=PersonalData(store, self.clock),
+                ),
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)
@@ -246,6 +264,7 @@ class HubApp:
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
             "notice-outbox": self._require(self._outbox).run,
+            "personal-data-retention": self._require(self._retention).run,
             "health-and-snapshot": self._watch,
         }
         async with asyncio.TaskGroup() as tg:
@@ -269,6 +288,14 @@ class HubApp:
     def inventory(self) -> Inventory:
         """Provisioning of devices and layouts (the settings' ``[[devices]]`` at start-up)."""
         return self._require(self._inventory)
+
+    @property
+    def retention(self) -> RetentionSweeper:
+        return self._require(self._retention)
+
+    @property
+    def incidents(self) -> Incidents:
+        return self._require(self._incidents)
 
     @property
     def sweeper(self) -> Sweeper:
@@ -314,6 +341,8 @@ class HubApp:
         healthy = store_up and link_up
         self.metrics.snapshot.set_health(store_up=store_up, link_up=link_up)
         await self._require(self._grpc).set_serving(healthy)
+        if self._incidents is not None:  # outages become incidents, notified to partners
+            await self._incidents.observe(store_up=store_up, link_up=link_up)
         if healthy:
             async with store.read() as tx:
                 await self._store_metrics.refresh(tx)

@@ -21,11 +21,14 @@ from hub.parcels.notify import Notifier, PickupNotice
 from hub.settings import NotifySettings
 from hub.store import Store, Tx
 from hub.store.repo import notices as repo
+from hub.store.repo import privacy as privacy_repo
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _BATCH = 100
+# The audit actor of the notifier's reads of full phone numbers.
+NOTIFIER_ACTOR = "hub:notifier"
 
 
 class NoticeOutbox:
@@ -87,8 +90,19 @@ class NoticeOutbox:
         """Try every due notice once; returns how many were delivered."""
         delivered = 0
         while True:
-            async with self._store.read() as tx:
-                batch = await repo.due(tx, self._clock.now_ms(), _BATCH)
+            # The read of full numbers and its audit commit together (docs/security.md).
+            async with self._store.transaction() as tx:
+                now = self._clock.now_ms()
+                batch = await repo.due(tx, now, _BATCH)
+                for row in batch:
+                    if row.phone:
+                        await privacy_repo.record_read(
+                            tx,
+                            ts_ms=now,
+                            actor=NOTIFIER_ACTOR,
+                            parcel_id=row.parcel_id,
+                            purpose=f"{row.kind} notice {row.key}",
+                        )
             for row in batch:
                 delivered += await self._deliver(row)
             if len(batch) < _BATCH:

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.errors import ConfigError
 from hub.settings.checks import require as _require
+from hub.settings.compliance import PartnerSettings, PrivacySettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
@@ -56,7 +57,9 @@ __all__ = [
     "MetricsSettings",
     "NotifySettings",
     "OcppSettings",
+    "PartnerSettings",
     "PickupSettings",
+    "PrivacySettings",
     "RegistrySettings",
     "ReservationSettings",
     "SiteSettings",
@@ -84,6 +87,8 @@ class HubSettings:
     device_config: DeviceConfigSettings = field(default_factory=DeviceConfigSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    partners: PartnerSettings = field(default_factory=PartnerSettings)
     sites: tuple[SiteSettings, ...] = ()
     # The operator's inventory: what each device is and where (docs/hub.md).
     devices: tuple[DeviceInventorySettings, ...] = ()

@@ -18,11 +18,14 @@ from typing import Any, Self, TypeVar
 
 from hub.errors import StoreError
 from hub.store.migrations import MIGRATIONS
-from lockerhub.sqlite import Database, Migration, migrate, open_database
+from lockerhub.sqlite import DEFAULT_PRAGMAS, Database, Migration, migrate, open_database
 
 Row = sqlite3.Row
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
+# secure_delete: deleted rows (a purged phone number) are overwritten with zeros in their page
+# and freed pages are zeroed, so that nothing personal survives in free space of the file.
+STORE_PRAGMAS = (*DEFAULT_PRAGMAS, "PRAGMA secure_delete=ON")
 
 
 class Tx:
@@ -147,7 +150,10 @@ class Store:
     async def __aenter__(self) -> Self:
         try:
             self._db, self._version = await open_database(
-                self._path, lambda conn: migrate(conn, _MIGRATIONS), thread_name="hub-store"
+                self._path,
+                lambda conn: migrate(conn, _MIGRATIONS),
+                pragmas=STORE_PRAGMAS,
+                thread_name="hub-store",
             )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
@@ -212,6 +218,22 @@ class Store:
         async with self._lock:
             yield Tx(db)
 
+    async def erase_history(self) -> None:
+        """Leave no deleted content in the files: checkpoint the write-ahead log into the
+        database (whose freed content secure_delete has zeroed) and truncate it to zero bytes.
+
+        Raises:
+            StoreError: the checkpoint failed or could not complete (a reader held it back).
+        """
+        db = self._require()
+        async with self._lock:
+            try:
+                row = await db.run(_checkpoint_truncate)
+            except sqlite3.Error as exc:
+                raise StoreError(f"checkpoint failed: {exc}") from exc
+        if row[0]:
+            raise StoreError("checkpoint could not complete: the write-ahead log is still in use")
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -228,6 +250,11 @@ class Store:
 
 
 _MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
+
+
+def _checkpoint_truncate(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return (int(row[0]), int(row[1]), int(row[2]))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -101,9 +101,7 @@ async def test_phone_numbers_are_erased_from_the_files_after_retention(
         await reach(hub, "P-A", common_pb2.PARCEL_STATE_PICKED_UP)
 
     # Each notice read the full number, and each read is in the audit: who, when, which, why.
-    reads = await compliance(hub).ListPersonalDataReads(
-        partners_pb2.ListPersonalDataReadsRequest()
-    )
+    reads = await compliance(hub).ListPersonalDataReads(partners_pb2.ListPersonalDataReadsRequest())
     assert sorted(r.parcel_id for r in reads.reads) == ["P-A", "P-B"]
     assert {r.actor for r in reads.reads} == {"hub:notifier"}
     assert all(r.purpose.startswith("deposited notice ") for r in reads.reads)
@@ -180,9 +178,9 @@ async def test_a_parcel_without_consent_is_not_put_in_a_locker(
         assert rows == [("P-OLD", "unspecified"), ("P-YES", "given")]
         reserved = await hub.sql("SELECT parcel_id FROM compartments WHERE parcel_id IS NOT NULL")
         assert sorted(r[0] for r in reserved) == ["P-OLD", "P-YES"]
-        assert await hub.sql("SELECT COUNT(*) FROM recipient_contacts WHERE parcel_id = 'P-NO'") == [
-            (0,)
-        ]
+        assert await hub.sql(
+            "SELECT COUNT(*) FROM recipient_contacts WHERE parcel_id = 'P-NO'"
+        ) == [(0,)]
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.dispatch.AnnounceParcels(

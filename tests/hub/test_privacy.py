@@ -173,7 +173,8 @@ async def test_a_parcel_without_consent_is_not_put_in_a_locker(
         )
         no, old, yes = resp.outcomes
         assert (no.accepted, no.reason, no.cabinet_id) == (False, REFUSED, "")
-        assert old.accepted and yes.accepted
+        assert old.accepted
+        assert yes.accepted
         rows = await hub.sql("SELECT id, locker_consent FROM parcels ORDER BY id")
         assert rows == [("P-OLD", "unspecified"), ("P-YES", "given")]
         reserved = await hub.sql("SELECT parcel_id FROM compartments WHERE parcel_id IS NOT NULL")

@@ -290,6 +290,11 @@ class HubApp:
         return self._require(self._inventory)
 
     @property
+    def link_up(self) -> bool:
+        """True while the broker link is connected."""
+        return self._broker is not None and self._broker.connected
+
+    @property
     def retention(self) -> RetentionSweeper:
         return self._require(self._retention)
 

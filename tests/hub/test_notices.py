@@ -199,4 +199,3 @@ async def _offline(hub: HubHarness) -> bool:
 def test_partner_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         PartnerSettings(**raw)
-

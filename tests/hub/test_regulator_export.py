@@ -190,9 +190,7 @@ async def test_a_simulated_month_exports_valid_and_right(tmp_path: Path) -> None
     assert {
         e["customer_class"]: (e["parcels"], e["electronic_waybill"])
         for e in report["electronic_waybill"]
-    } == {  # fmt: skip
-        k: (len(v), sum(p.ewaybill for p in v)) for k, v in by_class.items()
-    }
+    } == {k: (len(v), sum(p.ewaybill for p in v)) for k, v in by_class.items()}
     for e in report["electronic_waybill"]:
         assert e["share"] == round(e["electronic_waybill"] / e["parcels"], 4)
     assert set(by_class) == {"carrier:SF", "carrier:YTO", "city_operator"}
@@ -249,7 +247,7 @@ def test_the_schema_rejects_what_it_must() -> None:
             "to": "2026-12-01T00:00:00Z",
             "from_ms": FROM,
             "to_ms": TO,
-        },  # fmt: skip
+        },
         "generated": "2026-12-01T00:00:00Z",
         "outlets": [],
         "volumes": {
@@ -263,7 +261,7 @@ def test_the_schema_rejects_what_it_must() -> None:
                 "returned",
                 "cancelled",
             )
-        },  # fmt: skip
+        },
         "electronic_waybill": [],
         "returns": {"withdrawn": 0, "returned": 0},
         "held_parcels": {"count": 0, "note": export.HELD_NOTE},
@@ -285,7 +283,7 @@ def test_the_schema_rejects_what_it_must() -> None:
                     "share": 1.0,
                 }
             ],
-        },  # fmt: skip
+        },
         {**good, "generated": "yesterday"},
         {**good, "phone": "13800000000"},
     ):

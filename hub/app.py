@@ -347,7 +347,10 @@ class HubApp:
         self.metrics.snapshot.set_health(store_up=store_up, link_up=link_up)
         await self._require(self._grpc).set_serving(healthy)
         if self._incidents is not None:  # outages become incidents, notified to partners
-            await self._incidents.observe(store_up=store_up, link_up=link_up)
+            try:
+                await self._incidents.observe(store_up=store_up, link_up=link_up)
+            except StoreError as exc:  # the store failed since the ping: seen on the next tick
+                log.warning("incidents: store failed while recording: %s", exc)
         if healthy:
             async with store.read() as tx:
                 await self._store_metrics.refresh(tx)

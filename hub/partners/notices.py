@@ -137,8 +137,15 @@ class Incidents:
                 self._loaded = True
         for key in failing:
             self._since.setdefault(key, now)
+        to_open = [
+            (key, since)
+            for key, since in self._since.items()
+            if key in failing and key not in self._open and now - since >= self._delay(key)
+        ]
+        closed = [key for key in self._since if key not in failing]
+        if not (to_open or closed or self._store_down_since):
+            return  # nothing to record: no write, no commit to wake the feeds
         opened: dict[Key, int] = {}
-        closed: list[Key] = []
         async with self._store.transaction() as tx:
             if self._store_down_since:
                 row = await repo.insert_closed_incident(
@@ -146,18 +153,16 @@ class Incidents:
                 )
                 await _notify(tx, row, now, "incident_started")
                 await _notify(tx, row, now, "incident_ended")
-            for key, since in self._since.items():
-                if key in failing and key not in self._open and now - since >= self._delay(key):
-                    row = await repo.open_incident(tx, cause=key[0], site=key[1], started_ms=since)
-                    await _notify(tx, row, now, "incident_started")
-                    opened[key] = row.id
-                elif key not in failing:
-                    closed.append(key)
-                    if key in self._open:
-                        await repo.close_incident(tx, self._open[key], now)
-                        found = await repo.incident(tx, self._open[key])
-                        assert found is not None
-                        await _notify(tx, found, now, "incident_ended")
+            for key, since in to_open:
+                row = await repo.open_incident(tx, cause=key[0], site=key[1], started_ms=since)
+                await _notify(tx, row, now, "incident_started")
+                opened[key] = row.id
+            for key in closed:
+                if key in self._open:
+                    await repo.close_incident(tx, self._open[key], now)
+                    found = await repo.incident(tx, self._open[key])
+                    assert found is not None
+                    await _notify(tx, found, now, "incident_ended")
         # Memory follows the commit.
         self._store_down_since = 0
         self._open.update(opened)

@@ -11,7 +11,10 @@ import grpc
 import pytest
 
 from hub.errors import ConfigError
+from hub.partners.notices import Incidents
 from hub.settings import PartnerSettings
+from hub.store import Store
+from hub.store.repo import partners as repo
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import partners_pb2, partners_pb2_grpc
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for, tick
@@ -199,3 +202,42 @@ async def _offline(hub: HubHarness) -> bool:
 def test_partner_settings_name_the_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         PartnerSettings(**raw)
+
+
+async def test_a_store_outage_is_recorded_when_the_store_answers_again(tmp_path: Path) -> None:
+    """While the store is down nothing can be written: start and end are recorded after it."""
+    clock = ManualClock()
+    settings = PartnerSettings()
+    async with Store(tmp_path / "hub.db") as store:
+        incidents = Incidents(store, clock, settings)
+        await incidents.observe(store_up=True, link_up=True)
+        async with store.read() as tx:
+            assert await repo.last_journal_id(tx) == 0  # nothing happened: nothing written
+        down_at = clock.now_ms()
+        await incidents.observe(store_up=False, link_up=False)
+        clock.advance(5_000)
+        await incidents.observe(store_up=False, link_up=False)
+        clock.advance(1_000)
+        await incidents.observe(store_up=True, link_up=False)  # store back, broker still down
+        rows = await incidents.list(0, 0)
+        assert [(r.cause, r.started_ms, r.ended_ms) for r in rows] == [
+            ("store_down", down_at, down_at + 6_000),
+            ("broker_down", down_at, 0),  # first seen while the store was down
+        ]
+        # A new run (a restart) picks the open incident up and ends it when the broker is back.
+        again = Incidents(store, clock, settings)
+        clock.advance(2_000)
+        await again.observe(store_up=True, link_up=True)
+        rows = await again.list(0, 0)
+        assert [(r.cause, r.ended_ms) for r in rows] == [
+            ("store_down", down_at + 6_000),
+            ("broker_down", down_at + 8_000),
+        ]
+        async with store.read() as tx:
+            journal = await tx.fetchall("SELECT kind, ref, state FROM live_events ORDER BY id")
+        assert [tuple(r) for r in journal] == [
+            ("notice", f"incident:{rows[0].id}", "incident_started"),
+            ("notice", f"incident:{rows[0].id}", "incident_ended"),
+            ("notice", f"incident:{rows[1].id}", "incident_started"),
+            ("notice", f"incident:{rows[1].id}", "incident_ended"),
+        ]

@@ -318,3 +318,35 @@ async def test_create_partner_rejects_bad_input(hub: HubHarness, clock: ManualCl
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await create(hub, "p", "SF")
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_a_revoked_partner_stream_ends_at_its_next_event(
+    hub: HubHarness, clock: ManualClock
+) -> None:
+    secret = await create(hub, "shop-a", "SF")
+    stub = partners_pb2_grpc.PartnerServiceStub(hub.channel)
+    call = stub.WatchPartnerFeed(
+        partners_pb2.WatchPartnerFeedRequest(), metadata=partner_md(secret)
+    )
+    await asyncio.sleep(0.3)  # subscribed
+    await compliance(hub).RevokePartner(
+        partners_pb2.RevokePartnerRequest(partner_id="shop-a"), metadata=bearer(ADMIN)
+    )
+    await tick(clock, 10_000)  # past the re-check interval
+    await compliance(hub).ScheduleMaintenance(  # an event for every partner
+        partners_pb2.ScheduleMaintenanceRequest(
+            starts_ms=clock.now_ms() + 48 * 3_600_000,
+            ends_ms=clock.now_ms() + 49 * 3_600_000,
+            reason="switch",
+        ),
+        metadata=bearer(OPERATOR),
+    )
+
+    async def drain() -> None:
+        async with asyncio.timeout(10):
+            async for event in call:
+                raise AssertionError(f"a revoked partner got {event}")
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await drain()
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -42,7 +42,9 @@ def actor_kind(actor: str) -> str:
     kind = actor.split(":", 1)[0]
     if kind in ("hub", "device", "courier"):
         return kind
-    return "operator" if kind in ("operator", "viewer", "admin") else "hub" if not kind else "other"
+    if kind in ("operator", "viewer", "admin"):
+        return "operator"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)

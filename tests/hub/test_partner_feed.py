@@ -12,6 +12,8 @@ import grpc
 import pytest
 
 from hub.api.auth import token_digest
+from hub.errors import InvalidArgument
+from hub.partners.feed import actor_kind, parse_cursor
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import (
     common_pb2,
@@ -350,3 +352,34 @@ async def test_a_revoked_partner_stream_ends_at_its_next_event(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await drain()
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("actor", "kind"),
+    [
+        ("hub", "hub"),
+        ("device:CAB-1", "device"),
+        ("courier:c9", "courier"),
+        ("operator:alice", "operator"),
+        ("admin:root", "operator"),
+        ("viewer:v", "operator"),
+        ("operator", "operator"),
+        ("", "other"),
+        ("evil:\x1b[2J", "other"),
+    ],
+)
+def test_actor_kinds_carry_no_names(actor: str, kind: str) -> None:
+    assert actor_kind(actor) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "last", "ok"),
+    [("0", 0, True), ("5", 5, True), ("6", 5, False), ("9" * 19, 10**19, True),
+     ("1" * 20, 10**25, False), ("", 5, False), ("+1", 5, False), ("²", 5, False)],
+)  # fmt: skip
+def test_cursor_rules(text: str, last: int, ok: bool) -> None:
+    if ok:
+        assert parse_cursor(text, last) == int(text)
+    else:
+        with pytest.raises(InvalidArgument):
+            parse_cursor(text, last)

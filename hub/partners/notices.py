@@ -143,7 +143,9 @@ class Incidents:
             if key in failing and key not in self._open and now - since >= self._delay(key)
         ]
         closed = [key for key in self._since if key not in failing]
-        if not (to_open or closed or self._store_down_since):
+        if not (to_open or self._store_down_since or any(k in self._open for k in closed)):
+            for key in closed:  # cleared before it counted (a site back within its grace)
+                self._since.pop(key, None)
             return  # nothing to record: no write, no commit to wake the feeds
         opened: dict[Key, int] = {}
         async with self._store.transaction() as tx:

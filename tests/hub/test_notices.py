@@ -12,8 +12,9 @@ import pytest
 
 from hub.errors import ConfigError
 from hub.partners.notices import Incidents
-from hub.settings import PartnerSettings
+from hub.settings import PartnerSettings, SiteSettings
 from hub.store import Store
+from hub.store.repo import devices as devices_repo
 from hub.store.repo import partners as repo
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import partners_pb2, partners_pb2_grpc
@@ -241,3 +242,37 @@ async def test_a_store_outage_is_recorded_when_the_store_answers_again(tmp_path:
             ("notice", f"incident:{rows[1].id}", "incident_started"),
             ("notice", f"incident:{rows[1].id}", "incident_ended"),
         ]
+
+
+async def test_a_site_back_within_its_grace_is_no_incident(tmp_path: Path) -> None:
+    clock = ManualClock()
+    async with Store(tmp_path / "hub.db") as store:
+        async with store.transaction() as tx:
+            await devices_repo.upsert_sites(tx, [SiteSettings(id="S1")])
+            await devices_repo.register_device(tx, "CAB-1", "S1", "cabinet", clock.now_ms())
+
+        async def set_online(value: int) -> None:
+            async with store.transaction() as tx:
+                await tx.execute("UPDATE devices SET online = ? WHERE id = 'CAB-1'", (value,))
+
+        incidents = Incidents(store, clock, PartnerSettings(site_offline_after_s=60))
+        await incidents.observe(store_up=True, link_up=True)  # offline: the grace starts
+        clock.advance(59_000)
+        await set_online(1)
+        await incidents.observe(store_up=True, link_up=True)  # back in time
+        await set_online(0)
+        clock.advance(30_000)
+        await incidents.observe(store_up=True, link_up=True)  # a new grace, from now
+        clock.advance(59_999)
+        await incidents.observe(store_up=True, link_up=True)
+        assert await incidents.list(0, 0) == []
+        async with store.read() as tx:
+            assert await repo.last_journal_id(tx) == 0
+        clock.advance(1)
+        await incidents.observe(store_up=True, link_up=True)
+        (row,) = await incidents.list(0, 0)
+        assert (row.cause, row.site, row.started_ms) == (
+            "site_offline",
+            "S1",
+            clock.now_ms() - 60_000,
+        )

@@ -1,0 +1,79 @@
+"""What every store back end offers: rows by column name, a transaction handle, a back end.
+
+Repositories are written against :class:`Tx` only; :mod:`hub.store.sqlite_store` and
+:mod:`hub.store.pg_store` implement it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
+
+Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
+Work = Callable[["Tx"], Coroutine[Any, Any, T]]
+
+
+class Row(Protocol):
+    """A result row: by column name (``row["id"]``) or position (``row[0]``), iterable."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+class Tx(abc.ABC):
+    """Statements inside one transaction (or one read). SQL uses ``?`` placeholders."""
+
+    __slots__ = ()
+
+    #: "sqlite" or "postgresql", for the rare statement that must differ (none in repo/ today).
+    dialect: str = ""
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        """Run one statement per parameter row; return the rows changed in total."""
+
+    @abc.abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def lock(self, *keys: str) -> None:
+        """Hold named locks until this transaction ends (taken in sorted order, so two
+        transactions taking several never deadlock). SQLite: a no-op, as every write
+        transaction already holds the database's one write lock; PostgreSQL: transaction-scoped
+        advisory locks, shared by every hub on the database."""
+
+
+class Backend(abc.ABC):
+    """One database engine behind :class:`hub.store.Store`."""
+
+    schema_version: int = 0
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    @abc.abstractmethod
+    async def run(self, work: Work[T]) -> T: ...
+
+    @abc.abstractmethod
+    def read(self) -> AbstractAsyncContextManager[Tx]: ...

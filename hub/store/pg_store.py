@@ -1,0 +1,333 @@
+"""The PostgreSQL back end (psycopg 3, async, with a psycopg_pool connection pool).
+
+Several hubs share one database. Write transactions run at READ COMMITTED; what must not race
+across hubs takes a lock first (:meth:`PgTx.lock`: transaction-scoped advisory locks, e.g. one per
+site for allocation) and changes rows with conditional updates whose row counts are checked.
+Within one hub, write transactions are serialised by an asyncio lock, exactly as on SQLite, so
+the in-memory state that follows commits sees them in one order. Reads use their own pooled
+connections in REPEATABLE READ snapshots and never wait for a write.
+
+A serialization failure or a deadlock becomes :class:`hub.errors.StoreConflict`;
+:meth:`PgBackend.run` retries its work on it with a bounded, jittered backoff. Every other
+psycopg error becomes :class:`hub.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.numeric import (
+    Int8BinaryDumper,
+    Int8Dumper,
+    NumericBinaryLoader,
+    NumericLoader,
+)
+from psycopg_pool import AsyncConnectionPool
+
+from hub.errors import StoreConflict, StoreError
+from hub.store.dialect import pg_schema, pg_statement
+from hub.store.interface import Backend, Params, Row, Tx, Work
+from hub.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Attempts of one retried transaction, and the backoff before the second (doubled each time).
+RETRY_ATTEMPTS = 8
+RETRY_BASE_S = 0.005
+#: The advisory lock every hub takes while it migrates ("lockerhub" in ASCII, as an int8).
+MIGRATION_LOCK = 0x6C6F636B657268
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+class PgRow:
+    """A row by column name or position, like ``sqlite3.Row``."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str, /) -> Any:
+        if isinstance(key, int):
+            return self._values[key]
+        return self._values[self._index[key]]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"PgRow({tuple(self._values)!r})"
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
+    index: dict[str, int] = {}
+    for i, column in enumerate(cursor.description or ()):
+        index.setdefault(column.name, i)  # like sqlite3.Row: the first of duplicate names
+    return lambda values: PgRow(values, index)
+
+
+class _BoolAsInt(Int8Dumper):
+    """Booleans are stored as INTEGER 0/1 (the portable schema): send them as numbers."""
+
+    def dump(self, obj: Any) -> Any:
+        return super().dump(int(obj))
+
+
+class _BoolAsIntBinary(Int8BinaryDumper):
+    def dump(self, obj: Any) -> Any:
+        return super().dump(int(obj))
+
+
+def _whole(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class _Numeric(NumericLoader):
+    """SUM() of a BIGINT is NUMERIC in PostgreSQL, an int in SQLite: load it as a number."""
+
+    def load(self, data: Any) -> Any:
+        return _whole(super().load(data))
+
+
+class _NumericBinary(NumericBinaryLoader):
+    def load(self, data: Any) -> Any:
+        return _whole(super().load(data))
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_dumper(bool, _BoolAsIntBinary)
+    conn.adapters.register_loader("numeric", _Numeric)
+    conn.adapters.register_loader("numeric", _NumericBinary)
+
+
+def _translate(exc: psycopg.Error, what: str) -> StoreError:
+    if isinstance(exc, _RETRYABLE):
+        return StoreConflict(f"{what} lost a race: {exc.sqlstate}")
+    # The message names the table or constraint, never a parameter value.
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StoreError(f"{what} failed: {first}")
+
+
+class PgTx(Tx):
+    """Statements on one pooled connection, inside the transaction its owner opened."""
+
+    __slots__ = ("_conn",)
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        try:
+            cursor = await self._conn.execute(pg_statement(sql), params)
+            return max(cursor.rowcount, 0)
+        except psycopg.Error as exc:
+            raise _translate(exc, "database statement") from exc
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        batch = list(rows)
+        if not batch:
+            return 0
+        try:
+            async with self._conn.cursor() as cursor:
+                # psycopg runs this in pipeline mode: one round trip for the whole batch.
+                await cursor.executemany(pg_statement(sql), batch)
+                return max(cursor.rowcount, 0)
+        except psycopg.Error as exc:
+            raise _translate(exc, "database statement") from exc
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        try:
+            cursor = await self._conn.execute(pg_statement(sql), params)
+            row: Row | None = await cursor.fetchone()
+            return row
+        except psycopg.Error as exc:
+            raise _translate(exc, "database query") from exc
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            cursor = await self._conn.execute(pg_statement(sql), params)
+            return list(await cursor.fetchall())
+        except psycopg.Error as exc:
+            raise _translate(exc, "database query") from exc
+
+    async def lock(self, *keys: str) -> None:
+        for key in sorted(set(keys)):
+            await self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk insert with COPY (the fastest path PostgreSQL has)."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        try:
+            async with self._conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    await copy.write_row(row)
+        except psycopg.Error as exc:
+            raise _translate(exc, "database copy") from exc
+
+
+class PgBackend(Backend):
+    """A connection pool on one PostgreSQL database; migrates it once on open."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._timeout = connect_timeout_s
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=max(2, self._pool_size),
+            kwargs={"autocommit": True, "row_factory": _row_factory},
+            configure=_configure,
+            open=False,
+            timeout=self._timeout,
+            name="hub-store",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._timeout)
+            self._pool = pool
+            self.schema_version = await self._migrate()
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            await pool.close()
+            self._pool = None
+            raise StoreError(f"cannot open database {_redacted(self._url)}: {exc}") from exc
+        except BaseException:
+            await pool.close()
+            self._pool = None
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            async with self._lock:
+                await pool.close()
+
+    async def _migrate(self) -> int:
+        """Apply missing migrations in one transaction under an advisory lock, so that hubs
+        starting together migrate once (the others wait, then find nothing to do)."""
+        known = max(m[0] for m in MIGRATIONS)
+        async with self._pool_required().connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+            )
+            cursor = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            row = await cursor.fetchone()
+            current = int(row[0]) if row else 0
+            if current > known:
+                raise StoreError(
+                    f"schema version {current} is newer than this program's {known}: "
+                    "upgrade the program"
+                )
+            for version, description, sql in sorted(MIGRATIONS):
+                if version <= current:
+                    continue
+                await conn.execute(pg_schema(sql).encode())  # several statements, no parameters
+                await conn.execute(
+                    "INSERT INTO schema_version VALUES "
+                    "(%s, %s, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+                    (version, description),
+                )
+        return known
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        pool = self._pool_required()
+        async with self._lock, _connection(pool) as conn:
+            await _run(conn, "BEGIN ISOLATION LEVEL READ COMMITTED")
+            try:
+                yield PgTx(conn)
+            except BaseException:
+                await asyncio.shield(_rollback(conn))
+                raise
+            await _run(conn, "COMMIT")
+
+    async def run(self, work: Work[T]) -> T:
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                async with self.transaction() as tx:
+                    return await work(tx)
+            except StoreConflict as exc:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                delay = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
+                log.info("transaction retried (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        pool = self._pool_required()
+        async with _connection(pool) as conn:
+            await _run(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+            try:
+                yield PgTx(conn)
+            finally:
+                await asyncio.shield(_rollback(conn))
+
+    def _pool_required(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        return self._pool
+
+
+@asynccontextmanager
+async def _connection(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (psycopg.Error, TimeoutError) as exc:  # PoolTimeout is a psycopg.Error
+        if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
+            raise _translate(exc, "database") from exc
+        raise StoreError(f"database unavailable: {exc}") from exc
+
+
+async def _run(conn: psycopg.AsyncConnection[Any], sql: str) -> None:
+    try:
+        await conn.execute(sql.encode())
+    except psycopg.Error as exc:
+        raise _translate(exc, "database transaction") from exc
+
+
+async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await conn.execute(b"ROLLBACK")
+    except psycopg.Error:
+        log.warning("rollback failed; the pool discards the connection")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (it may be in a log line or an error)."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

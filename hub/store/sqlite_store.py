@@ -1,0 +1,205 @@
+"""The SQLite back end (WAL), on a database thread the hub owns: the embedded default.
+
+One connection (``lockerhub.sqlite.Database``); transactions are serialised by an asyncio lock so
+that the ingest loop and gRPC handlers never interleave statements, and ``BEGIN IMMEDIATE`` takes
+the file's write lock, so two processes on one file serialise too. A write whose caller is
+cancelled before its commit (a gRPC deadline, a client that went away) commits nothing.
+sqlite3 errors become :class:`hub.errors.StoreError` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.errors import StoreError
+from hub.store.interface import Backend, Params, Row, Tx, Work
+from hub.store.migrations import MIGRATIONS
+from lockerhub.sqlite import Database, Migration, migrate, open_database
+
+T = TypeVar("T")
+
+
+class SqliteTx(Tx):
+    """Statements on the store inside one transaction (or one read), one thread hop each."""
+
+    __slots__ = ("_db",)
+    dialect = "sqlite"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        try:
+            return await self._db.run(lambda conn: _execute(conn, sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database statement failed: {exc}") from exc
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        batch = list(rows)
+        try:
+            return await self._db.run(lambda conn: _executemany(conn, sql, batch))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database statement failed: {exc}") from exc
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        try:
+            return await self._db.run(lambda conn: _fetchone(conn, sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database query failed: {exc}") from exc
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            return await self._db.run(lambda conn: _fetchall(conn, sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database query failed: {exc}") from exc
+
+    async def lock(self, *keys: str) -> None:
+        """Nothing to do: the transaction already holds the database's only write lock."""
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
+    cursor = conn.execute(sql, params)
+    count = cursor.rowcount
+    cursor.close()
+    return count
+
+
+def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[Params]) -> int:
+    cursor = conn.executemany(sql, rows)
+    count = cursor.rowcount
+    cursor.close()
+    return max(count, 0)
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: Params) -> Row | None:
+    cursor = conn.execute(sql, params)
+    row: Row | None = cursor.fetchone()
+    cursor.close()
+    return row
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
+    cursor = conn.execute(sql, params)
+    rows = list(cursor.fetchall())
+    cursor.close()
+    return rows
+
+
+class DirectTx(Tx):
+    """A :class:`Tx` whose statements run at once on the connection, on the database thread.
+
+    Only valid inside :meth:`SqliteBackend.run`: the awaits never suspend, so a whole
+    transaction costs one hop to that thread instead of one per statement.
+    """
+
+    __slots__ = ("_raw",)
+    dialect = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        try:
+            return _execute(self._raw, sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database statement failed: {exc}") from exc
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        try:
+            return _executemany(self._raw, sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database statement failed: {exc}") from exc
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        try:
+            return _fetchone(self._raw, sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database query failed: {exc}") from exc
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            return _fetchall(self._raw, sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database query failed: {exc}") from exc
+
+    async def lock(self, *keys: str) -> None:
+        """Nothing to do (see :meth:`SqliteTx.lock`)."""
+
+
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (it awaits only :class:`DirectTx`) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise StoreError("a database-thread transaction awaited something other than the store")
+
+
+class SqliteBackend(Backend):
+    """The database file, its connection and its thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: Database | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        try:
+            self._db, self.schema_version = await open_database(
+                self._path, lambda conn: migrate(conn, _MIGRATIONS), thread_name="hub-store"
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            async with self._lock:  # let a transaction in flight finish or roll back first
+                await db.__aexit__(None, None, None)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        db = self._require()
+        async with self._lock:
+            tx = SqliteTx(db)
+            await tx.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+            except BaseException:
+                await asyncio.shield(db.run(_rollback))
+                raise
+            await tx.execute("COMMIT")
+
+    async def run(self, work: Work[T]) -> T:
+        db = self._require()
+        async with self._lock:
+            try:
+                return await db.transaction(lambda conn: _run_to_end(work(DirectTx(conn))))
+            except sqlite3.Error as exc:
+                raise StoreError(f"database transaction failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        db = self._require()
+        async with self._lock:
+            yield SqliteTx(db)
+
+    def _require(self) -> Database:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+
+_MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

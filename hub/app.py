@@ -111,9 +111,12 @@ class HubApp:
             if isinstance(self.notifier, FileNotifier):  # fail at start, not at the first notice
                 await asyncio.to_thread(_check_writable, s.notify.path, "notify.path")
             try:
-                store = await self._stack.enter_async_context(Store(s.storage.path))
+                store = await self._stack.enter_async_context(
+                    Store(s.storage.target, pool_size=s.storage.pool_size)
+                )
             except StoreError as exc:
-                raise ConfigError(f"storage.path: {exc}") from exc
+                key = "storage.url" if s.storage.url else "storage.path"
+                raise ConfigError(f"{key}: {exc}") from exc
             async with store.transaction() as tx:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)

@@ -15,6 +15,12 @@ from lockerhub.codec import encode
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, fleet_pb2
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
+
+
+@pytest.fixture
+def hub(any_store_hub: HubHarness) -> HubHarness:
+    """The tests on the ``hub`` fixture run on SQLite and on PostgreSQL."""
+    return any_store_hub
 from tests.hub.test_flow import announcement, online
 
 

@@ -323,7 +323,8 @@ async def add_telemetry_history(
     await tx.execute(
         "INSERT INTO telemetry_history (device, bucket_ms, energy_wh, power_w_max, samples) "
         "VALUES (?, ?, ?, ?, 1) ON CONFLICT(device, bucket_ms) DO UPDATE SET "
-        "energy_wh = excluded.energy_wh, power_w_max = MAX(power_w_max, excluded.power_w_max), "
-        "samples = samples + 1",
+        "energy_wh = excluded.energy_wh, "
+        "power_w_max = MAX(telemetry_history.power_w_max, excluded.power_w_max), "
+        "samples = telemetry_history.samples + 1",
         (device_id, bucket, energy_wh, power_w),
     )

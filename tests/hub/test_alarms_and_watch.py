@@ -19,7 +19,7 @@ from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 
 @pytest.fixture
 def hub(any_store_hub: HubHarness) -> HubHarness:
-    """The tests on the ``hub`` fixture run on SQLite and on PostgreSQL."""
+    """Alarms and the WatchEvents journal on SQLite and on PostgreSQL."""
     return any_store_hub
 from tests.hub.test_flow import announcement, online
 

@@ -16,12 +16,6 @@ from lockerhub.clock import ManualClock
 from lockerhub.codes import verify_code
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
-
-
-@pytest.fixture
-def hub(any_store_hub: HubHarness) -> HubHarness:
-    """The tests on the ``hub`` fixture run on SQLite and on PostgreSQL."""
-    return any_store_hub
 from tests.hub.test_flow import announcement, online
 from tests.hub.test_lifecycle import commands_until, reach
 from tests.hub.test_ops_more import TOKEN, run_ops

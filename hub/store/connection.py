@@ -24,7 +24,8 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from hub.errors import StoreError
-from hub.store.interface import Backend, Params, Row, Tx, Work
+from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
+from hub.store.migrations import MIGRATIONS
 from hub.store.pg_store import PgBackend
 from hub.store.sqlite_store import SqliteBackend
 
@@ -42,11 +43,21 @@ def is_database_url(target: str | Path) -> bool:
 class Store:
     """Async context manager owning the database (connection, thread or pool)."""
 
-    def __init__(self, target: Path | str, *, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        target: Path | str,
+        *,
+        pool_size: int = 4,
+        migrations: Migrations = MIGRATIONS,
+        version_table: str = "schema_version",
+        thread_name: str = "hub-store",
+    ) -> None:
+        """``migrations`` and ``version_table`` let another schema (the OCPP sessions) use the
+        same machinery; on a shared PostgreSQL database each schema needs its own table."""
         self._backend: Backend = (
-            PgBackend(str(target), pool_size=pool_size)
+            PgBackend(str(target), migrations, version_table=version_table, pool_size=pool_size)
             if is_database_url(target)
-            else SqliteBackend(Path(target))
+            else SqliteBackend(Path(target), migrations, thread_name=thread_name)
         )
         self._open = False
         # Set (and replaced) after every commit: WatchEvents waits on it instead of polling.

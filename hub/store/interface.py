@@ -14,6 +14,8 @@ from typing import Any, Protocol, TypeVar
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
 Work = Callable[["Tx"], Coroutine[Any, Any, T]]
+#: (version, description, portable SQL script), applied in version order once each.
+Migrations = Sequence[tuple[int, str, str]]
 
 
 class Row(Protocol):

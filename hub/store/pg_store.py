@@ -34,8 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hub.errors import StoreConflict, StoreError
 from hub.store.dialect import pg_schema, pg_statement
-from hub.store.interface import Backend, Params, Row, Tx, Work
-from hub.store.migrations import MIGRATIONS
+from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,8 +42,6 @@ T = TypeVar("T")
 #: Attempts of one retried transaction, and the backoff before the second (doubled each time).
 RETRY_ATTEMPTS = 8
 RETRY_BASE_S = 0.005
-#: The advisory lock every hub takes while it migrates ("lockerhub" in ASCII, as an int8).
-MIGRATION_LOCK = 0x6C6F636B657268
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
@@ -186,8 +183,20 @@ class PgTx(Tx):
 class PgBackend(Backend):
     """A connection pool on one PostgreSQL database; migrates it once on open."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        migrations: Migrations,
+        *,
+        version_table: str = "schema_version",
+        pool_size: int = 4,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        if not version_table.isidentifier():
+            raise ValueError(f"bad version table name {version_table!r}")
         self._url = url
+        self._migrations = tuple(migrations)
+        self._version_table = version_table
         self._pool_size = pool_size
         self._timeout = connect_timeout_s
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
@@ -226,14 +235,20 @@ class PgBackend(Backend):
     async def _migrate(self) -> int:
         """Apply missing migrations in one transaction under an advisory lock, so that hubs
         starting together migrate once (the others wait, then find nothing to do)."""
-        known = max(m[0] for m in MIGRATIONS)
+        known = max((m[0] for m in self._migrations), default=0)
+        table = self._version_table  # an identifier (checked in __init__), never user input
         async with self._pool_required().connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            # One lock per version table: every hub that migrates this schema takes it.
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, "
-                "description TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"migrate:{table}",)
             )
-            cursor = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, "  # noqa: S608
+                "description TEXT NOT NULL, applied_ms BIGINT NOT NULL)".encode()
+            )
+            cursor = await conn.execute(
+                f"SELECT COALESCE(MAX(version), 0) FROM {table}".encode()  # noqa: S608
+            )
             row = await cursor.fetchone()
             current = int(row[0]) if row else 0
             if current > known:
@@ -241,12 +256,12 @@ class PgBackend(Backend):
                     f"schema version {current} is newer than this program's {known}: "
                     "upgrade the program"
                 )
-            for version, description, sql in sorted(MIGRATIONS):
+            for version, description, sql in sorted(self._migrations):
                 if version <= current:
                     continue
                 await conn.execute(pg_schema(sql).encode())  # several statements, no parameters
                 await conn.execute(
-                    "INSERT INTO schema_version VALUES "
+                    f"INSERT INTO {table} VALUES "  # noqa: S608
                     "(%s, %s, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
                     (version, description),
                 )

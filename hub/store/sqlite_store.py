@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hub.errors import StoreError
-from hub.store.interface import Backend, Params, Row, Tx, Work
-from hub.store.migrations import MIGRATIONS
+from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 from lockerhub.sqlite import Database, Migration, migrate, open_database
 
 T = TypeVar("T")
@@ -145,15 +144,19 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 class SqliteBackend(Backend):
     """The database file, its connection and its thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, migrations: Migrations, *, thread_name: str = "hub-store") -> None:
         self._path = path
+        self._migrations = tuple(Migration(v, d, sql) for v, d, sql in migrations)
+        self._thread_name = thread_name
         self._db: Database | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         try:
             self._db, self.schema_version = await open_database(
-                self._path, lambda conn: migrate(conn, _MIGRATIONS), thread_name="hub-store"
+                self._path,
+                lambda conn: migrate(conn, self._migrations),
+                thread_name=self._thread_name,
             )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
@@ -195,9 +198,6 @@ class SqliteBackend(Backend):
         if self._db is None:
             raise StoreError("the store is not open")
         return self._db
-
-
-_MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

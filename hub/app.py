@@ -246,6 +246,7 @@ class HubApp:
             "ingest-apply": ingestor.run,
             "command-flush": self._flush_on_connect,
             "command-sweeper": commands.run_sweeper,
+            "command-publisher": commands.run_publisher,
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
             "notice-outbox": self._require(self._outbox).run,

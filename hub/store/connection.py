@@ -69,7 +69,7 @@ class Store:
 
     @property
     def dialect(self) -> str:
-        """"sqlite" or "postgresql"."""
+        """ "sqlite" or "postgresql"."""
         return "postgresql" if isinstance(self._backend, PgBackend) else "sqlite"
 
     async def __aenter__(self) -> Self:

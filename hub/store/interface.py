@@ -46,6 +46,15 @@ class Tx(abc.ABC):
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         """Run one statement per parameter row; return the rows changed in total."""
 
+    async def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Bulk insert (``table`` and ``columns`` are the caller's constants, never input).
+        The default is one INSERT per row; PostgreSQL overrides it with COPY."""
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        await self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+
     @abc.abstractmethod
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 

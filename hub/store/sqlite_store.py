@@ -144,7 +144,9 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 class SqliteBackend(Backend):
     """The database file, its connection and its thread."""
 
-    def __init__(self, path: Path, migrations: Migrations, *, thread_name: str = "hub-store") -> None:
+    def __init__(
+        self, path: Path, migrations: Migrations, *, thread_name: str = "hub-store"
+    ) -> None:
         self._path = path
         self._migrations = tuple(Migration(v, d, sql) for v, d, sql in migrations)
         self._thread_name = thread_name

@@ -15,13 +15,13 @@ from lockerhub.codec import encode
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, fleet_pb2
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
+from tests.hub.test_flow import announcement, online
 
 
 @pytest.fixture
 def hub(any_store_hub: HubHarness) -> HubHarness:
     """Alarms and the WatchEvents journal on SQLite and on PostgreSQL."""
     return any_store_hub
-from tests.hub.test_flow import announcement, online
 
 
 async def open_alarms(hub: HubHarness, kind: int | None = None) -> list[fleet_pb2.Alarm]:

@@ -18,6 +18,7 @@ def hub(any_store_hub: HubHarness) -> HubHarness:
     """Every flow in this module runs on SQLite and on PostgreSQL."""
     return any_store_hub
 
+
 PHONE = "13812341234"
 
 

@@ -21,11 +21,14 @@ async def test_session_lifecycle(store_target: Path | str) -> None:
         assert second > first > 0
         assert await sessions.open_session("P1", first)
         assert not await sessions.open_session("P2", first)  # another pile's id
-        assert await sessions.stop(
-            first, pile="P1", meter_stop_wh=150.5, reason="Local", now_ms=3
-        ) == 50.5
+        assert (
+            await sessions.stop(first, pile="P1", meter_stop_wh=150.5, reason="Local", now_ms=3)
+            == 50.5
+        )
         # Closed once: a second stop (a retry, another hub) counts nothing.
-        assert await sessions.stop(first, pile="P1", meter_stop_wh=999, reason="x", now_ms=4) is None
+        assert (
+            await sessions.stop(first, pile="P1", meter_stop_wh=999, reason="x", now_ms=4) is None
+        )
         assert await sessions.stop(second, pile="P2", meter_stop_wh=9, reason="x", now_ms=4) is None
         rows = await sessions.sessions("P1")
     assert [r["transaction_id"] for r in rows] == [first, second]

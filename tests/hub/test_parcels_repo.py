@@ -1,4 +1,5 @@
-"""Issue 18: the rules of the parcels repository (hub.store.repo.parcels) on a real SQLite file and a real PostgreSQL database.
+"""Issue 18: the rules of the parcels repository (hub.store.repo.parcels), on a real SQLite file
+and on a real PostgreSQL database.
 
 Each query's selection (which states, which deadlines, which device) is pinned with a row on each
 side of its boundary; no broker and no hub, only ``hub.store.Store`` under ``tmp_path``.

@@ -158,12 +158,17 @@ async def test_rows_by_name_and_position_and_portable_types(store_target: Path |
                 ("d1", "s1", "cabinet", 2**40, True, 5),
             )
             await tx.execute(
-                "INSERT INTO devices (id, site, kind, registered_ms, online) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO devices (id, site, kind, registered_ms, online) "
+                "VALUES (?, ?, ?, ?, ?)",
                 ("d2", "s1", "cabinet", 0, True),
             )
             # SQLite's scalar MAX(a, b) (GREATEST on PostgreSQL), bools bound as 0/1.
-            await tx.execute("UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?", (3, "d1"))
-            await tx.execute("UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?", (9, "d2"))
+            await tx.execute(
+                "UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?", (3, "d1")
+            )
+            await tx.execute(
+                "UPDATE devices SET last_seq = MAX(last_seq, ?) WHERE id = ?", (9, "d2")
+            )
             await tx.execute(
                 "INSERT INTO commands (id, device, type, body, actor, state, created_ms, "
                 "expires_ms) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
@@ -176,7 +181,7 @@ async def test_rows_by_name_and_position_and_portable_types(store_target: Path |
             body = await tx.fetchone("SELECT body FROM commands WHERE id = ?", ("c1",))
         assert site is not None
         assert (site["id"], site["name"], site[2], site["lon"]) == ("s1", "S'1 100%", 1.5, 2.25)
-        assert "lat" in site.keys()
+        assert "lat" in site.keys()  # noqa: SIM118 - a Row, not a dict
         assert [(r["id"], r["last_seq"], r[2]) for r in seqs] == [("d1", 5, 2**40), ("d2", 9, 0)]
         assert online is not None
         assert online["n"] == 2
@@ -189,7 +194,9 @@ async def test_rows_by_name_and_position_and_portable_types(store_target: Path |
     "hostile",
     ["x" * 200_000, "'; DROP TABLE sites; --", "?", "%s", "\u202e\U0001f4a9", "a\x00b"],
 )
-async def test_hostile_text_is_data_or_a_store_error(store_target: Path | str, hostile: str) -> None:
+async def test_hostile_text_is_data_or_a_store_error(
+    store_target: Path | str, hostile: str
+) -> None:
     async with Store(store_target) as store:
         try:
             async with store.transaction() as tx:

@@ -30,7 +30,9 @@ def find_pg_bin() -> Path:
         return Path(os.path.realpath(on_path)).parent
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if candidates:
         return Path(candidates[-1]).parent
@@ -110,8 +112,19 @@ def start_postgres(*, durable: bool = False) -> PostgresServer:
         if run_as:
             os.chown(d, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
     subprocess.run(
-        [*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "--no-sync", "-E", "UTF8", "--locale=C"],
+        [
+            *run_as,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
         check=True,
         capture_output=True,
         timeout=120,
@@ -127,9 +140,15 @@ def start_postgres(*, durable: bool = False) -> PostgresServer:
         options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
     server = PostgresServer(data, sock, port, bin_dir, run_as)
     try:
-        server._ctl("start", "-l", str(base / "server.log"), "-o", f"-p {port} " + " ".join(options))
+        server._ctl(
+            "start", "-l", str(base / "server.log"), "-o", f"-p {port} " + " ".join(options)
+        )
     except subprocess.CalledProcessError as exc:
-        log = (base / "server.log").read_text(errors="replace")[-2000:] if (base / "server.log").exists() else ""
+        log = (
+            (base / "server.log").read_text(errors="replace")[-2000:]
+            if (base / "server.log").exists()
+            else ""
+        )
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr!r} {log}") from exc
     return server
 

@@ -48,7 +48,8 @@ async def provision_compartments(tx: Tx, device_id: str, slots: Iterable[Slot]) 
         "AND compartments.height_mm = excluded.height_mm "
         "AND compartments.depth_mm = excluded.depth_mm "
         "AND compartments.max_weight_g = excluded.max_weight_g "
-        "AND compartments.zone = excluded.zone THEN 1 ELSE 0 END, size = excluded.size, width_mm = excluded.width_mm, "
+        "AND compartments.zone = excluded.zone THEN 1 ELSE 0 END, "
+        "size = excluded.size, width_mm = excluded.width_mm, "
         "height_mm = excluded.height_mm, depth_mm = excluded.depth_mm, "
         "max_weight_g = excluded.max_weight_g, zone = excluded.zone",
         [

@@ -229,4 +229,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX parcels_carrier ON parcels(carrier, seq);
         """,
     ),
+    (
+        20,
+        "a cabinet's parcels by index (desired state and reservations read them per cabinet)",
+        """
+        CREATE INDEX parcels_device ON parcels(device, state);
+        """,
+    ),
 )

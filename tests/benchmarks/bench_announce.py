@@ -34,7 +34,15 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from hub.app import HubApp  # noqa: E402
 from hub.parcels.allocation import FreeSlot, ParcelDemand, allocate_smallest_fit  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
-from lockerhub.v1 import common_pb2, dispatch_pb2, dispatch_pb2_grpc  # noqa: E402
+from lockerhub.codec import encode  # noqa: E402
+from lockerhub.topics import Kind, Topic  # noqa: E402
+from lockerhub.v1 import (  # noqa: E402
+    common_pb2,
+    device_pb2,
+    dispatch_pb2,
+    dispatch_pb2_grpc,
+)
+from tests.benchmarks.bench_hub_ingest import Device  # noqa: E402
 from tests.support.broker import BrokerHandle, start_test_broker  # noqa: E402
 from tests.support.postgres import PostgresServer, running_postgres  # noqa: E402
 
@@ -161,8 +169,100 @@ async def one_batch(
                 await runner
 
 
-def storages(tmp: Path, pg: PostgresServer | None, n: int) -> dict[str, dict[str, str]]:
-    out = {"sqlite": {"path": str(tmp / f"announce-{n}-{uuid.uuid4().hex[:6]}.db")}}
+async def database_bytes(app: HubApp) -> int:
+    async with app.store.read() as tx:
+        if app.store.dialect == "postgresql":
+            row = await tx.fetchone("SELECT pg_database_size(current_database())")
+        else:
+            row = await tx.fetchone(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            )
+    assert row is not None
+    return int(row[0])
+
+
+async def delivered(
+    tmp: Path, broker: BrokerHandle, storage: dict[str, str], n: int
+) -> tuple[float, float]:
+    """Announce ``n`` parcels, then each cabinet (a real MQTT client, with a real birth)
+    reports each parcel deposited and picked up. Returns (bytes per parcel, seconds)."""
+    settings = hub_settings(tmp, broker, storage, int(n * 1.1) + 1)
+    names = [d.id for d in settings.devices]
+    async with (
+        HubApp(settings, registry=CollectorRegistry()) as app,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        runner = asyncio.create_task(app.run())
+        try:
+            devices = {
+                name: await stack.enter_async_context(Device(broker, name, PER_CABINET))
+                for name in names
+            }
+            for d in devices.values():
+                await d.birth()
+            while True:
+                async with app.store.read() as tx:
+                    row = await tx.fetchone("SELECT COUNT(*) FROM devices WHERE online = 1")
+                if row and row[0] == len(devices):
+                    break
+                await asyncio.sleep(0.05)
+            before = await database_bytes(app)
+            start = time.perf_counter()
+            parcels = announcements(n)
+            _, accepted = await announce(app, parcels)
+            assert accepted == n, accepted
+            async with app.store.read() as tx:
+                rows = await tx.fetchall("SELECT id, device, compartment FROM parcels")
+            by_device: dict[str, list[tuple[str, str]]] = {}
+            for r in rows:
+                by_device.setdefault(r["device"], []).append((r["id"], r["compartment"]))
+
+            async def run(device: Device, items: list[tuple[str, str]]) -> None:
+                assert device.client is not None
+                topic = str(Topic(SITE, device.name, Kind.EVENT))
+                for make in (
+                    lambda p, c: {"deposited": device_pb2.Deposited(parcel_id=p, compartment_id=c)},
+                    lambda p, c: {"picked_up": device_pb2.PickedUp(parcel_id=p, compartment_id=c)},
+                ):
+                    for start_i in range(0, len(items), 50):
+                        batch = items[start_i : start_i + 50]
+                        events = []
+                        for p, c in batch:
+                            device.seq += 1
+                            events.append(
+                                device_pb2.DeviceEvent(
+                                    event_id=uuid.uuid4().hex,
+                                    seq=device.seq,
+                                    ts_ms=time.time_ns() // 1_000_000,
+                                    **make(p, c),
+                                )
+                            )
+                        await asyncio.gather(
+                            *(device.client.publish(topic, encode(e), qos=1) for e in events)
+                        )
+
+            await asyncio.gather(*(run(devices[d], items) for d, items in by_device.items()))
+            while True:
+                async with app.store.read() as tx:
+                    row = await tx.fetchone(
+                        "SELECT COUNT(*) FROM parcels WHERE state = 'picked_up'"
+                    )
+                if row and row[0] >= n:
+                    break
+                await asyncio.sleep(0.1)
+            elapsed = time.perf_counter() - start
+            after = await database_bytes(app)
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+    return (after - before) / n, elapsed
+
+
+def storages(tmp: Path, pg: PostgresServer | None, n: int, which: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    if which in ("sqlite", "both"):
+        out["sqlite"] = {"path": str(tmp / f"announce-{n}-{uuid.uuid4().hex[:6]}.db")}
     if pg is not None:
         out["postgresql"] = {"url": pg.create_database("bench")}
     return out
@@ -177,13 +277,23 @@ async def bench(
     print("AnnounceParcels, one batch (fresh database each; baseline: the allocation alone):")
     for n in sizes:
         base = allocation_alone(n)
-        for name, storage in storages(tmp, pg, n).items():
+        for name, storage in storages(tmp, pg, n, args.store).items():
             profile = tmp / f"{name}-{n}.prof" if args.profile else None
             elapsed, accepted = await one_batch(tmp, broker, storage, n, profile)
             print(
                 f"  {name:10s} {n:7d} parcels  {elapsed:7.2f} s  {n / elapsed:8.0f} parcels/s  "
                 f"x{elapsed / base:6.0f} the allocation ({base * 1000:.0f} ms)  "
                 f"{accepted} accepted"
+            )
+    if args.delivered:
+        n = args.delivered
+        print(f"database size, {n} parcels announced, deposited and picked up (real events):")
+        for name, storage in storages(tmp, pg, n, args.store).items():
+            per_parcel, elapsed = await delivered(tmp, broker, storage, n)
+            print(
+                f"  {name:10s} {per_parcel:7.0f} bytes/parcel = "
+                f"{per_parcel * 1e6 / 2**30:6.2f} GiB per million parcels delivered  "
+                f"({elapsed:.1f} s)"
             )
 
 
@@ -193,6 +303,9 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also the 100k batch")
     parser.add_argument("--sizes", default="", help="comma-separated batch sizes (overrides)")
     parser.add_argument("--profile", action="store_true", help="cProfile each batch")
+    parser.add_argument(
+        "--delivered", type=int, default=5_000, help="parcels for the size figure (0: skip)"
+    )
     args = parser.parse_args()
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmpdir, contextlib.ExitStack() as stack:

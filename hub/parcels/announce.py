@@ -131,8 +131,8 @@ class ParcelService:
                 )
                 for a in todo
             ]
-            # Pure CPU work, already off the event loop on SQLite (on the database thread).
-            chosen = self._allocator(demands, slots)
+            # Pure CPU work: off the event loop on both back ends.
+            chosen = await tx.compute(lambda: self._allocator(demands, slots))
             new: list[tuple[ParcelRecord, str, int]] = []
             history: list[tuple[str, str, Transition]] = []
             holds: list[tuple[str, str, str]] = []

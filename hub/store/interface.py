@@ -7,6 +7,7 @@ Repositories are written against :class:`Tx` only; :mod:`hub.store.sqlite_store`
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,12 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         """Run one statement per parameter row; return the rows changed in total."""
+
+    async def compute(self, fn: Callable[[], T]) -> T:
+        """Run CPU-bound ``fn`` off the event loop (a worker thread; on SQLite's database
+        thread it simply runs there), so that work given to ``transaction_on_thread`` may
+        allocate or solve without blocking the loop on either back end."""
+        return await asyncio.to_thread(fn)
 
     async def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]

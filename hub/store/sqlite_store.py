@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +128,10 @@ class DirectTx(Tx):
 
     async def lock(self, *keys: str) -> None:
         """Nothing to do (see :meth:`SqliteTx.lock`)."""
+
+    async def compute(self, fn: Callable[[], T]) -> T:
+        """Already off the event loop, on the database thread: run it here."""
+        return fn()
 
 
 def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:

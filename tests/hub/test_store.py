@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,15 @@ async def test_a_conflict_that_never_clears_is_a_store_error(store_target: Path 
         with pytest.raises(StoreConflict):
             await store.transaction_on_thread(always_loses)
         assert calls >= 1
+
+
+async def test_compute_runs_off_the_event_loop(store_target: Path | str) -> None:
+    loop_thread = threading.get_ident()
+    async with Store(store_target) as store:
+
+        async def work(tx: Tx) -> int:
+            return await tx.compute(threading.get_ident)
+
+        assert await store.transaction_on_thread(work) != loop_thread
+        async with store.transaction() as tx:
+            assert await tx.compute(threading.get_ident) != loop_thread

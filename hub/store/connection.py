@@ -9,21 +9,24 @@ Two ways to write:
 * ``async with store.transaction() as tx:`` for ordinary request paths;
 * ``await store.transaction_on_thread(work)`` for hot paths and for anything that may lose a race
   with another hub: ``work(tx)`` awaits only ``tx`` (no I/O, no sleeps). On SQLite it runs as one
-  hop to the database thread; on PostgreSQL it is retried on :class:`hub.errors.StoreConflict`
-  (serialization failure, deadlock), so ``work`` must be safe to run again (reset what it
-  collects at its start).
+  hop to the database thread (SQLite's, or the PostgreSQL back end's own thread with a synchronous
+  connection); on :class:`hub.errors.StoreConflict` (PostgreSQL serialization failure or
+  deadlock, SQLite's file lock held too long by another process) it is run again, so ``work``
+  must be safe to run again (reset what it collects at its start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from hub.errors import StoreError
+from hub.errors import StoreConflict, StoreError
 from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 from hub.store.migrations import MIGRATIONS
 from hub.store.pg_store import PgBackend
@@ -32,6 +35,11 @@ from hub.store.sqlite_store import SqliteBackend
 __all__ = ["Params", "Row", "Store", "Tx", "is_database_url"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: Attempts of one retried transaction, and the backoff before the second (doubled each time,
+#: times a jitter of 0.5-1.5).
+RETRY_ATTEMPTS = 8
+RETRY_BASE_S = 0.005
 _URL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -102,9 +110,19 @@ class Store:
         transaction of this hub); ``work`` must await only the ``tx`` it is given.
         """
         self._require()
-        value = await self._backend.run(work)
-        self._signal_commit()
-        return value
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                value = await self._backend.run(work)
+            except StoreConflict as exc:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                delay = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
+                log.info("transaction retried (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(delay)
+            else:
+                self._signal_commit()
+                return value
+        raise AssertionError("unreachable")
 
     def _signal_commit(self) -> None:
         self._committed.set()

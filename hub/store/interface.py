@@ -12,11 +12,24 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
+from hub.errors import StoreError
+
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
 Work = Callable[["Tx"], Coroutine[Any, Any, T]]
 #: (version, description, portable SQL script), applied in version order once each.
 Migrations = Sequence[tuple[int, str, str]]
+
+
+def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (it awaits only a thread-bound :class:`Tx`)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise StoreError("a database-thread transaction awaited something other than the store")
 
 
 class Row(Protocol):

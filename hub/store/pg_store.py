@@ -16,112 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg.types.numeric import (
-    Int8BinaryDumper,
-    Int8Dumper,
-    NumericBinaryLoader,
-    NumericLoader,
-)
 from psycopg_pool import AsyncConnectionPool
 
-from hub.errors import StoreConflict, StoreError
+from hub.errors import StoreError
 from hub.store.dialect import pg_schema, pg_statement
 from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
+from hub.store.pg_common import (
+    COLUMN_TYPES_SQL,
+    ColumnTypes,
+    copy_statement,
+    register_adapters,
+    row_factory,
+    translate,
+)
+from hub.store.pg_thread import PgThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: Attempts of one retried transaction, and the backoff before the second (doubled each time).
-RETRY_ATTEMPTS = 8
-RETRY_BASE_S = 0.005
-# table -> {column: type name}, for binary COPY; one per back end (one database).
-ColumnTypes = dict[str, dict[str, str]]
-_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-
-
-class PgRow:
-    """A row by column name or position, like ``sqlite3.Row``."""
-
-    __slots__ = ("_index", "_values")
-
-    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
-        self._values = values
-        self._index = index
-
-    def __getitem__(self, key: int | str, /) -> Any:
-        if isinstance(key, int):
-            return self._values[key]
-        return self._values[self._index[key]]
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"PgRow({tuple(self._values)!r})"
-
-
-def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
-    index: dict[str, int] = {}
-    for i, column in enumerate(cursor.description or ()):
-        index.setdefault(column.name, i)  # like sqlite3.Row: the first of duplicate names
-    return lambda values: PgRow(values, index)
-
-
-class _BoolAsInt(Int8Dumper):
-    """Booleans are stored as INTEGER 0/1 (the portable schema): send them as numbers."""
-
-    def dump(self, obj: Any) -> Any:
-        return super().dump(int(obj))
-
-
-class _BoolAsIntBinary(Int8BinaryDumper):
-    def dump(self, obj: Any) -> Any:
-        return super().dump(int(obj))
-
-
-def _whole(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-class _Numeric(NumericLoader):
-    """SUM() of a BIGINT is NUMERIC in PostgreSQL, an int in SQLite: load it as a number."""
-
-    def load(self, data: Any) -> Any:
-        return _whole(super().load(data))
-
-
-class _NumericBinary(NumericBinaryLoader):
-    def load(self, data: Any) -> Any:
-        return _whole(super().load(data))
-
-
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    conn.adapters.register_dumper(bool, _BoolAsInt)
-    conn.adapters.register_dumper(bool, _BoolAsIntBinary)
-    conn.adapters.register_loader("numeric", _Numeric)
-    conn.adapters.register_loader("numeric", _NumericBinary)
-
-
-def _translate(exc: psycopg.Error, what: str) -> StoreError:
-    if isinstance(exc, _RETRYABLE):
-        return StoreConflict(f"{what} lost a race: {exc.sqlstate}")
-    # The message names the table or constraint, never a parameter value.
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return StoreError(f"{what} failed: {first}")
 
 
 class PgTx(Tx):
@@ -139,7 +55,7 @@ class PgTx(Tx):
             cursor = await self._conn.execute(pg_statement(sql), params)
             return max(cursor.rowcount, 0)
         except psycopg.Error as exc:
-            raise _translate(exc, "database statement") from exc
+            raise translate(exc, "database statement") from exc
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         batch = list(rows)
@@ -151,7 +67,7 @@ class PgTx(Tx):
                 await cursor.executemany(pg_statement(sql), batch)
                 return max(cursor.rowcount, 0)
         except psycopg.Error as exc:
-            raise _translate(exc, "database statement") from exc
+            raise translate(exc, "database statement") from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         try:
@@ -159,14 +75,14 @@ class PgTx(Tx):
             row: Row | None = await cursor.fetchone()
             return row
         except psycopg.Error as exc:
-            raise _translate(exc, "database query") from exc
+            raise translate(exc, "database query") from exc
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         try:
             cursor = await self._conn.execute(pg_statement(sql), params)
             return list(await cursor.fetchall())
         except psycopg.Error as exc:
-            raise _translate(exc, "database query") from exc
+            raise translate(exc, "database query") from exc
 
     async def lock(self, *keys: str) -> None:
         for key in sorted(set(keys)):
@@ -176,25 +92,21 @@ class PgTx(Tx):
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
         """Bulk insert with binary COPY (the fastest path PostgreSQL has)."""
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        statement = copy_statement(table, columns)
         try:
             types = await self._column_types(table, columns)
-            async with self._conn.cursor() as cursor, cursor.copy(statement.encode()) as copy:
+            async with self._conn.cursor() as cursor, cursor.copy(statement) as copy:
                 copy.set_types(types)
                 for row in rows:
                     await copy.write_row(row)
         except psycopg.Error as exc:
-            raise _translate(exc, "database copy") from exc
+            raise translate(exc, "database copy") from exc
 
     async def _column_types(self, table: str, columns: Sequence[str]) -> list[str]:
         """The columns' type names (binary COPY needs them), read once per table."""
         known = self._types.get(table)
         if known is None or any(c not in known for c in columns):
-            cursor = await self._conn.execute(
-                "SELECT column_name, udt_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = %s",
-                (table,),
-            )
+            cursor = await self._conn.execute(COLUMN_TYPES_SQL, (table,))
             known = {row[0]: row[1] for row in await cursor.fetchall()}
             self._types[table] = known
         return [known[c] for c in columns]
@@ -222,13 +134,14 @@ class PgBackend(Backend):
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._lock = asyncio.Lock()
         self._types: ColumnTypes = {}
+        self._thread = PgThread(url, self._types, connect_timeout_s=connect_timeout_s)
 
     async def open(self) -> None:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self._url,
             min_size=1,
             max_size=max(2, self._pool_size),
-            kwargs={"autocommit": True, "row_factory": _row_factory},
+            kwargs={"autocommit": True, "row_factory": row_factory},
             configure=_configure,
             open=False,
             timeout=self._timeout,
@@ -238,12 +151,15 @@ class PgBackend(Backend):
             await pool.open(wait=True, timeout=self._timeout)
             self._pool = pool
             self.schema_version = await self._migrate()
+            await self._thread.open()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             await pool.close()
+            await self._thread.close()
             self._pool = None
             raise StoreError(f"cannot open database {_redacted(self._url)}: {exc}") from exc
         except BaseException:
             await pool.close()
+            await self._thread.close()
             self._pool = None
             raise
 
@@ -252,6 +168,7 @@ class PgBackend(Backend):
         if pool is not None:
             async with self._lock:
                 await pool.close()
+                await self._thread.close()
 
     async def _migrate(self) -> int:
         """Apply missing migrations in one transaction under an advisory lock, so that hubs
@@ -301,17 +218,10 @@ class PgBackend(Backend):
             await _run(conn, "COMMIT")
 
     async def run(self, work: Work[T]) -> T:
-        for attempt in range(1, RETRY_ATTEMPTS + 1):
-            try:
-                async with self.transaction() as tx:
-                    return await work(tx)
-            except StoreConflict as exc:
-                if attempt == RETRY_ATTEMPTS:
-                    raise
-                delay = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
-                log.info("transaction retried (attempt %d): %s", attempt + 1, exc)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        """One attempt on the store's thread (``Store`` retries a :class:`StoreConflict`)."""
+        self._pool_required()
+        async with self._lock:
+            return await self._thread.transaction(work)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -338,15 +248,19 @@ async def _connection(
             yield conn
     except (psycopg.Error, TimeoutError) as exc:  # PoolTimeout is a psycopg.Error
         if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
-            raise _translate(exc, "database") from exc
+            raise translate(exc, "database") from exc
         raise StoreError(f"database unavailable: {exc}") from exc
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    register_adapters(conn)
 
 
 async def _run(conn: psycopg.AsyncConnection[Any], sql: str) -> None:
     try:
         await conn.execute(sql.encode())
     except psycopg.Error as exc:
-        raise _translate(exc, "database transaction") from exc
+        raise translate(exc, "database transaction") from exc
 
 
 async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from hub.errors import StoreError
-from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
+from hub.errors import StoreConflict, StoreError
+from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work, run_to_end
 from lockerhub.sqlite import Database, Migration, migrate, open_database
 
 T = TypeVar("T")
@@ -134,17 +134,6 @@ class DirectTx(Tx):
         return fn()
 
 
-def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never suspends (it awaits only :class:`DirectTx`) to its result."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coro.close()
-    raise StoreError("a database-thread transaction awaited something other than the store")
-
-
 class SqliteBackend(Backend):
     """The database file, its connection and its thread."""
 
@@ -190,7 +179,12 @@ class SqliteBackend(Backend):
         db = self._require()
         async with self._lock:
             try:
-                return await db.transaction(lambda conn: _run_to_end(work(DirectTx(conn))))
+                return await db.transaction(lambda conn: run_to_end(work(DirectTx(conn))))
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    # Another process held the file's write lock past busy_timeout: retryable.
+                    raise StoreConflict(f"database transaction waited too long: {exc}") from exc
+                raise StoreError(f"database transaction failed: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreError(f"database transaction failed: {exc}") from exc
 

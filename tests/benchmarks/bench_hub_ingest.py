@@ -245,10 +245,10 @@ async def latency(app: HubApp, devices: list[Device], rate: float, seconds: floa
     return sorted(int(r[0]) for r in rows)
 
 
-async def announce_batch(app: HubApp, batch: int) -> tuple[float, int]:
+async def announce_batch(app: HubApp, batch: int, prefix: str = "B") -> tuple[float, int]:
     parcels = [
         dispatch_pb2.ParcelAnnouncement(
-            parcel_id=f"B{i:06d}",
+            parcel_id=f"{prefix}{i:06d}",
             destination_site=SITE,
             dimensions=common_pb2.Dimensions(width_mm=300, height_mm=150, depth_mm=100),
             weight_g=1000,
@@ -335,6 +335,7 @@ async def one_store(
             await hub_rate(app, devices, 20)  # warm-up
             hub = statistics.median([await hub_rate(app, devices, per_device) for _ in range(2)])
             lat = await latency(app, devices, args.rate, args.seconds)
+            await announce_batch(app, 1, prefix="W")  # numba compiles the allocator once
             elapsed, accepted = await announce_batch(app, args.batch)
         finally:
             runner.cancel()

@@ -241,7 +241,8 @@ async def test_conflicts_are_retried_not_surfaced(postgres: object) -> None:
     async with Store(url) as a, Store(url) as b:
         async with a.transaction() as tx:
             await tx.executemany("INSERT INTO sites VALUES (?, ?, 0, 0)", [("x", "X"), ("y", "Y")])
-        both = asyncio.Barrier(2)
+        # The work runs on each store's own database thread: a thread barrier, not an await.
+        both = threading.Barrier(2, timeout=10)
         attempts = {"a": 0, "b": 0}
 
         def crosswise(name: str, first: str, second: str):  # type: ignore[no-untyped-def]
@@ -249,7 +250,7 @@ async def test_conflicts_are_retried_not_surfaced(postgres: object) -> None:
                 attempts[name] += 1
                 await tx.execute("UPDATE sites SET name = name || ? WHERE id = ?", (name, first))
                 if attempts[name] == 1:
-                    await both.wait()  # both hold their first row: the second update deadlocks
+                    both.wait()  # both hold their first row: the second update deadlocks
                 await tx.execute("UPDATE sites SET name = name || ? WHERE id = ?", (name, second))
 
             return work

@@ -118,9 +118,12 @@ class HubApp:
             if isinstance(self.notifier, FileNotifier):  # fail at start, not at the first notice
                 await asyncio.to_thread(_check_writable, s.notify.path, "notify.path")
             try:
-                store = await self._stack.enter_async_context(Store(s.storage.path))
+                store = await self._stack.enter_async_context(
+                    Store(s.storage.target, pool_size=s.storage.pool_size)
+                )
             except StoreError as exc:
-                raise ConfigError(f"storage.path: {exc}") from exc
+                key = "storage.url" if s.storage.url else "storage.path"
+                raise ConfigError(f"{key}: {exc}") from exc
             async with store.transaction() as tx:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
@@ -261,6 +264,7 @@ class HubApp:
             "ingest-apply": ingestor.run,
             "command-flush": self._flush_on_connect,
             "command-sweeper": commands.run_sweeper,
+            "command-publisher": commands.run_publisher,
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
             "notice-outbox": self._require(self._outbox).run,

@@ -50,7 +50,8 @@ async def mark(tx: Tx, device_id: str, now_ms: int) -> None:
     """Bump ``device_id``'s desired-state version (inside the caller's transaction)."""
     await tx.execute(
         "INSERT INTO desired_state (device, version, updated_ms) VALUES (?, 1, ?) "
-        "ON CONFLICT(device) DO UPDATE SET version = version + 1, updated_ms = excluded.updated_ms",
+        "ON CONFLICT(device) DO UPDATE SET version = desired_state.version + 1, "
+        "updated_ms = excluded.updated_ms",
         (device_id, now_ms),
     )
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
-from hub.errors import FailedPrecondition, InvalidArgument, NotFound
+from hub.errors import FailedPrecondition, InvalidArgument, NotFound, StoreConflict
 from hub.metrics.catalogue import HubMetrics
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
@@ -99,14 +99,19 @@ class ParcelService:
         hold_ms = int(self._reservation.hold_h * _HOUR_MS)
         results: dict[str, AnnounceResult] = {}
         pending: list[PendingCommand] = []
-        cabinets: set[str] = set()
 
-        # One transaction on the database thread: thousands of parcels cost one hop to it, not
-        # ~10 per parcel (the body awaits only ``tx``).
+        # One transaction, written in bulk (a few statements per batch, not ~10 per parcel). On
+        # SQLite it is one hop to the database thread; on PostgreSQL it is retried whole when it
+        # loses a race with another hub, so it starts from scratch each time.
         async def work(tx: Tx) -> None:
+            results.clear()
+            pending.clear()
             existing = await repo.existing_ids(tx, [a.parcel_id for a in items])
             sites = {a.site for a in items}
             known_sites = {s for s in sites if await devices_repo.site_exists(tx, s)}
+            # Two hubs allocating at one site take turns (a no-op on SQLite, whose write
+            # transactions are serial anyway): the free slots read below stay free until commit.
+            await tx.lock(*(f"allocate:{site}" for site in known_sites))
             todo = []
             again = await self._reannounceable(tx, existing)
             for a in items:
@@ -136,8 +141,13 @@ class ParcelService:
                 )
                 for a in todo
             ]
-            # Pure CPU work, already off the event loop here (on the database thread).
-            chosen = self._allocator(demands, slots)
+            # Pure CPU work: off the event loop on both back ends.
+            chosen = await tx.compute(lambda: self._allocator(demands, slots))
+            new: list[tuple[ParcelRecord, str, int]] = []
+            history: list[tuple[str, str, Transition]] = []
+            holds: list[tuple[str, str, str]] = []
+            consents: list[tuple[str, str]] = []
+            commands: list[tuple[str, str, device_pb2.Command]] = []
             for a, index in zip(todo, chosen, strict=True):
                 if index is None:
                     results[a.parcel_id] = AnnounceResult(
@@ -145,15 +155,42 @@ class ParcelService:
                     )
                     continue
                 slot = slots[index]
+                location = f"{slot.site}/{slot.cabinet_id}/{slot.compartment_id}"
                 if a.parcel_id in again:
-                    await self._reserve_again(
-                        tx, again[a.parcel_id], slot.cabinet_id, slot.compartment_id, now, hold_ms
+                    parcel = again[a.parcel_id]
+                    await repo.set_reservation(
+                        tx, a.parcel_id, slot.cabinet_id, slot.compartment_id, now + hold_ms, now
                     )
+                    if parcel.state == ParcelState.ANNOUNCED:
+                        await record_transition(
+                            tx,
+                            a.parcel_id,
+                            parcel.state,
+                            ParcelState.RESERVED,
+                            ts_ms=now,
+                            actor="hub",
+                            location=location,
+                        )
                 else:
-                    await self._store_reserved(
-                        tx, a, slot.cabinet_id, slot.compartment_id, now, hold_ms, actor
+                    new.append(
+                        (
+                            self._record(a, slot.cabinet_id, slot.compartment_id),
+                            a.phone,
+                            now + hold_ms,
+                        )
                     )
-                await privacy_repo.set_consent(tx, a.parcel_id, a.locker_consent)
+                    history.append(
+                        (a.parcel_id, a.site, Transition(ParcelState.ANNOUNCED, now, actor, a.site))
+                    )
+                    history.append(
+                        (
+                            a.parcel_id,
+                            a.site,
+                            Transition(ParcelState.RESERVED, now, "hub", location),
+                        )
+                    )
+                holds.append((slot.cabinet_id, slot.compartment_id, a.parcel_id))
+                consents.append((a.locker_consent, a.parcel_id))
                 command = device_pb2.Command(
                     reserve_compartment=device_pb2.ReserveCompartment(
                         parcel_id=a.parcel_id,
@@ -161,21 +198,20 @@ class ParcelService:
                         expires_ms=now + hold_ms,
                     )
                 )
-                pending.append(
-                    await self._commands.create(
-                        tx,
-                        device_id=slot.cabinet_id,
-                        site=slot.site,
-                        command=command,
-                        ttl_ms=hold_ms,
-                        actor=actor,
-                    )
-                )
+                commands.append((slot.cabinet_id, slot.site, command))
                 results[a.parcel_id] = AnnounceResult(
                     a.parcel_id, True, slot.cabinet_id, slot.compartment_id
                 )
-                cabinets.add(slot.cabinet_id)
-            for cabinet in sorted(cabinets):
+            await repo.insert_parcels(tx, new, now_ms=now)
+            await repo.add_transitions(tx, history)
+            await privacy_repo.set_consents(tx, consents)
+            if await devices_repo.reserve_compartments(tx, holds) != len(holds):
+                # Only possible if something took a slot without the site's lock: run again.
+                raise StoreConflict("an allocated compartment was taken meanwhile")
+            pending.extend(
+                await self._commands.create_many(tx, commands, ttl_ms=hold_ms, actor=actor)
+            )
+            for cabinet in sorted({c for c, _, _ in holds}):
                 await desired.mark(tx, cabinet, now)
 
         await self._store.transaction_on_thread(work)
@@ -183,42 +219,17 @@ class ParcelService:
         accepted = sum(r.accepted for r in results.values())
         self._metrics.parcel_transitions.labels(str(ParcelState.ANNOUNCED)).inc(accepted)
         self._metrics.parcel_transitions.labels(str(ParcelState.RESERVED)).inc(accepted)
-        await self._commands.publish_many(pending)
+        # Published in the background: the reservations are committed (and in each cabinet's
+        # desired state); the caller need not wait for 10,000 PUBACKs.
+        self._commands.publish_soon(pending)
         return [results[a.parcel_id] for a in items]
 
     @staticmethod
-    async def _reannounceable(tx: Tx, existing: set[str]) -> dict[str, ParcelRecord]:
-        """Known parcels without a compartment (their hold expired): announcing them again
-        allocates a new compartment instead of refusing a duplicate."""
-        found: dict[str, ParcelRecord] = {}
-        for parcel_id in existing:
-            parcel = await repo.get_parcel(tx, parcel_id, history=False)
-            if parcel is not None and reannounceable(parcel):
-                found[parcel_id] = parcel
-        return found
-
-    @staticmethod
-    async def _reserve_again(
-        tx: Tx, parcel: ParcelRecord, cabinet: str, compartment: str, now: int, hold_ms: int
-    ) -> None:
-        await repo.set_reservation(tx, parcel.parcel_id, cabinet, compartment, now + hold_ms, now)
-        await _hold_compartment(
-            tx, parcel.parcel_id, parcel.state, parcel.site, cabinet, compartment, now
-        )
-
-    async def _store_reserved(
-        self,
-        tx: Tx,
-        a: Announcement,
-        cabinet: str,
-        compartment: str,
-        now: int,
-        hold_ms: int,
-        actor: str,
-    ) -> None:
-        record = ParcelRecord(
+    def _record(a: Announcement, cabinet: str, compartment: str) -> ParcelRecord:
+        """A new parcel as stored: already reserved in ``cabinet``/``compartment``."""
+        return ParcelRecord(
             parcel_id=a.parcel_id,
-            state=ParcelState.ANNOUNCED,
+            state=ParcelState.RESERVED,
             site=a.site,
             cabinet_id=cabinet,
             compartment_id=compartment,
@@ -231,15 +242,17 @@ class ParcelService:
             pickup_deadline_ms=0,
             carrier_id=a.carrier_id,
         )
-        await repo.insert_parcel(
-            tx, record, phone=a.phone, reservation_expires_ms=now + hold_ms, now_ms=now
-        )
-        await repo.add_transition(
-            tx, a.parcel_id, Transition(ParcelState.ANNOUNCED, now, actor, a.site)
-        )
-        await _hold_compartment(
-            tx, a.parcel_id, ParcelState.ANNOUNCED, a.site, cabinet, compartment, now
-        )
+
+    @staticmethod
+    async def _reannounceable(tx: Tx, existing: set[str]) -> dict[str, ParcelRecord]:
+        """Known parcels without a compartment (their hold expired): announcing them again
+        allocates a new compartment instead of refusing a duplicate."""
+        found: dict[str, ParcelRecord] = {}
+        for parcel_id in existing:
+            parcel = await repo.get_parcel(tx, parcel_id, history=False)
+            if parcel is not None and reannounceable(parcel):
+                found[parcel_id] = parcel
+        return found
 
     async def cancel(self, parcel_id: str, *, reason: str, actor: str) -> ParcelRecord:
         """Cancel a parcel before deposit; its reservation is freed and the cabinet told.
@@ -421,27 +434,3 @@ def _decode_token(token: str) -> int:
         return int(text[2:])
     except (ValueError, binascii.Error, UnicodeError):
         raise InvalidArgument("page_token is not a token this hub issued") from None
-
-
-async def _hold_compartment(
-    tx: Tx,
-    parcel_id: str,
-    state: ParcelState,
-    site: str,
-    cabinet: str,
-    compartment: str,
-    now: int,
-) -> None:
-    """An announced parcel becomes reserved, and the allocated compartment is taken for it."""
-    if state == ParcelState.ANNOUNCED:
-        await record_transition(
-            tx,
-            parcel_id,
-            state,
-            ParcelState.RESERVED,
-            ts_ms=now,
-            actor="hub",
-            location=f"{site}/{cabinet}/{compartment}",
-        )
-    if not await devices_repo.reserve_compartment(tx, cabinet, compartment, parcel_id):
-        raise AssertionError("allocated compartment was not free inside the same transaction")

@@ -57,10 +57,28 @@ class BrokerSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSettings:
+    """Where the hub keeps its state: a SQLite file (``path``, the embedded default) or, when
+    ``url`` is set, a PostgreSQL database that several hubs share (``postgresql://...``;
+    ``LOCKERHUB_HUB_STORAGE__URL`` overrides it like every other key)."""
+
     path: Path = Path("lockerhub-hub.db")
+    url: str = field(default="", repr=False)  # may carry a password: never in logs
+    # PostgreSQL connections per hub (writes use one at a time; reads use the others).
+    pool_size: int = 4
 
     def __post_init__(self) -> None:
         _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
+        _require(
+            self.url == "" or self.url.startswith(("postgresql://", "postgres://")),
+            "storage.url",
+            'must be empty (SQLite at storage.path) or a "postgresql://" URL',
+        )
+        _require(1 <= self.pool_size <= 100, "storage.pool_size", "must be 1-100")
+
+    @property
+    def target(self) -> Path | str:
+        """What the store opens: the URL when set, else the SQLite file."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,9 @@
 """Versioned schema migrations, applied in order once each (recorded in ``schema_version``).
 
-Never edit a released migration: append a new one. Full phone numbers live only in
-``recipient_contacts``; every other table holds the masked form.
+Never edit a released migration: append a new one. The SQL is the portable subset that
+``hub.store.dialect.pg_schema`` translates for PostgreSQL (migration 2's ``CASE WHEN active <> 0``
+was ``CASE WHEN active``: the same on SQLite, and the one spelling PostgreSQL accepts). Full
+phone numbers live only in ``recipient_contacts``; every other table holds the masked form.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE alarms ADD COLUMN status TEXT NOT NULL DEFAULT 'raised';
         ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT NOT NULL DEFAULT '';
         ALTER TABLE alarms ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;
-        UPDATE alarms SET status = CASE WHEN active THEN 'raised' ELSE 'cleared' END,
+        UPDATE alarms SET status = CASE WHEN active <> 0 THEN 'raised' ELSE 'cleared' END,
             site = COALESCE((SELECT site FROM devices WHERE devices.id = alarms.device), ''),
             updated_ms = received_ms;
         CREATE INDEX alarms_open ON alarms(device, kind, compartment, status);
@@ -279,6 +281,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             site_type TEXT NOT NULL,
             public_service INTEGER NOT NULL
         );
+        """,
+    ),
+    (
+        13,
+        "a cabinet's parcels by index (desired state and reservations read them per cabinet)",
+        """
+        CREATE INDEX parcels_device ON parcels(device, state);
         """,
     ),
 )

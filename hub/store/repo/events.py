@@ -10,8 +10,8 @@ async def record_event(
 ) -> bool:
     """Add an event to the ledger; False when (device, seq) or event_id was already applied."""
     changed = await tx.execute(
-        "INSERT OR IGNORE INTO device_events (device, seq, event_id, type, device_ts_ms, "
-        "received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO device_events (device, seq, event_id, type, device_ts_ms, "
+        "received_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (device_id, seq, event_id, type_, device_ts_ms, received_ms),
     )
     return changed == 1

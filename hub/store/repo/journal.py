@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.models import Transition
 from hub.store import Tx
 
 
@@ -37,6 +38,18 @@ async def parcel_changed(
         "INSERT INTO live_events (ts_ms, site, kind, ref, state, actor, location) "
         "SELECT ?, site, 'parcel', id, ?, ?, ? FROM parcels WHERE id = ?",
         (ts_ms, state, actor, location, parcel_id),
+    )
+
+
+async def parcels_changed(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
+    """Journal many parcel transitions at once: (parcel id, site, transition) each, in order."""
+    await tx.insert_many(
+        "live_events",
+        ("ts_ms", "site", "kind", "ref", "state", "actor", "location"),
+        [
+            (t.ts_ms, site, "parcel", pid, str(t.state), t.actor, t.location)
+            for pid, site, t in rows
+        ],
     )
 
 

@@ -231,3 +231,55 @@ async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
         (device_id,),
     )
     return [(r["id"], r["compartment"], r["code_hash"], r["deadline_ms"]) for r in rows]
+
+
+_PARCEL_COLUMNS = (
+    "id", "state", "site", "device", "compartment", "width_mm", "height_mm", "depth_mm",
+    "weight_g", "zone", "phone_masked", "electronic_waybill", "reusable_container",
+    "reservation_expires_ms", "pickup_deadline_ms", "created_ms", "updated_ms", "carrier",
+)  # fmt: skip
+
+
+async def insert_parcels(tx: Tx, rows: list[tuple[ParcelRecord, str, int]], *, now_ms: int) -> None:
+    """Bulk :func:`insert_parcel`: (parcel, full phone, reservation_expires_ms) each."""
+    await tx.insert_many(
+        "parcels",
+        _PARCEL_COLUMNS,
+        [
+            (
+                p.parcel_id,
+                str(p.state),
+                p.site,
+                p.cabinet_id or None,
+                p.compartment_id or None,
+                p.dims.width_mm,
+                p.dims.height_mm,
+                p.dims.depth_mm,
+                p.weight_g,
+                str(p.zone),
+                p.phone_masked,
+                int(p.electronic_waybill),
+                int(p.reusable_container),
+                expires_ms,
+                p.pickup_deadline_ms,
+                now_ms,
+                now_ms,
+                p.carrier_id,
+            )
+            for p, _, expires_ms in rows
+        ],
+    )
+    await tx.insert_many(
+        "recipient_contacts", ("parcel_id", "phone"), [(p.parcel_id, phone) for p, phone, _ in rows]
+    )
+
+
+async def add_transitions(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
+    """Bulk :func:`add_transition` for parcels whose site the caller knows: (parcel id, site,
+    transition) each, in order (history and journal keep that order)."""
+    await tx.insert_many(
+        "parcel_transitions",
+        ("parcel_id", "state", "ts_ms", "actor", "location", "detail"),
+        [(pid, str(t.state), t.ts_ms, t.actor, t.location, "") for pid, _, t in rows],
+    )
+    await journal.parcels_changed(tx, rows)

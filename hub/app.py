@@ -18,6 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.auth import token_digest
 from hub.api.server import ApiServices, GrpcServer
+from hub.couriers.carriers import CarrierRegistry
+from hub.couriers.keys import load_or_create
+from hub.couriers.registry import CourierRegistry
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
@@ -166,6 +169,13 @@ class HubApp:
                     else allocate_smallest_fit
                 ),
             )
+            couriers = CourierRegistry(
+                store,
+                self.clock,
+                s.couriers,
+                desired,
+                load_or_create(s.couriers.token_key or s.storage.path.parent / "courier-token.key"),
+            )
             fleet = FleetService(
                 store,
                 commands,
@@ -205,6 +215,9 @@ class HubApp:
                 feed=LiveFeed(store),
                 planner=await self._stack.enter_async_context(RoutePlanner(store)),
                 charging=self._charging,
+                carriers=CarrierRegistry(store, self.clock),
+                couriers=couriers,
+                store=store,
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

@@ -16,8 +16,10 @@ from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fi
 from hub.parcels.codes import CodeReissuer
 from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
 from hub.parcels.phones import mask_phone
+from hub.parcels.quotas import QuotaRules, allocate_with_quotas
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
+from hub.store.repo import carriers as carriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as repo
 from lockerhub.clock import Clock
@@ -102,8 +104,14 @@ class ParcelService:
             known_sites = {s for s in sites if await devices_repo.site_exists(tx, s)}
             todo = []
             again = await self._reannounceable(tx, existing)
+            carriers = {a.carrier_id for a in items if a.carrier_id}
+            known_carriers = {c for c in carriers if await carriers_repo.carrier_exists(tx, c)}
             for a in items:
-                if a.parcel_id in again:
+                if a.carrier_id and a.carrier_id not in known_carriers:
+                    results[a.parcel_id] = AnnounceResult(
+                        a.parcel_id, False, reason=f"unknown carrier {a.carrier_id}"
+                    )
+                elif a.parcel_id in again and again[a.parcel_id].carrier_id == a.carrier_id:
                     todo.append(a)
                 elif a.parcel_id in existing:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
@@ -126,8 +134,13 @@ class ParcelService:
                 )
                 for a in todo
             ]
+            rules = QuotaRules(
+                *await carriers_repo.quota_rules(tx, {slot.cabinet_id for slot in slots})
+            )
             # Pure CPU work, already off the event loop here (on the database thread).
-            chosen = self._allocator(demands, slots)
+            chosen = allocate_with_quotas(
+                self._allocator, demands, [a.carrier_id for a in todo], slots, rules
+            )
             for a, index in zip(todo, chosen, strict=True):
                 if index is None:
                     results[a.parcel_id] = AnnounceResult(
@@ -148,6 +161,7 @@ class ParcelService:
                         parcel_id=a.parcel_id,
                         compartment_id=slot.compartment_id,
                         expires_ms=now + hold_ms,
+                        carrier_id=a.carrier_id,
                     )
                 )
                 pending.append(
@@ -375,9 +389,16 @@ class ParcelService:
         return parcel
 
     async def list(
-        self, *, site: str, state: ParcelState | None, page_size: int, page_token: str
+        self,
+        *,
+        site: str,
+        state: ParcelState | None,
+        page_size: int,
+        page_token: str,
+        carrier: str = "",
     ) -> tuple[list[ParcelRecord], str]:
-        """One page of parcels and the token of the next ("" at the end).
+        """One page of parcels (only ``carrier``'s when given) and the token of the next ("" at
+        the end).
 
         Raises:
             InvalidArgument: page_size over the limit or a page_token this hub did not issue.
@@ -387,7 +408,12 @@ class ParcelService:
         after = _decode_token(page_token) if page_token else 0
         async with self._store.read() as tx:
             page, next_seq = await repo.list_parcels(
-                tx, site=site, state=state, after_seq=after, limit=page_size or DEFAULT_PAGE_SIZE
+                tx,
+                site=site,
+                state=state,
+                after_seq=after,
+                limit=page_size or DEFAULT_PAGE_SIZE,
+                carrier=carrier,
             )
         return page, "" if next_seq is None else _encode_token(next_seq)
 

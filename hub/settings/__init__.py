@@ -22,6 +22,7 @@ from hub.settings.domain import (
     LifecycleSettings,
     NotifySettings,
     PickupSettings,
+    CourierSettings,
     RegistrySettings,
     ReservationSettings,
     SiteSettings,
@@ -57,6 +58,7 @@ __all__ = [
     "NotifySettings",
     "OcppSettings",
     "PickupSettings",
+    "CourierSettings",
     "RegistrySettings",
     "ReservationSettings",
     "SiteSettings",
@@ -76,6 +78,7 @@ class HubSettings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     commands: CommandSettings = field(default_factory=CommandSettings)
     pickup: PickupSettings = field(default_factory=PickupSettings)
+    couriers: CourierSettings = field(default_factory=CourierSettings)
     reservation: ReservationSettings = field(default_factory=ReservationSettings)
     allocation: AllocationSettings = field(default_factory=AllocationSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)

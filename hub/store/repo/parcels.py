@@ -114,10 +114,20 @@ async def get_parcel(tx: Tx, parcel_id: str, *, history: bool = True) -> ParcelR
 
 
 async def list_parcels(
-    tx: Tx, *, site: str, state: ParcelState | None, after_seq: int, limit: int
+    tx: Tx,
+    *,
+    site: str,
+    state: ParcelState | None,
+    after_seq: int,
+    limit: int,
+    carrier: str = "",
 ) -> tuple[list[ParcelRecord], int | None]:
-    """One page in insertion order; returns the page and the cursor of the next one (or None)."""
+    """One page in insertion order (one carrier's when ``carrier`` is set); returns the page and
+    the cursor of the next one (or None)."""
     clauses, params = ["seq > ?"], [after_seq]
+    if carrier:
+        clauses.append("carrier = ?")
+        params.append(carrier)  # type: ignore[arg-type]
     if site:
         clauses.append("site = ?")
         params.append(site)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from hub.api.auth import token_digest
 from hub.api.server import ApiServices, GrpcServer
 from hub.couriers.carriers import CarrierRegistry
-from hub.couriers.keys import load_or_create
+from hub.couriers.keys import load_or_create, public_bytes
 from hub.couriers.registry import CourierRegistry
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
@@ -121,7 +121,17 @@ class HubApp:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
-            desired = DesiredStates(store, broker, self.clock, s.device_config, self.metrics)
+            courier_key = await asyncio.to_thread(
+                load_or_create, s.couriers.token_key or s.storage.path.parent / "courier-token.key"
+            )
+            desired = DesiredStates(
+                store,
+                broker,
+                self.clock,
+                s.device_config,
+                self.metrics,
+                courier_key=public_bytes(courier_key),
+            )
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
             outbox = NoticeOutbox(store, self.notifier, self.clock, s.notify, self.metrics)
@@ -174,7 +184,7 @@ class HubApp:
                 self.clock,
                 s.couriers,
                 desired,
-                load_or_create(s.couriers.token_key or s.storage.path.parent / "courier-token.key"),
+                courier_key,
             )
             fleet = FleetService(
                 store,

@@ -115,11 +115,11 @@ class CourierRegistry:
         if not _CODE.fullmatch(code):
             raise InvalidArgument("code: 6-12 digits")
         encoded = hash_code(code, iterations=self._settings.code_iterations)
-        _, _, salt, digest = encoded.split("$")
+        _, iterations, salt, digest = encoded.split("$")
         now = self._clock.now_ms()
         async with self._store.transaction() as tx:
             await self._require(tx, courier_id)
-            await repo.set_code(tx, courier_id, salt, digest, now)
+            await repo.set_code(tx, courier_id, salt, digest, int(iterations), now)
             await repo.audit(tx, courier_id, "code", "", actor, now)
             await self._cabinets_changed(tx, now)
             row = await self._require(tx, courier_id)

@@ -257,6 +257,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             status TEXT NOT NULL,
             code_salt TEXT NOT NULL DEFAULT '',
             code_hash TEXT NOT NULL DEFAULT '',
+            code_iterations INTEGER NOT NULL DEFAULT 0,
             created_ms BIGINT NOT NULL,
             updated_ms BIGINT NOT NULL
         );

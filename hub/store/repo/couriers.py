@@ -17,6 +17,7 @@ class CourierRow:
     status: str
     code_salt: str
     code_hash: str
+    code_iterations: int
     blocked_reason: str
 
 
@@ -53,6 +54,7 @@ def _courier(r: Row) -> CourierRow:
         r["status"],
         r["code_salt"],
         r["code_hash"],
+        r["code_iterations"],
         r["blocked"],
     )
 
@@ -92,10 +94,13 @@ async def set_status(tx: Tx, courier_id: str, status: str, now_ms: int) -> None:
     )
 
 
-async def set_code(tx: Tx, courier_id: str, salt: str, digest: str, now_ms: int) -> None:
+async def set_code(
+    tx: Tx, courier_id: str, salt: str, digest: str, iterations: int, now_ms: int
+) -> None:
     await tx.execute(
-        "UPDATE couriers SET code_salt = ?, code_hash = ?, updated_ms = ? WHERE id = ?",
-        (salt, digest, now_ms, courier_id),
+        "UPDATE couriers SET code_salt = ?, code_hash = ?, code_iterations = ?, updated_ms = ? "
+        "WHERE id = ?",
+        (salt, digest, iterations, now_ms, courier_id),
     )
 
 

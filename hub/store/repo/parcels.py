@@ -232,6 +232,16 @@ async def reservations_of(tx: Tx, device_id: str) -> list[tuple[str, str, int]]:
     return [(r["id"], r["compartment"], r["reservation_expires_ms"]) for r in rows]
 
 
+async def carriers_on(tx: Tx, device_id: str) -> dict[str, str]:
+    """Parcel id -> carrier of every parcel placed or reserved in a cabinet."""
+    rows = await tx.fetchall(
+        "SELECT id, carrier FROM parcels WHERE device = ? "
+        "AND state IN ('announced', 'sorted', 'loaded', 'reserved', 'deposited', 'expired')",
+        (device_id,),
+    )
+    return {str(r["id"]): str(r["carrier"]) for r in rows}
+
+
 async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
     """Code hashes of parcels deposited in a cabinet: (parcel, compartment, hash, deadline)."""
     rows = await tx.fetchall(

@@ -65,9 +65,7 @@ class CarrierServicer(carriers_pb2_grpc.CarrierServiceServicer):
             validate.required_id("quota.reserved_compartments", c)
             for c in q.reserved_compartments[:1001]
         ]
-        row = await self._carriers.set_quota(
-            carrier_id, cabinet_id, q.max_compartments, reserved
-        )
+        row = await self._carriers.set_quota(carrier_id, cabinet_id, q.max_compartments, reserved)
         return quota_message(row)
 
     async def ListCarrierQuotas(

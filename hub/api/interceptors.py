@@ -1,5 +1,6 @@
 """Server interceptors: bearer-token auth with roles and carrier tenancy (the one place), domain
-errors -> status codes (the one place), and request ids. Both unary and server-streaming calls are covered."""
+errors -> status codes (the one place), and request ids. Both unary and server-streaming calls
+are covered."""
 
 from __future__ import annotations
 

@@ -82,9 +82,7 @@ async def _own_courier_registration(tx: Tx, request: Any, carrier: str) -> None:
 
 
 async def _own_compartment(tx: Tx, request: Any, carrier: str) -> None:
-    owner = await repo.compartment_carrier(
-        tx, str(request.cabinet_id), str(request.compartment_id)
-    )
+    owner = await repo.compartment_carrier(tx, str(request.cabinet_id), str(request.compartment_id))
     if owner != carrier:
         raise TenancyDenied(
             grpc.StatusCode.PERMISSION_DENIED,

@@ -43,9 +43,7 @@ class CarrierRegistry:
                 carrier's parcel.
         """
         if len(reserved) > MAX_RESERVED or len(set(reserved)) != len(reserved):
-            raise InvalidArgument(
-                f"reserved_compartments: at most {MAX_RESERVED}, each named once"
-            )
+            raise InvalidArgument(f"reserved_compartments: at most {MAX_RESERVED}, each named once")
         async with self._store.transaction() as tx:
             if not await repo.carrier_exists(tx, carrier_id):
                 raise NotFound(f"carrier {carrier_id!r} not found")

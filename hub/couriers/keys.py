@@ -55,6 +55,4 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
 
 def public_bytes(key: Ed25519PrivateKey) -> bytes:
     """The raw 32-byte public key cabinets get in their desired state."""
-    return key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

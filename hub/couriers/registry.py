@@ -97,7 +97,9 @@ class CourierRegistry:
         async with self._store.read() as tx:
             return await repo.list_couriers(tx, carrier_id)
 
-    async def set_status(self, courier_id: str, status: str, *, reason: str, actor: str) -> CourierRow:
+    async def set_status(
+        self, courier_id: str, status: str, *, reason: str, actor: str
+    ) -> CourierRow:
         if status not in STATUSES:
             raise InvalidArgument(f"status: one of {STATUSES}")
         now = self._clock.now_ms()

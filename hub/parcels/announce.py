@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
+from hub.couriers.checks import require_active_courier
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
@@ -15,6 +14,7 @@ from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
 from hub.parcels.codes import CodeReissuer
 from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
+from hub.parcels.paging import decode_page_token, encode_page_token
 from hub.parcels.phones import mask_phone
 from hub.parcels.quotas import QuotaRules, allocate_with_quotas
 from hub.settings import ReservationSettings
@@ -26,8 +26,7 @@ from lockerhub.clock import Clock
 from lockerhub.v1 import device_pb2
 
 _HOUR_MS = 3_600_000
-# How long the cabinet may still open the door for a courier's withdrawal.
-_WITHDRAW_OPEN_TTL_MS = 15 * 60_000
+_WITHDRAW_OPEN_TTL_MS = 15 * 60_000  # how long the cabinet may still open for a withdrawal
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -286,6 +285,8 @@ class ParcelService:
         async with self._store.transaction() as tx:
             parcel = await self._require(tx, parcel_id)
             check_transition(parcel_id, parcel.state, ParcelState.WITHDRAWN)
+            if parcel.carrier_id:
+                await require_active_courier(tx, courier_id, parcel.carrier_id)
             who = f"courier:{courier_id}" if courier_id else actor
             await record_transition(
                 tx,
@@ -296,6 +297,7 @@ class ParcelService:
                 actor=who,
                 location=_location(parcel),
                 detail=f"requested by {actor}",
+                courier=courier_id,
             )
             await repo.delete_code_hash(tx, parcel_id)
             if parcel.cabinet_id and await devices_repo.release_compartment(
@@ -405,7 +407,7 @@ class ParcelService:
         """
         if page_size > MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be <= {MAX_PAGE_SIZE}")
-        after = _decode_token(page_token) if page_token else 0
+        after = decode_page_token(page_token) if page_token else 0
         async with self._store.read() as tx:
             page, next_seq = await repo.list_parcels(
                 tx,
@@ -415,27 +417,13 @@ class ParcelService:
                 limit=page_size or DEFAULT_PAGE_SIZE,
                 carrier=carrier,
             )
-        return page, "" if next_seq is None else _encode_token(next_seq)
+        return page, "" if next_seq is None else encode_page_token(next_seq)
 
 
 def _location(parcel: ParcelRecord) -> str:
     if parcel.cabinet_id:
         return f"{parcel.site}/{parcel.cabinet_id}/{parcel.compartment_id}"
     return parcel.site
-
-
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{seq}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("p:"):
-            raise ValueError(text)
-        return int(text[2:])
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("page_token is not a token this hub issued") from None
 
 
 async def _hold_compartment(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -45,7 +44,8 @@ def test_reserved_compartments_go_to_their_carrier_only() -> None:
     got = allocate_with_quotas(allocate_smallest_fit, parcels, ["A", "A", "A", "B"], slots, rules)
     a_slots = {slots[i].compartment_id for i in got[:3] if i is not None}
     assert a_slots == {"A3"}  # only one of A's three parcels finds a compartment
-    assert got[3] is not None and slots[got[3]].compartment_id in {"A1", "A2"}
+    assert got[3] is not None
+    assert slots[got[3]].compartment_id in {"A1", "A2"}
     # City parcels ("" carrier) are kept out too.
     assert allocate_with_quotas(allocate_smallest_fit, [parcel("P")], [""], slots[:2], rules) == [
         None
@@ -58,7 +58,7 @@ def test_caps_count_what_the_carrier_already_holds() -> None:
     parcels = [parcel(f"P{i}") for i in range(6)]
     got = allocate_with_quotas(allocate_smallest_fit, parcels, ["A"] * 6, slots, rules)
     per_cab = Counter(slots[i].cabinet_id for i in got if i is not None)
-    assert per_cab["C1"] == 1 and per_cab["C2"] == 4
+    assert (per_cab["C1"], per_cab["C2"]) == (1, 4)
     assert sum(i is not None for i in got) == 5
 
 
@@ -67,7 +67,9 @@ def test_random_instances_respect_every_rule(seed: int) -> None:
     rng = random.Random(seed)
     cabs = [f"C{i}" for i in range(rng.randint(1, 4))]
     slots = [
-        slot(c, f"{c}-{j}", rng.choice([150, 250, 400])) for c in cabs for j in range(rng.randint(1, 6))
+        slot(c, f"{c}-{j}", rng.choice([150, 250, 400]))
+        for c in cabs
+        for j in range(rng.randint(1, 6))
     ]
     carriers_ = ["A", "B", "C", ""]
     reserved = {
@@ -75,7 +77,9 @@ def test_random_instances_respect_every_rule(seed: int) -> None:
         for s in slots
         if rng.random() < 0.3
     }
-    caps = {(c, cab): rng.randint(1, 3) for c in carriers_[:3] for cab in cabs if rng.random() < 0.4}
+    caps = {
+        (c, cab): rng.randint(1, 3) for c in carriers_[:3] for cab in cabs if rng.random() < 0.4
+    }
     used = {k: rng.randint(0, 2) for k in caps}
     rules = QuotaRules(caps=caps, reserved=reserved, used=used)
     parcels = [parcel(f"P{i}", rng.choice([100, 200, 300, 500])) for i in range(rng.randint(0, 20))]
@@ -171,14 +175,19 @@ async def test_a_quota_keeps_carrier_a_out_of_bs_compartments(hub: HubHarness) -
 @pytest.mark.parametrize(
     ("quota", "code"),
     [
-        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["Z99"]), "NOT_FOUND"),
+        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["Z99"]),
+         "NOT_FOUND"),
         (dict(carrier_id="CAR-A", cabinet_id="NOPE"), "NOT_FOUND"),
         (dict(carrier_id="CAR-NOPE", cabinet_id="CAB-1"), "NOT_FOUND"),
-        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["A01", "A01"]), "INVALID_ARGUMENT"),
-        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["x"] * 5000), "INVALID_ARGUMENT"),
-        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["../*"]), "INVALID_ARGUMENT"),
+        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["A01", "A01"]),
+         "INVALID_ARGUMENT"),
+        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["x"] * 5000),
+         "INVALID_ARGUMENT"),
+        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["../*"]),
+         "INVALID_ARGUMENT"),
         (dict(carrier_id="CAR-A", cabinet_id="CAB-1", max_compartments=2**31), "INVALID_ARGUMENT"),
-        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["A03"]), "FAILED_PRECONDITION"),
+        (dict(carrier_id="CAR-A", cabinet_id="CAB-1", reserved_compartments=["A03"]),
+         "FAILED_PRECONDITION"),
         (dict(carrier_id="", cabinet_id="CAB-1"), "INVALID_ARGUMENT"),
     ],
 )  # fmt: skip

@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from hub.api.auth import token_digest
-from hub.api.tenancy import RULES
 from hub.api.server import SERVICES
+from hub.api.tenancy import RULES
 from lockerhub.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -303,11 +303,7 @@ async def test_every_rpc_is_refused_across_carriers(hub: HubHarness) -> None:
         # Filtered (answered, but only with A's own things): checked one by one below.
         filtered = {"ListParcels", "WatchEvents", "ListCouriers"}
         shared = {"ListSites", "ListCabinets", "GetCabinet"}
-        every = {
-            m.name
-            for s in SERVICES
-            for m in _service(s).methods
-        }
+        every = {m.name for s in SERVICES for m in _service(s).methods}
         assert set(calls) | filtered | shared == every, "an RPC without a tenancy test"
         assert set(RULES) <= every
         for method, (call, expected) in calls.items():
@@ -319,7 +315,8 @@ async def test_every_rpc_is_refused_across_carriers(hub: HubHarness) -> None:
         courier_b = await k.GetCourier(
             carriers_pb2.GetCourierRequest(courier_id="CB1"), metadata=md("b-op")
         )
-        assert courier_b.status == carriers_pb2.COURIER_STATUS_ACTIVE and not courier_b.has_code
+        assert courier_b.status == carriers_pb2.COURIER_STATUS_ACTIVE
+        assert not courier_b.has_code
         # The refusal of another carrier's parcel reads exactly like a parcel that does not exist.
         errors = []
         for pid in ("P-B", "P-NOPE"):
@@ -444,15 +441,15 @@ async def test_unregistered_carrier_token_gets_nothing(hub: HubHarness) -> None:
         assert await code_of(call) == DENIED
 
 
-@pytest.mark.parametrize(
-    "parcel_id", ["", "P-B' OR '1'='1", "x" * 5000, "P-B\x00", "%", "*"]
-)
+@pytest.mark.parametrize("parcel_id", ["", "P-B' OR '1'='1", "x" * 5000, "P-B\x00", "%", "*"])
 async def test_hostile_parcel_ids_from_a_carrier_token(hub: HubHarness, parcel_id: str) -> None:
     await carriers(hub).RegisterCarrier(
         carriers_pb2.RegisterCarrierRequest(carrier_id="CAR-A", name="A"), metadata=md("root")
     )
     got = await code_of(
-        hub.dispatch.GetParcel(dispatch_pb2.GetParcelRequest(parcel_id=parcel_id), metadata=md("a-op"))
+        hub.dispatch.GetParcel(
+            dispatch_pb2.GetParcelRequest(parcel_id=parcel_id), metadata=md("a-op")
+        )
     )
     assert got == MISSING
 

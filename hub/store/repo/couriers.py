@@ -120,7 +120,9 @@ async def conduct_of(tx: Tx, courier_id: str, limit: int = 1000) -> list[Conduct
         "ORDER BY id LIMIT ?",
         (courier_id, limit),
     )
-    return [ConductRow(r["kind"], r["parcel_id"], r["detail"], r["actor"], r["ts_ms"]) for r in rows]
+    return [
+        ConductRow(r["kind"], r["parcel_id"], r["detail"], r["actor"], r["ts_ms"]) for r in rows
+    ]
 
 
 async def conduct_counts(tx: Tx, courier_id: str) -> dict[str, int]:

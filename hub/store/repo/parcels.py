@@ -74,9 +74,9 @@ async def insert_parcel(
 async def add_transition(tx: Tx, parcel_id: str, t: Transition, *, detail: str = "") -> None:
     """Record a transition in the parcel's history and in the live event journal."""
     await tx.execute(
-        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail),
+        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail, "
+        "courier) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail, t.courier),
     )
     await journal.parcel_changed(tx, parcel_id, str(t.state), t.ts_ms, t.actor, t.location)
 
@@ -103,12 +103,14 @@ async def get_parcel(tx: Tx, parcel_id: str, *, history: bool = True) -> ParcelR
     hist: tuple[Transition, ...] = ()
     if history:
         rows = await tx.fetchall(
-            "SELECT state, ts_ms, actor, location FROM parcel_transitions WHERE parcel_id = ? "
+            "SELECT state, ts_ms, actor, location, courier FROM parcel_transitions "
+            "WHERE parcel_id = ? "
             "ORDER BY id",
             (parcel_id,),
         )
         hist = tuple(
-            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"]) for r in rows
+            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"], r["courier"])
+            for r in rows
         )
     return _parcel(row, hist)
 

@@ -85,36 +85,33 @@ async def test_courier_sign_in_and_deposit_names_the_courier(
 ) -> None:
     settings = edge_settings(tmp_path, mosquitto, device_id)
     sim = SimulatedCabinet(settings.driver.compartment_specs())
-    async with running(EdgeAgent(settings, sim)) as agent:
-        async with FakeHub(mosquitto, device_id) as hub:
-            await hub.publish_desired(desired_state())
-            await until(lambda: agent.desired_version == 1)
-            # No courier signed in: the scan alone opens nothing.
-            assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
-            # Forged (another key), expired, and a barred courier's valid token: refused.
-            await settle(
-                agent, sim, token("K1", "CA", key=Ed25519PrivateKey.generate()), keypad=False
-            )
-            await settle(agent, sim, token("K1", "CA", ttl_ms=-1000), keypad=False)
-            assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
-            rejected = await hub.wait_event("pickup_code_rejected", 2)
-            assert rejected[-1].pickup_code_rejected.consecutive_failures == 2
-            # A valid token of K1 (carrier CA): B's parcel stays shut, A's opens.
-            good = token("K1", "CA")
-            await settle(agent, sim, good, keypad=False)
-            assert (await sim.courier_deposit("P-B", timeout_s=0.5)).opened is None
-            assert (await sim.courier_deposit("P-A", timeout_s=2)).opened == "C01"
-            (dep,) = await hub.wait_event("deposited")
-            assert (dep.deposited.parcel_id, dep.deposited.courier_id) == ("P-A", "K1")
-            # The same token again is a replay, even by its own courier.
-            await settle(agent, sim, good, keypad=False)
-            assert agent.compartment("C02").parcel_id == "P-B"
-            assert (await sim.courier_deposit("P-B", timeout_s=0.5)).opened is None
-            # K2 (carrier CB) by keypad code: B's parcel opens and names K2.
-            await settle(agent, sim, "*K2*13572468", keypad=True)
-            assert (await sim.courier_deposit("P-B", timeout_s=2)).opened == "C02"
-            deps = await hub.wait_event("deposited", 2)
-            assert deps[-1].deposited.courier_id == "K2"
+    async with running(EdgeAgent(settings, sim)) as agent, FakeHub(mosquitto, device_id) as hub:
+        await hub.publish_desired(desired_state())
+        await until(lambda: agent.desired_version == 1)
+        # No courier signed in: the scan alone opens nothing.
+        assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
+        # Forged (another key), expired, and a barred courier's valid token: refused.
+        await settle(agent, sim, token("K1", "CA", key=Ed25519PrivateKey.generate()), keypad=False)
+        await settle(agent, sim, token("K1", "CA", ttl_ms=-1000), keypad=False)
+        assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
+        rejected = await hub.wait_event("pickup_code_rejected", 2)
+        assert rejected[-1].pickup_code_rejected.consecutive_failures == 2
+        # A valid token of K1 (carrier CA): B's parcel stays shut, A's opens.
+        good = token("K1", "CA")
+        await settle(agent, sim, good, keypad=False)
+        assert (await sim.courier_deposit("P-B", timeout_s=0.5)).opened is None
+        assert (await sim.courier_deposit("P-A", timeout_s=2)).opened == "C01"
+        (dep,) = await hub.wait_event("deposited")
+        assert (dep.deposited.parcel_id, dep.deposited.courier_id) == ("P-A", "K1")
+        # The same token again is a replay, even by its own courier.
+        await settle(agent, sim, good, keypad=False)
+        assert agent.compartment("C02").parcel_id == "P-B"
+        assert (await sim.courier_deposit("P-B", timeout_s=0.5)).opened is None
+        # K2 (carrier CB) by keypad code: B's parcel opens and names K2.
+        await settle(agent, sim, "*K2*13572468", keypad=True)
+        assert (await sim.courier_deposit("P-B", timeout_s=2)).opened == "C02"
+        deps = await hub.wait_event("deposited", 2)
+        assert deps[-1].deposited.courier_id == "K2"
 
 
 async def test_barred_and_brute_forced_couriers_are_locked_out(
@@ -122,22 +119,21 @@ async def test_barred_and_brute_forced_couriers_are_locked_out(
 ) -> None:
     settings = edge_settings(tmp_path, mosquitto, device_id)  # keypad: 3 failures, 60 s
     sim = SimulatedCabinet(settings.driver.compartment_specs())
-    async with running(EdgeAgent(settings, sim)) as agent:
-        async with FakeHub(mosquitto, device_id) as hub:
-            await hub.publish_desired(desired_state())
-            await until(lambda: agent.desired_version == 1)
-            # K3 is on the bad-conduct list: its right code and its signed token are refused.
-            await settle(agent, sim, f"*K3*{CODE}", keypad=True)
-            assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
-            for guess in ("11111111", "22222222"):  # brute force: the third failure locks
-                await settle(agent, sim, f"*K1*{guess}", keypad=True)
-            lockout = await hub.wait_event("alarm")
-            assert lockout[-1].alarm.detail.startswith("keypad locked")
-            # Locked out: even K1's right code opens nothing now.
-            await settle(agent, sim, f"*K1*{CODE}", keypad=True)
-            await settle(agent, sim, token("K1", "CA"), keypad=False)
-            assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
-            assert sim.relay_pulses() == 0
+    async with running(EdgeAgent(settings, sim)) as agent, FakeHub(mosquitto, device_id) as hub:
+        await hub.publish_desired(desired_state())
+        await until(lambda: agent.desired_version == 1)
+        # K3 is on the bad-conduct list: its right code and its signed token are refused.
+        await settle(agent, sim, f"*K3*{CODE}", keypad=True)
+        assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
+        for guess in ("11111111", "22222222"):  # brute force: the third failure locks
+            await settle(agent, sim, f"*K1*{guess}", keypad=True)
+        lockout = await hub.wait_event("alarm")
+        assert lockout[-1].alarm.detail.startswith("keypad locked")
+        # Locked out: even K1's right code opens nothing now.
+        await settle(agent, sim, f"*K1*{CODE}", keypad=True)
+        await settle(agent, sim, token("K1", "CA"), keypad=False)
+        assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
+        assert sim.relay_pulses() == 0
 
 
 @pytest.mark.parametrize(

@@ -195,8 +195,10 @@ async def test_bad_conduct_list_reaches_the_cabinet(hub: HubHarness) -> None:
 
         state = await eventually(lambda: has(lambda s: len(s.couriers) == 2))
         k1 = next(c for c in state.couriers if c.courier_id == "K1")
-        assert k1.carrier_id == "CA" and k1.code_iterations == 1000
-        assert len(k1.code_hash) == 32 and len(k1.code_salt) == 16
+        assert k1.carrier_id == "CA"
+        assert k1.code_iterations == 1000
+        assert len(k1.code_hash) == 32
+        assert len(k1.code_salt) == 16
         assert b"24681357" not in state.SerializeToString()
         assert len(state.courier_token_key) == 32
         record = await k.AddToBadConductList(

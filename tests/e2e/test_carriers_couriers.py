@@ -148,12 +148,13 @@ async def _scenario(
         metadata=md("root"),
     )
     for courier, carrier, who in (("KA", "CAR-A", "disp-a"), ("KB", "CAR-B", "disp-b")):
-        await couriers.RegisterCourier(
+        registered = await couriers.RegisterCourier(
             carriers_pb2.RegisterCourierRequest(
                 courier_id=courier, name=courier, phone="13900001111"
             ),
             metadata=md(who),
         )
+        assert registered.carrier_id == carrier  # stamped from the dispatcher's token
         await couriers.SetCourierCode(
             carriers_pb2.SetCourierCodeRequest(courier_id=courier, code=CODES[courier]),
             metadata=md(who),

@@ -50,7 +50,7 @@ class CarrierServicer(carriers_pb2_grpc.CarrierServiceServicer):
     async def ListCarriers(
         self, request: carriers_pb2.ListCarriersRequest, context: aio.ServicerContext
     ) -> carriers_pb2.ListCarriersResponse:
-        rows = await self._carriers.list()
+        rows = await self._carriers.carriers()
         return carriers_pb2.ListCarriersResponse(carriers=[carrier_message(c) for c in rows])
 
     async def SetCarrierQuota(

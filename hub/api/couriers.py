@@ -81,7 +81,7 @@ class CourierServicer(carriers_pb2_grpc.CourierServiceServicer):
         self, request: carriers_pb2.ListCouriersRequest, context: aio.ServicerContext
     ) -> carriers_pb2.ListCouriersResponse:
         carrier = current_carrier() or validate.optional_id("carrier_id", request.carrier_id)
-        rows = await self._couriers.list(carrier)
+        rows = await self._couriers.couriers(carrier)
         return carriers_pb2.ListCouriersResponse(couriers=[courier_message(c) for c in rows])
 
     async def SetCourierStatus(

@@ -27,7 +27,7 @@ class CarrierRegistry:
                 raise Conflict(f"carrier {carrier_id!r} exists")
         return CarrierRow(carrier_id, name, now)
 
-    async def list(self) -> list[CarrierRow]:
+    async def carriers(self) -> list[CarrierRow]:
         async with self._store.read() as tx:
             return await repo.list_carriers(tx)
 

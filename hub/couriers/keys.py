@@ -45,12 +45,12 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
             "(chmod 600)"
         )
     try:
-        key = serialization.load_pem_private_key(raw, password=None)
+        loaded = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"couriers.token_key: {path} is not a PEM private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(f"couriers.token_key: {path} is not an Ed25519 key")
-    return key
+    return loaded
 
 
 def public_bytes(key: Ed25519PrivateKey) -> bytes:

@@ -93,7 +93,7 @@ class CourierRegistry:
         async with self._store.read() as tx:
             return await self._require(tx, courier_id)
 
-    async def list(self, carrier_id: str = "") -> list[CourierRow]:
+    async def couriers(self, carrier_id: str = "") -> list[CourierRow]:
         async with self._store.read() as tx:
             return await repo.list_couriers(tx, carrier_id)
 

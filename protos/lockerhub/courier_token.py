@@ -70,6 +70,8 @@ def verify(token: str, public_key: bytes, now_ms: int) -> CourierClaims:
         key = Ed25519PublicKey.from_public_bytes(public_key)
     except (ValueError, binascii.Error) as exc:
         raise ContractError("courier token: malformed") from exc
+    if _b64(payload) != parts[1] or _b64(signature) != parts[2]:
+        raise ContractError("courier token: malformed")  # one spelling per token, no variants
     try:
         key.verify(signature, payload)
     except InvalidSignature as exc:

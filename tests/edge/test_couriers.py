@@ -90,7 +90,7 @@ async def test_courier_sign_in_and_deposit_names_the_courier(
         await until(lambda: agent.desired_version == 1)
         # No courier signed in: the scan alone opens nothing.
         assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None
-        # Forged (another key), expired, and a barred courier's valid token: refused.
+        # A forged (another key) and an expired token: refused, counted as failures.
         await settle(agent, sim, token("K1", "CA", key=Ed25519PrivateKey.generate()), keypad=False)
         await settle(agent, sim, token("K1", "CA", ttl_ms=-1000), keypad=False)
         assert (await sim.courier_deposit("P-A", timeout_s=0.5)).opened is None

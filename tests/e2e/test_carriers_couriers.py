@@ -248,11 +248,20 @@ async def _scenario(
     assert await deposit("KA", "PA-2") is not None
     await asyncio.sleep(1.0)
     await broker.astart()
-    deposited = await eventually(
-        lambda: history("PA-2", common_pb2.PARCEL_STATE_DEPOSITED),
-        "PA-2 never reached the hub",
-        timeout=60,
-    )
+    loop = asyncio.get_running_loop()
+    nudged = [loop.time()]
+
+    async def caught_up() -> Any:
+        found = await history("PA-2", common_pb2.PARCEL_STATE_DEPOSITED)
+        if found is None and loop.time() - nudged[0] > 3:
+            # As in test_edge_outage_hub: the hub (clean session) misses what the cabinet replays
+            # before the hub is back; the cabinet's next event shows the seq gap and the hub asks
+            # for a resend. A wrong pickup code makes such an event.
+            nudged[0] = loop.time()
+            await control.enter_code("000000")
+        return found
+
+    deposited = await eventually(caught_up, "PA-2 never reached the hub", timeout=60)
     assert deposited.courier_id == "KA"
     parcel_b = await dispatch.GetParcel(
         dispatch_pb2.GetParcelRequest(parcel_id="PB-1"), metadata=md("disp-b")

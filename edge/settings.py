@@ -177,6 +177,8 @@ class KeypadSettings:
     lockout_s: float = 300.0
     # Each further lockout doubles, up to this.
     max_lockout_s: float = 86400.0
+    # How long a courier stays signed in (code or app token) to scan parcels.
+    courier_session_s: float = 120.0
 
     def __post_init__(self) -> None:
         _require(1 <= self.max_failures <= 100, "keypad.max_failures", "must be 1-100")
@@ -186,6 +188,7 @@ class KeypadSettings:
             "keypad.max_lockout_s",
             "must be lockout_s-604800",
         )
+        _require(1 <= self.courier_session_s <= 3600, "keypad.courier_session_s", "must be 1-3600")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,9 @@ from prometheus_client import CollectorRegistry
 from hub.api.auth import token_digest
 from hub.api.compliance import Compliance
 from hub.api.server import ApiServices, GrpcServer
+from hub.couriers.carriers import CarrierRegistry
+from hub.couriers.keys import load_or_create, public_bytes
+from hub.couriers.registry import CourierRegistry
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
@@ -128,7 +131,17 @@ class HubApp:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
-            desired = DesiredStates(store, broker, self.clock, s.device_config, self.metrics)
+            courier_key = await asyncio.to_thread(
+                load_or_create, s.couriers.token_key or s.storage.path.parent / "courier-token.key"
+            )
+            desired = DesiredStates(
+                store,
+                broker,
+                self.clock,
+                s.device_config,
+                self.metrics,
+                courier_key=public_bytes(courier_key),
+            )
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
             outbox = NoticeOutbox(store, self.notifier, self.clock, s.notify, self.metrics)
@@ -176,6 +189,13 @@ class HubApp:
                     if s.allocation.engine == "routing"
                     else allocate_smallest_fit
                 ),
+            )
+            couriers = CourierRegistry(
+                store,
+                self.clock,
+                s.couriers,
+                desired,
+                courier_key,
             )
             fleet = FleetService(
                 store,
@@ -226,6 +246,9 @@ class HubApp:
                     incidents=self._incidents,
                     personal_data=PersonalData(store, self.clock),
                 ),
+                carriers=CarrierRegistry(store, self.clock),
+                couriers=couriers,
+                store=store,
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

@@ -38,7 +38,11 @@ def parcel(p: ParcelRecord) -> dispatch_pb2.Parcel:
         carrier_id=p.carrier_id,
         history=[
             dispatch_pb2.ParcelTransition(
-                state=t.state.to_proto(), ts_ms=t.ts_ms, actor=t.actor, location=t.location
+                state=t.state.to_proto(),
+                ts_ms=t.ts_ms,
+                actor=t.actor,
+                location=t.location,
+                courier_id=t.courier,
             )
             for t in p.history
         ],

@@ -8,7 +8,7 @@ import grpc
 from grpc import aio
 
 from hub.api import convert, validate
-from hub.api.auth import current_actor
+from hub.api.auth import current_actor, current_carrier
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.planning.routes import DEFAULT_TIME_LIMIT_S, RoutePlanner
@@ -53,7 +53,11 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         site = validate.optional_id("site", request.site)
         state = validate.parcel_state(request.state)
         page, token = await self._parcels.list(
-            site=site, state=state, page_size=request.page_size, page_token=request.page_token
+            site=site,
+            state=state,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            carrier=current_carrier(),
         )
         return dispatch_pb2.ListParcelsResponse(
             parcels=[convert.parcel(p) for p in page], next_page_token=token
@@ -121,7 +125,5 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
     ) -> AsyncIterator[dispatch_pb2.LiveEvent]:
         site = validate.optional_id("site", request.site)
         after = await self._feed.start(request.cursor)
-        async for entry in self._feed.follow(after, site=site):
-            if entry.kind == "notice":  # partners' service notices (hub.partners)
-                continue
+        async for entry in self._feed.follow(after, site=site, carrier=current_carrier()):
             yield convert.live_event(entry)

@@ -1,5 +1,7 @@
 """Retained desired state per device: what a cabinet must hold to serve couriers and recipients
-while the hub is away (reservations, pickup-code hashes, disabled compartments, config).
+while the hub is away (reservations with their carrier, pickup-code hashes, disabled compartments,
+config, the couriers it lets in with their code hashes, the courier-token public key and the
+bad-conduct list).
 
 Every change bumps the device's version inside the transaction that made the change (so the
 version only grows and survives restarts); :meth:`DesiredStates.run` publishes the newest state of
@@ -19,6 +21,7 @@ from hub.errors import BrokerError
 from hub.metrics.catalogue import HubMetrics
 from hub.settings import DeviceConfigSettings
 from hub.store import Store, Tx
+from hub.store.repo import couriers as couriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
 from lockerhub.clock import Clock
@@ -66,7 +69,10 @@ class DesiredStates:
         clock: Clock,
         config: DeviceConfigSettings,
         metrics: HubMetrics,
+        *,
+        courier_key: bytes = b"",
     ) -> None:
+        self._courier_key = courier_key
         self._store = store
         self._publisher = publisher
         self._clock = clock
@@ -91,9 +97,13 @@ class DesiredStates:
     async def build(self, tx: Tx, device_id: str, version: int) -> device_pb2.DesiredState:
         """The whole desired state of one device at ``version``."""
         state = device_pb2.DesiredState(version=version, ts_ms=self._clock.now_ms())
+        carriers = await parcels_repo.carriers_on(tx, device_id)
         for parcel_id, compartment, expires_ms in await parcels_repo.reservations_of(tx, device_id):
             state.reservations.add(
-                parcel_id=parcel_id, compartment_id=compartment, expires_ms=expires_ms
+                parcel_id=parcel_id,
+                compartment_id=compartment,
+                expires_ms=expires_ms,
+                carrier_id=carriers.get(parcel_id, ""),
             )
         for parcel_id, compartment, code_hash, deadline in await parcels_repo.codes_of(
             tx, device_id
@@ -106,7 +116,22 @@ class DesiredStates:
             )
         state.disabled_compartments.extend(await devices_repo.disabled_compartments(tx, device_id))
         state.config.CopyFrom(config_message(self._config))
+        await self._couriers(tx, device_id, state)
         return state
+
+    async def _couriers(self, tx: Tx, device_id: str, state: device_pb2.DesiredState) -> None:
+        """Cabinets: the couriers they let in (code hashes only), the token key, the barred."""
+        device = await devices_repo.get_device(tx, device_id)
+        if device is None or device.kind != "cabinet":
+            return
+        state.courier_token_key = self._courier_key
+        for c in await couriers_repo.cabinet_couriers(tx):
+            cred = state.couriers.add(courier_id=c.courier_id, carrier_id=c.carrier_id)
+            if c.code_hash:
+                cred.code_salt = bytes.fromhex(c.code_salt)
+                cred.code_hash = bytes.fromhex(c.code_hash)
+                cred.code_iterations = c.code_iterations
+        state.barred_couriers.extend(b.courier_id for b in await couriers_repo.blocklist(tx))
 
     async def run(self) -> None:
         """Publish pending states whenever woken, and every ``_RETRY_S`` on the clock (retrying

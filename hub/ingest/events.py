@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hub.couriers import records as conduct_records
 from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService, PendingCommand
@@ -47,6 +48,11 @@ class Applied:
     follow_ups: list[FollowUp] = field(default_factory=list)
     transitions: list[ParcelState] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)  # kinds of the alarms it raised
+
+
+def valid_courier(courier_id: str) -> bool:
+    """A courier id fit to store (devices are not trusted to send one)."""
+    return 0 < len(courier_id) <= 64 and courier_id.isprintable()
 
 
 class EventApplier:
@@ -118,7 +124,7 @@ class EventApplier:
         elif body == "door_changed":
             applied.alarms += await self._door_changed(tx, topic, event)
         elif body == "alarm":
-            applied.alarms += await self._alarm(tx, topic, event)
+            applied.alarms += await self._alarm(tx, topic, event, now)
         elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
             if await self._alarms.raise_(
                 tx,
@@ -143,6 +149,11 @@ class EventApplier:
             tx, topic.device, event.seq, event.event_id, f"refused:{body}", event.ts_ms, now
         ):
             await devices_repo.touch(tx, topic.device, now, event.seq)
+            d = event.deposited
+            if body == "deposited" and valid_courier(d.courier_id):
+                await conduct_records.on_wrong_compartment(
+                    tx, d.parcel_id, d.courier_id, topic.device, d.compartment_id, now
+                )
 
     def count(self, applied: Applied) -> None:
         """Metrics of a committed event (before any follow-up, so they never lag the store)."""
@@ -210,8 +221,10 @@ class EventApplier:
         deadline_ms: int | None = None,
         *,
         place: str | None = None,
+        courier: str = "",
     ) -> None:
-        """Record a device-caused transition at ``place`` (default: the parcel's compartment)."""
+        """Record a device-caused transition at ``place`` (default: the parcel's compartment),
+        naming the courier who caused it when the device said."""
         try:
             await record_transition(
                 tx,
@@ -222,6 +235,7 @@ class EventApplier:
                 actor=f"device:{topic.device}",
                 location=f"{topic.site}/{topic.device}/{place or parcel.compartment_id}",
                 pickup_deadline_ms=deadline_ms,
+                courier=courier,
             )
         except IllegalTransition as exc:
             raise Dropped("mismatch", str(exc)) from exc
@@ -237,7 +251,13 @@ class EventApplier:
     ) -> list[FollowUp]:
         parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id, scope)
         deadline = now + int(self._deadline_h(topic.site) * _HOUR_MS)
-        await self._transition(tx, topic, parcel, ParcelState.DEPOSITED, now, deadline)
+        courier = ev.courier_id if valid_courier(ev.courier_id) else ""
+        await self._transition(
+            tx, topic, parcel, ParcelState.DEPOSITED, now, deadline, courier=courier
+        )
+        await conduct_records.on_deposit(
+            tx, parcel.parcel_id, courier, now, f"device:{topic.device}"
+        )
         await desired.mark(tx, topic.device, now)
         await devices_repo.set_compartment_state(
             tx, topic.device, ev.compartment_id, CompartmentState.OCCUPIED, parcel.parcel_id
@@ -322,12 +342,21 @@ class EventApplier:
             return ["door_forced"]
         return []
 
-    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
+    async def _alarm(
+        self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int
+    ) -> list[str]:
         """Returns the kinds of the alarms it raised."""
         ev = event.alarm
         if ev.compartment_id:
             await self._compartment(tx, topic, ev.compartment_id)
         kind = alarm_kind_name(ev.kind)  # "unspecified" for a number newer than this hub
+        if ev.active and kind == "door_forced" and ev.compartment_id:
+            await conduct_records.on_forced_open(
+                tx,
+                f"{topic.site}/{topic.device}/{ev.compartment_id}",
+                now,
+                f"device:{topic.device}",
+            )
         if ev.active:
             raised = await self._alarms.raise_(
                 tx,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
+from hub.couriers.checks import require_active_courier
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
@@ -16,9 +15,12 @@ from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fi
 from hub.parcels.codes import CodeReissuer
 from hub.parcels.consent import consent_refusal
 from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
+from hub.parcels.paging import decode_page_token, encode_page_token
 from hub.parcels.phones import mask_phone
+from hub.parcels.quotas import QuotaRules, allocate_with_quotas
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
+from hub.store.repo import carriers as carriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as repo
 from hub.store.repo import privacy as privacy_repo
@@ -26,8 +28,7 @@ from lockerhub.clock import Clock
 from lockerhub.v1 import device_pb2
 
 _HOUR_MS = 3_600_000
-# How long the cabinet may still open the door for a courier's withdrawal.
-_WITHDRAW_OPEN_TTL_MS = 15 * 60_000
+_WITHDRAW_OPEN_TTL_MS = 15 * 60_000  # how long the cabinet may still open for a withdrawal
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -114,11 +115,17 @@ class ParcelService:
             await tx.lock(*(f"allocate:{site}" for site in known_sites))
             todo = []
             again = await self._reannounceable(tx, existing)
+            carriers = {a.carrier_id for a in items if a.carrier_id}
+            known_carriers = {c for c in carriers if await carriers_repo.carrier_exists(tx, c)}
             for a in items:
                 refusal = consent_refusal(a.locker_consent, self._unspecified_consent)
                 if refusal:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason=refusal)
-                elif a.parcel_id in again:
+                elif a.carrier_id and a.carrier_id not in known_carriers:
+                    results[a.parcel_id] = AnnounceResult(
+                        a.parcel_id, False, reason=f"unknown carrier {a.carrier_id}"
+                    )
+                elif a.parcel_id in again and again[a.parcel_id].carrier_id == a.carrier_id:
                     todo.append(a)
                 elif a.parcel_id in existing:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
@@ -141,8 +148,14 @@ class ParcelService:
                 )
                 for a in todo
             ]
+            rules = QuotaRules(
+                *await carriers_repo.quota_rules(tx, {slot.cabinet_id for slot in slots})
+            )
+            owners = [a.carrier_id for a in todo]
             # Pure CPU work: off the event loop on both back ends.
-            chosen = await tx.compute(lambda: self._allocator(demands, slots))
+            chosen = await tx.compute(
+                lambda: allocate_with_quotas(self._allocator, demands, owners, slots, rules)
+            )
             new: list[tuple[ParcelRecord, str, int]] = []
             history: list[tuple[str, str, Transition]] = []
             holds: list[tuple[str, str, str]] = []
@@ -196,6 +209,7 @@ class ParcelService:
                         parcel_id=a.parcel_id,
                         compartment_id=slot.compartment_id,
                         expires_ms=now + hold_ms,
+                        carrier_id=a.carrier_id,
                     )
                 )
                 commands.append((slot.cabinet_id, slot.site, command))
@@ -296,6 +310,8 @@ class ParcelService:
         async with self._store.transaction() as tx:
             parcel = await self._require(tx, parcel_id)
             check_transition(parcel_id, parcel.state, ParcelState.WITHDRAWN)
+            if parcel.carrier_id:
+                await require_active_courier(tx, courier_id, parcel.carrier_id)
             who = f"courier:{courier_id}" if courier_id else actor
             await record_transition(
                 tx,
@@ -306,6 +322,7 @@ class ParcelService:
                 actor=who,
                 location=_location(parcel),
                 detail=f"requested by {actor}",
+                courier=courier_id,
             )
             await repo.delete_code_hash(tx, parcel_id)
             if parcel.cabinet_id and await devices_repo.release_compartment(
@@ -399,21 +416,33 @@ class ParcelService:
         return parcel
 
     async def list(
-        self, *, site: str, state: ParcelState | None, page_size: int, page_token: str
+        self,
+        *,
+        site: str,
+        state: ParcelState | None,
+        page_size: int,
+        page_token: str,
+        carrier: str = "",
     ) -> tuple[list[ParcelRecord], str]:
-        """One page of parcels and the token of the next ("" at the end).
+        """One page of parcels (only ``carrier``'s when given) and the token of the next ("" at
+        the end).
 
         Raises:
             InvalidArgument: page_size over the limit or a page_token this hub did not issue.
         """
         if page_size > MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be <= {MAX_PAGE_SIZE}")
-        after = _decode_token(page_token) if page_token else 0
+        after = decode_page_token(page_token) if page_token else 0
         async with self._store.read() as tx:
             page, next_seq = await repo.list_parcels(
-                tx, site=site, state=state, after_seq=after, limit=page_size or DEFAULT_PAGE_SIZE
+                tx,
+                site=site,
+                state=state,
+                after_seq=after,
+                limit=page_size or DEFAULT_PAGE_SIZE,
+                carrier=carrier,
             )
-        return page, "" if next_seq is None else _encode_token(next_seq)
+        return page, "" if next_seq is None else encode_page_token(next_seq)
 
 
 def _location(parcel: ParcelRecord) -> str:
@@ -422,15 +451,3 @@ def _location(parcel: ParcelRecord) -> str:
     return parcel.site
 
 
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{seq}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("p:"):
-            raise ValueError(text)
-        return int(text[2:])
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("page_token is not a token this hub issued") from None

@@ -40,12 +40,15 @@ class LiveFeed:
         async with self._store.read() as tx:
             return await journal.last_cursor(tx)
 
-    async def follow(self, after: int, *, site: str = "") -> AsyncIterator[JournalEntry]:
-        """Every entry after ``after`` (optionally of one site), in order, forever."""
+    async def follow(
+        self, after: int, *, site: str = "", carrier: str = ""
+    ) -> AsyncIterator[JournalEntry]:
+        """Every entry after ``after`` (optionally of one site, or only one carrier's parcels),
+        in order, forever."""
         while True:
             signal = self._store.commit_signal()
             async with self._store.read() as tx:
-                entries = await journal.after(tx, after, site=site, limit=_PAGE)
+                entries = await journal.after(tx, after, site=site, limit=_PAGE, carrier=carrier)
             for entry in entries:
                 yield entry
                 after = entry.cursor

@@ -18,6 +18,7 @@ from hub.settings.compliance import PartnerSettings, PrivacySettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
+    CourierSettings,
     DeviceConfigSettings,
     IngestSettings,
     LifecycleSettings,
@@ -48,6 +49,7 @@ __all__ = [
     "BrokerSettings",
     "CommandSettings",
     "CompartmentSettings",
+    "CourierSettings",
     "DeviceConfigSettings",
     "DeviceInventorySettings",
     "GrpcSettings",
@@ -79,6 +81,7 @@ class HubSettings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     commands: CommandSettings = field(default_factory=CommandSettings)
     pickup: PickupSettings = field(default_factory=PickupSettings)
+    couriers: CourierSettings = field(default_factory=CourierSettings)
     reservation: ReservationSettings = field(default_factory=ReservationSettings)
     allocation: AllocationSettings = field(default_factory=AllocationSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)

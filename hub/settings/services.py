@@ -112,6 +112,8 @@ class TokenSettings:
     role: str
     sha256: str
     expires: dt.datetime | None = None
+    # Scopes the token to one carrier (tenant); empty = the city operator, who sees all.
+    carrier: str = ""
 
     @property
     def expires_ms(self) -> int | None:
@@ -125,6 +127,14 @@ class TokenSettings:
             f"auth.tokens[{self.name}].sha256",
             "must be 64 hex digits (`lockerhub hub-token` prints it)",
         )
+        if self.carrier:
+            _check_id(self.carrier, f"auth.tokens[{self.name}].carrier")
+            # A carrier administers nothing of the hub itself.
+            _require(
+                self.role != "admin",
+                f"auth.tokens[{self.name}].role",
+                "a carrier-scoped token is a viewer or an operator, not an admin",
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

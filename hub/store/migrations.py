@@ -230,6 +230,68 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        11,
+        "carriers (tenants), per-carrier compartment quotas, couriers and their conduct",
+        """
+        CREATE TABLE carriers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL
+        );
+        CREATE TABLE carrier_quotas (
+            carrier TEXT NOT NULL,
+            cabinet TEXT NOT NULL,
+            max_compartments INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (carrier, cabinet)
+        );
+        CREATE TABLE carrier_reserved (
+            cabinet TEXT NOT NULL,
+            compartment TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            PRIMARY KEY (cabinet, compartment)
+        );
+        CREATE TABLE couriers (
+            id TEXT PRIMARY KEY,
+            carrier TEXT NOT NULL,
+            name TEXT NOT NULL,
+            phone_masked TEXT NOT NULL,
+            status TEXT NOT NULL,
+            code_salt TEXT NOT NULL DEFAULT '',
+            code_hash TEXT NOT NULL DEFAULT '',
+            code_iterations INTEGER NOT NULL DEFAULT 0,
+            created_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        );
+        CREATE INDEX couriers_carrier ON couriers(carrier, id);
+        CREATE TABLE courier_conduct (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            courier TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            parcel_id TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            actor TEXT NOT NULL,
+            ts_ms BIGINT NOT NULL
+        );
+        CREATE INDEX courier_conduct_courier ON courier_conduct(courier, id);
+        CREATE TABLE courier_blocklist (
+            courier TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            since_ms BIGINT NOT NULL
+        );
+        CREATE TABLE courier_audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            courier TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            ts_ms BIGINT NOT NULL
+        );
+        ALTER TABLE parcel_transitions ADD COLUMN courier TEXT NOT NULL DEFAULT '';
+        """,
+    ),
+    (
         12,
         "personal data retention and audit, locker consent, partners, notices, incidents, filings",
         """

@@ -234,6 +234,19 @@ def _validate_desired(m: Message) -> None:
         _check_id(rule.destination, "sort_plan.destination")
         _check_id(rule.chute_id, "sort_plan.chute_id")
     _check_id(m.exception_chute, "exception_chute", required=False)
+    for r in m.reservations:
+        _check_id(r.carrier_id, "reservations.carrier_id", required=False)
+    if len(m.courier_token_key) not in (0, 32):
+        raise PayloadError("invalid", "courier_token_key must be an Ed25519 key (32 bytes)")
+    for cred in m.couriers:
+        _check_id(cred.courier_id, "couriers.courier_id")
+        _check_id(cred.carrier_id, "couriers.carrier_id", required=False)
+        if len(cred.code_salt) > 64 or len(cred.code_hash) > 64:
+            raise PayloadError("invalid", "couriers: code salt and hash are at most 64 bytes")
+        if cred.code_iterations > 10_000_000:
+            raise PayloadError("invalid", "couriers.code_iterations must be <= 10000000")
+    for courier in m.barred_couriers:
+        _check_id(courier, "barred_couriers")
 
 
 _VALIDATORS = {

@@ -77,17 +77,26 @@ async def last_cursor(tx: Tx) -> int:
     return int(row["n"]) if row else 0
 
 
-async def after(tx: Tx, cursor: int, *, site: str = "", limit: int = 500) -> list[JournalEntry]:
-    """Entries with a cursor above ``cursor`` (optionally of one site), oldest first."""
+async def after(
+    tx: Tx, cursor: int, *, site: str = "", limit: int = 500, carrier: str = ""
+) -> list[JournalEntry]:
+    """Entries with a cursor above ``cursor`` (optionally of one site), oldest first. With
+    ``carrier``: only transitions of that carrier's parcels (no alarms: cabinets are shared)."""
+    clauses: list[str] = ["e.id > ?"]
+    params: list[object] = [cursor]
+    join = ""
     if site:
-        rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? AND site = ? ORDER BY id LIMIT ?",
-            (cursor, site, limit),
-        )
-    else:
-        rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
-        )
+        clauses.append("e.site = ?")
+        params.append(site)
+    if carrier:
+        join = "JOIN parcels p ON p.id = e.ref "
+        clauses.append("e.kind = 'parcel' AND p.carrier = ?")
+        params.append(carrier)
+    rows = await tx.fetchall(
+        f"SELECT e.* FROM live_events e {join}WHERE {' AND '.join(clauses)} "  # noqa: S608
+        "ORDER BY e.id LIMIT ?",
+        [*params, limit],
+    )
     return [
         JournalEntry(
             cursor=r["id"],

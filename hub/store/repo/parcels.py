@@ -74,9 +74,9 @@ async def insert_parcel(
 async def add_transition(tx: Tx, parcel_id: str, t: Transition, *, detail: str = "") -> None:
     """Record a transition in the parcel's history and in the live event journal."""
     await tx.execute(
-        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail),
+        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail, "
+        "courier) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail, t.courier),
     )
     await journal.parcel_changed(tx, parcel_id, str(t.state), t.ts_ms, t.actor, t.location)
 
@@ -103,21 +103,33 @@ async def get_parcel(tx: Tx, parcel_id: str, *, history: bool = True) -> ParcelR
     hist: tuple[Transition, ...] = ()
     if history:
         rows = await tx.fetchall(
-            "SELECT state, ts_ms, actor, location FROM parcel_transitions WHERE parcel_id = ? "
+            "SELECT state, ts_ms, actor, location, courier FROM parcel_transitions "
+            "WHERE parcel_id = ? "
             "ORDER BY id",
             (parcel_id,),
         )
         hist = tuple(
-            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"]) for r in rows
+            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"], r["courier"])
+            for r in rows
         )
     return _parcel(row, hist)
 
 
 async def list_parcels(
-    tx: Tx, *, site: str, state: ParcelState | None, after_seq: int, limit: int
+    tx: Tx,
+    *,
+    site: str,
+    state: ParcelState | None,
+    after_seq: int,
+    limit: int,
+    carrier: str = "",
 ) -> tuple[list[ParcelRecord], int | None]:
-    """One page in insertion order; returns the page and the cursor of the next one (or None)."""
+    """One page in insertion order (one carrier's when ``carrier`` is set); returns the page and
+    the cursor of the next one (or None)."""
     clauses, params = ["seq > ?"], [after_seq]
+    if carrier:
+        clauses.append("carrier = ?")
+        params.append(carrier)  # type: ignore[arg-type]
     if site:
         clauses.append("site = ?")
         params.append(site)  # type: ignore[arg-type]
@@ -220,6 +232,16 @@ async def reservations_of(tx: Tx, device_id: str) -> list[tuple[str, str, int]]:
         (device_id,),
     )
     return [(r["id"], r["compartment"], r["reservation_expires_ms"]) for r in rows]
+
+
+async def carriers_on(tx: Tx, device_id: str) -> dict[str, str]:
+    """Parcel id -> carrier of every parcel placed or reserved in a cabinet."""
+    rows = await tx.fetchall(
+        "SELECT id, carrier FROM parcels WHERE device = ? "
+        "AND state IN ('announced', 'sorted', 'loaded', 'reserved', 'deposited', 'expired')",
+        (device_id,),
+    )
+    return {str(r["id"]): str(r["carrier"]) for r in rows}
 
 
 async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:

@@ -556,19 +556,23 @@ class ReserveCompartment(_message.Message):
     PARCEL_ID_FIELD_NUMBER: _builtins.int
     COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_MS_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     compartment_id: _builtins.str
     expires_ms: _builtins.int
+    carrier_id: _builtins.str
+    """The parcel's carrier: the cabinet opens it only for an active courier of this carrier."""
     def __init__(
         self,
         *,
         parcel_id: _builtins.str = ...,
         compartment_id: _builtins.str = ...,
         expires_ms: _builtins.int = ...,
+        carrier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compartment_id", b"compartment_id", "expires_ms", b"expires_ms", "parcel_id", b"parcel_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "compartment_id", b"compartment_id", "expires_ms", b"expires_ms", "parcel_id", b"parcel_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -847,9 +851,14 @@ class DesiredState(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     SORT_PLAN_FIELD_NUMBER: _builtins.int
     EXCEPTION_CHUTE_FIELD_NUMBER: _builtins.int
+    COURIERS_FIELD_NUMBER: _builtins.int
+    COURIER_TOKEN_KEY_FIELD_NUMBER: _builtins.int
+    BARRED_COURIERS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     ts_ms: _builtins.int
     exception_chute: _builtins.str
+    courier_token_key: _builtins.bytes
+    """Raw Ed25519 public key (32 bytes) that signs courier app tokens; empty = tokens refused."""
     @_builtins.property
     def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReserveCompartment]:
         """Cabinets: live reservations and pickup-code hashes (never plaintext codes)."""
@@ -864,6 +873,14 @@ class DesiredState(_message.Message):
     def sort_plan(self) -> _containers.RepeatedCompositeFieldContainer[Global___SortRule]:
         """Sorting lines: destination -> chute, and the exception chute."""
 
+    @_builtins.property
+    def couriers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CourierCredential]:
+        """Cabinets: couriers allowed to deposit and withdraw (active, not on the bad-conduct list)."""
+
+    @_builtins.property
+    def barred_couriers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Couriers on the bad-conduct list: refused whatever credential they present."""
+
     def __init__(
         self,
         *,
@@ -875,11 +892,49 @@ class DesiredState(_message.Message):
         config: Global___DeviceConfig | None = ...,
         sort_plan: _abc.Iterable[Global___SortRule] | None = ...,
         exception_chute: _builtins.str = ...,
+        couriers: _abc.Iterable[Global___CourierCredential] | None = ...,
+        courier_token_key: _builtins.bytes = ...,
+        barred_couriers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "disabled_compartments", b"disabled_compartments", "exception_chute", b"exception_chute", "pickup_codes", b"pickup_codes", "reservations", b"reservations", "sort_plan", b"sort_plan", "ts_ms", b"ts_ms", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barred_couriers", b"barred_couriers", "config", b"config", "courier_token_key", b"courier_token_key", "couriers", b"couriers", "disabled_compartments", b"disabled_compartments", "exception_chute", b"exception_chute", "pickup_codes", b"pickup_codes", "reservations", b"reservations", "sort_plan", b"sort_plan", "ts_ms", b"ts_ms", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DesiredState: _TypeAlias = DesiredState  # noqa: Y015
+
+@_typing.final
+class CourierCredential(_message.Message):
+    """A courier a cabinet accepts, with the salted hash of the courier's keypad code (never the code):
+    code_hash = PBKDF2-HMAC-SHA256(code, code_salt, code_iterations).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURIER_ID_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
+    CODE_SALT_FIELD_NUMBER: _builtins.int
+    CODE_HASH_FIELD_NUMBER: _builtins.int
+    CODE_ITERATIONS_FIELD_NUMBER: _builtins.int
+    courier_id: _builtins.str
+    carrier_id: _builtins.str
+    code_salt: _builtins.bytes
+    code_hash: _builtins.bytes
+    code_iterations: _builtins.int
+    def __init__(
+        self,
+        *,
+        courier_id: _builtins.str = ...,
+        carrier_id: _builtins.str = ...,
+        code_salt: _builtins.bytes = ...,
+        code_hash: _builtins.bytes = ...,
+        code_iterations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "code_hash", b"code_hash", "code_iterations", b"code_iterations", "code_salt", b"code_salt", "courier_id", b"courier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CourierCredential: _TypeAlias = CourierCredential  # noqa: Y015

@@ -173,12 +173,15 @@ class ParcelTransition(_message.Message):
     TS_MS_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
+    COURIER_ID_FIELD_NUMBER: _builtins.int
     state: _common_pb2.ParcelState.ValueType
     ts_ms: _builtins.int
     actor: _builtins.str
     """Who caused it: "operator", "device:<id>", "hub"."""
     location: _builtins.str
     """Where: site/cabinet/compartment, when known."""
+    courier_id: _builtins.str
+    """The courier who deposited or withdrew the parcel (deposits and withdrawals only)."""
     def __init__(
         self,
         *,
@@ -186,10 +189,11 @@ class ParcelTransition(_message.Message):
         ts_ms: _builtins.int = ...,
         actor: _builtins.str = ...,
         location: _builtins.str = ...,
+        courier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "location", b"location", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "courier_id", b"courier_id", "location", b"location", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -41,6 +41,9 @@ from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
 from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
+from hub.sorting.containers import Containers
+from hub.sorting.plans import SortPlans
+from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from lockerhub.backoff import Backoff
@@ -81,7 +84,7 @@ class HubApp:
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
         self._charging: CentralSystem | None = None
-        self._store_metrics = StoreMetrics(self.metrics)
+        self._store_metrics = StoreMetrics(self.metrics, clock=self.clock)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
         self._inventory: Inventory | None = None
@@ -125,6 +128,9 @@ class HubApp:
             registry = Registry(s.registry)
             self._inventory = Inventory(store, registry, self.clock, desired)
             await self._inventory.provision(s.devices)
+            plans = SortPlans(store, self.clock, self.metrics, desired, alarms)
+            screening = Screening(store, self.clock, self.metrics, desired, alarms)
+            containers = Containers(store, self.clock, self.metrics)
             events = EventApplier(
                 registry,
                 commands,
@@ -135,6 +141,9 @@ class HubApp:
                 desired_states=desired,
                 deadline_h=s.deadline_h,
                 sorting_hub=s.sorting_hub,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._ingestor = Ingestor(
                 s.ingest,
@@ -205,6 +214,9 @@ class HubApp:
                 feed=LiveFeed(store),
                 planner=await self._stack.enter_async_context(RoutePlanner(store)),
                 charging=self._charging,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

@@ -69,7 +69,7 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 
 # The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
-_VIEW2 = ("ListAlarms", "ListChargingPiles")
+_VIEW2 = ("ListAlarms", "ListChargingPiles", "GetSortPlan", "GetScreening", "GetContainer")
 _ADMIN = ("ListTokens",)
 _OPERATE = (
     "AnnounceParcels",
@@ -83,6 +83,9 @@ _OPERATE = (
     "ClearAlarm",
     "RemoteStartCharging",
     "RemoteStopCharging",
+    "SetSortPlan",
+    "ReleaseParcel",
+    "RecordContainer",
 )
 REQUIRED_ROLE: dict[str, Role] = {
     **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2)},

@@ -21,6 +21,7 @@ from hub.api.auth import Role, TokenBook, TokenEntry
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
+from hub.api.sorting import SortingServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
@@ -36,11 +37,16 @@ from lockerhub.v1 import (
     dispatch_pb2_grpc,
     fleet_pb2,
     fleet_pb2_grpc,
+    sorting_pb2,
+    sorting_pb2_grpc,
 )
 
 if TYPE_CHECKING:
     from hub.metrics.catalogue import HubMetrics
     from hub.ocpp import CentralSystem
+    from hub.sorting.containers import Containers
+    from hub.sorting.plans import SortPlans
+    from hub.sorting.screening import Screening
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ SERVICES = (
     dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name,
     fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    sorting_pb2.DESCRIPTOR.services_by_name["SortingService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -68,6 +75,10 @@ class ApiServices:
     feed: LiveFeed
     charging: CentralSystem | None = None
     planner: RoutePlanner | None = None
+    # The sorting hub (hub.sorting); SortingService is served when all three are given.
+    plans: SortPlans | None = None
+    screening: Screening | None = None
+    containers: Containers | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
@@ -139,12 +150,16 @@ class GrpcServer:
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(api.parcels, api.feed, api.planner), self._server
+            DispatchServicer(api.parcels, api.feed, api.planner, plans=api.plans), self._server
         )
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(book, clock), self._server)
+        if api.plans is not None and api.screening is not None and api.containers is not None:
+            sorting_pb2_grpc.add_SortingServiceServicer_to_server(
+                SortingServicer(api.plans, api.screening, api.containers), self._server
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflector = reflection.aio.ReflectionServicer(
             (

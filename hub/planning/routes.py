@@ -164,10 +164,10 @@ class RoutePlanner:
                     p = await parcels_repo.get_parcel(tx, pid, history=False)
                     if p is None:
                         raise NotFound(f"parcel {pid!r} not found")
-                    if p.state not in (ParcelState.SORTED, ParcelState.LOADED):
-                        raise FailedPrecondition(f"parcel {pid} is {p.state}, not sorted")
                     if await sorting_repo.is_held(tx, pid):
                         raise FailedPrecondition(f"parcel {pid} is held at screening")
+                    if p.state not in (ParcelState.SORTED, ParcelState.LOADED):
+                        raise FailedPrecondition(f"parcel {pid} is {p.state}, not sorted")
                     chosen.append(p)
             else:
                 rows = await tx.fetchall(

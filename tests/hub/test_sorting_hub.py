@@ -351,3 +351,108 @@ async def test_hostile_screening_results(sortinghub: Hub) -> None:
         await _send(hub, hub.station, parcel_screened=screened)
     assert hub.h.dropped("invalid") == invalid + 4
     assert hub.counter(sorting.screened, hub.h.site, "hold") == 0
+
+
+def _move(container: str, action: int, **kw: Any) -> sorting_pb2.ContainerMoved:
+    return sorting_pb2.ContainerMoved(
+        container_id=container, type=sorting_pb2.CONTAINER_TYPE_BAG, action=action, **kw
+    )
+
+
+A = sorting_pb2
+
+
+async def test_container_cycle_and_two_places_at_once(sortinghub: Hub) -> None:
+    hub, site = sortinghub, sortinghub.h.site
+    sorting = hub.h.app.metrics.sorting
+    await _plan(hub, **{site: "CH01"})
+    await _announce(hub, "P-1", "P-2", "P-3")
+    for pid in ("P-1", "P-2"):
+        await _send(hub, hub.line, **_sorted(pid, "CH01", 1, site))
+
+    async def record(move: sorting_pb2.ContainerMoved) -> sorting_pb2.Container:
+        return await hub.sorting.RecordContainer(sorting_pb2.RecordContainerRequest(move=move))
+
+    # The line fills a bag at its chute (a device event), the driver app does the rest.
+    await _send(
+        hub,
+        hub.line,
+        container_moved=_move(
+            "BAG-1", A.CONTAINER_ACTION_FILLED, chute_id="CH01", parcel_ids=["P-1", "P-2"]
+        ),
+    )
+    bag = await hub.sorting.GetContainer(sorting_pb2.GetContainerRequest(container_id="BAG-1"))
+    assert (bag.state, bag.site, list(bag.parcel_ids)) == ("filled", site, ["P-1", "P-2"])
+    bag = await record(_move("BAG-1", A.CONTAINER_ACTION_LOADED, vehicle_id="V1", site=site))
+    assert (bag.state, bag.vehicle_id) == ("loaded", "V1")
+    assert await parcel_state(hub.h, "P-1") == common_pb2.PARCEL_STATE_LOADED
+
+    # Two places at once: while on V1 it cannot be filled at the hub, unloaded from V2, emptied.
+    refused = hub.h.dropped("container_conflict")
+    await _send(
+        hub, hub.line, container_moved=_move("BAG-1", A.CONTAINER_ACTION_FILLED, chute_id="CH01")
+    )
+    assert hub.h.dropped("container_conflict") == refused + 1
+    for move in (
+        _move("BAG-1", A.CONTAINER_ACTION_UNLOADED, vehicle_id="V2", site=hub.other),
+        _move("BAG-1", A.CONTAINER_ACTION_EMPTIED, site=hub.other),
+        _move("BAG-1", A.CONTAINER_ACTION_FILLED, site=site, chute_id="CH01"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await record(move)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "on vehicle V1" in (err.value.details() or "")
+    assert hub.counter(sorting.container_refused, "conflict") == 3
+
+    # A line reports only FILLED and RETURNED, at its own site.
+    mismatch = hub.h.dropped("mismatch")
+    await _send(
+        hub, hub.line, container_moved=_move("BAG-1", A.CONTAINER_ACTION_UNLOADED, vehicle_id="V1")
+    )
+    assert hub.h.dropped("mismatch") == mismatch + 1
+
+    await record(_move("BAG-1", A.CONTAINER_ACTION_UNLOADED, vehicle_id="V1", site=hub.other))
+    bag = await record(_move("BAG-1", A.CONTAINER_ACTION_EMPTIED, site=hub.other))
+    assert (bag.state, bag.site, list(bag.parcel_ids)) == ("empty_at_site", hub.other, [])
+    async with hub.h.app.store.read() as tx:
+        from hub.store.repo.containers import empty_containers_by_site
+
+        assert await empty_containers_by_site(tx) == {hub.other: [("BAG-1", "bag")]}
+    await record(_move("BAG-1", A.CONTAINER_ACTION_LOADED, vehicle_id="V1", site=hub.other))
+    await _send(hub, hub.line, container_moved=_move("BAG-1", A.CONTAINER_ACTION_RETURNED))
+    bag = await hub.sorting.GetContainer(sorting_pb2.GetContainerRequest(container_id="BAG-1"))
+    assert (bag.state, bag.site, bag.cycles) == ("at_hub", site, 1)
+
+    # A parcel in no container, a parcel not sorted, another type under the same id.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await record(_move("BAG-2", A.CONTAINER_ACTION_FILLED, site=site, parcel_ids=["P-3"]))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await record(_move("BAG-2", A.CONTAINER_ACTION_FILLED, site=site, parcel_ids=["P-404"]))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    box = _move("BAG-1", A.CONTAINER_ACTION_FILLED, site=site)
+    box.type = sorting_pb2.CONTAINER_TYPE_BOX
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await record(box)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Malformed and oversized input.
+    for bad in (
+        _move("", A.CONTAINER_ACTION_FILLED, site=site),
+        _move("B/1", A.CONTAINER_ACTION_FILLED, site=site),
+        _move("BAG-3", 0, site=site),
+        _move("BAG-3", A.CONTAINER_ACTION_FILLED),
+        _move("BAG-3", A.CONTAINER_ACTION_FILLED, site=site, parcel_ids=["P-1", "P-1"]),
+        _move(
+            "BAG-3", A.CONTAINER_ACTION_FILLED, site=site, parcel_ids=[f"P{i}" for i in range(1001)]
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await record(bad)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+
+    # The metrics snapshot: one bag, back at the hub, one cycle; share measured from fills.
+    await hub.h.app._refresh()  # noqa: SLF001 - the refresh tick, run now
+    snap = sorting.containers.snapshot
+    assert snap.by_state == {("at_hub", site): 1}
+    assert (snap.cycles, snap.lost) == (1, 0)
+    assert snap.share[site] == (2, 2)

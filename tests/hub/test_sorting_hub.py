@@ -456,3 +456,49 @@ async def test_container_cycle_and_two_places_at_once(sortinghub: Hub) -> None:
     assert snap.by_state == {("at_hub", site): 1}
     assert (snap.cycles, snap.lost) == (1, 0)
     assert snap.share[site] == (2, 2)
+
+
+async def test_ops_sortplan_release_and_container(
+    sortinghub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops import cli as ops
+
+    hub, site = sortinghub, sortinghub.h.site
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(ops.main, ["ops", "--target", hub.h.app.grpc_address, *argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = await run(
+        "sortplan", "set", hub.line.device, "--rule", f"{site}=CH01", "--rule", "ELSE=CH02",
+        "--exception-chute", "EX", "--hold-chute", "HOLD",
+    )  # fmt: skip
+    assert code == 0
+    assert out.splitlines()[0].startswith(f"line {hub.line.device}: plan v1 (applied v0)")
+    code, out, _ = await run("sortplan", "show", hub.line.device)
+    assert code == 0 and "CH02" in out
+    code, _, err = await run("sortplan", "set", hub.line.device, "--rule", "A=C", "--rule", "A=D")
+    assert code == 1 and "appears twice" in err
+    with pytest.raises(SystemExit) as exit_:
+        await run("sortplan", "set", hub.line.device, "--rule", "nonsense")
+    assert exit_.value.code == 2
+    assert "expected DESTINATION=CHUTE" in capsys.readouterr().err
+    await _announce(hub, "P-OPS")
+    await _send(
+        hub,
+        hub.station,
+        parcel_screened=sorting_pb2.ParcelScreened(parcel_id="P-OPS", result=HOLD, reason="liquid"),
+    )
+    code, out, _ = await run("screening", "P-OPS")
+    assert code == 0 and "held" in out and "liquid" in out
+    code, out, _ = await run("release", "P-OPS", "--reason", "inspected")
+    assert code == 0 and "released" in out
+    code, _, err = await run("release", "P-OPS", "--reason", "again")
+    assert code == 1 and "FAILED_PRECONDITION" in err
+    await _send(hub, hub.line, **_sorted("P-OPS", "CH01", 1, site))
+    code, out, _ = await run("container", "record", "CAGE-9", "filled", "--type", "cage",
+                             "--site", site, "--chute", "CH01", "--parcel", "P-OPS")  # fmt: skip
+    assert code == 0 and "filled" in out and "P-OPS" in out
+    code, out, _ = await run("container", "show", "CAGE-9")
+    assert code == 0 and out.splitlines()[2].split()[:3] == ["CAGE-9", "cage", "filled"]

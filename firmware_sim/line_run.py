@@ -3,7 +3,8 @@
 The line inducts the manifest's parcels (JSON lines ``{"parcel_id": ..., "destination": ...}``)
 at ``--rate`` per second once ``--go-file`` exists (so a test or an operator starts the belt when
 the line's agent has its plan), and on SIGINT/SIGTERM writes what landed in which chute to
-``--landed`` (JSON: chute -> parcel ids, ``null`` for a no-read).
+``--landed`` (JSON: chute -> parcel ids, ``null`` for a no-read) and, with ``--latencies``, each
+decision's latency (induction queued -> divert command received, seconds).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--rate", type=float, default=2.0, help="inductions per second (default 2)")
     p.add_argument("--go-file", type=Path, help="start inducting once this file exists")
     p.add_argument("--landed", type=Path, help="write chute contents here on exit")
+    p.add_argument(
+        "--latencies", type=Path, help="write each decision's latency (s) here on exit (JSON)"
+    )
     p.add_argument("--line-unit", type=int, default=DEFAULT_LINE_UNIT, help="controller unit id")
     p.add_argument("--meter-unit", type=int, default=DEFAULT_METER_UNIT, help="meter unit id")
     p.set_defaults(func=run)
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             await asyncio.gather(feeder, return_exceptions=True)
             if args.landed is not None:
                 args.landed.write_text(json.dumps(line.landed))
+            if args.latencies is not None:
+                args.latencies.write_text(json.dumps(server.decision_latencies_s))
 
     try:
         asyncio.run(main())

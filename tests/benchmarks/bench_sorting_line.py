@@ -1,8 +1,9 @@
 """A sorting line at a real sorter's rate with plan updates: events/s at the hub, decision p99.
 
 Run: ``python tests/benchmarks/bench_sorting_line.py`` (defaults: about two minutes). A real hub
-(in this process) and mosquitto, a ``lockerhub edge`` sorting-line agent (a separate process) on the
-simulated line served over Modbus TCP (``firmware_sim.modbus_line``, in this process). The line
+(in this process) and mosquitto, a ``lockerhub edge`` sorting-line agent (a process) on the
+simulated line served over Modbus TCP (``lockerhub sim modbus-line``, a process of its own, so that
+the hub's work never delays the line's answers). The line
 inducts 10 000 parcels an hour, time-compressed by ``--speedup`` (default 10: 27.8 parcels/s, a
 plan update every 18 s instead of every 3 minutes), for ``--seconds``. Printed, each beside a
 baseline measured in the same run:
@@ -39,8 +40,6 @@ from bench_hub_ingest import SITE, Device, settings  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 
-from firmware_sim.modbus_line import ModbusLineServer  # noqa: E402
-from firmware_sim.sorting_line import SimulatedSortingLine  # noqa: E402
 from hub.app import HubApp  # noqa: E402
 from hub.settings.inventory import DeviceInventorySettings  # noqa: E402
 from lockerhub.v1 import (  # noqa: E402
@@ -64,11 +63,24 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] * 1000 if s else float("nan")
 
 
-async def feed(line: SimulatedSortingLine, parcels: list[str], rate: float) -> None:
-    start = time.perf_counter()
-    for i, pid in enumerate(parcels):
-        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-        await line.induct(pid, SITE)
+def start_line(tmp: Path, name: str, parcels: list[str], rate: float) -> tuple[Proc, int, Path]:
+    """The simulated line process, fed ``parcels``; returns it, its port and the go file."""
+    manifest, go = tmp / f"{name}.jsonl", tmp / f"{name}.go"
+    manifest.write_text(
+        "".join(json.dumps({"parcel_id": p, "destination": SITE}) + "\n" for p in parcels)
+    )
+    proc = Proc(
+        ["sim", "modbus-line", "--port", "0", "--chutes", ",".join(CHUTES), "--manifest",
+         str(manifest), "--rate", str(rate), "--go-file", str(go), "--latencies",
+         str(tmp / f"{name}.latencies.json")]
+    )  # fmt: skip
+    m = proc.wait_for(r"modbus line on [\d.]+:(\d+)")
+    return proc, int(m.group(1)), go
+
+
+def stop_line(proc: Proc, tmp: Path, name: str) -> list[float]:
+    proc.terminate()
+    return [float(x) for x in json.loads((tmp / f"{name}.latencies.json").read_text())]
 
 
 async def bare_master(port: int, stop: asyncio.Event) -> None:
@@ -90,16 +102,18 @@ async def bare_master(port: int, stop: asyncio.Event) -> None:
         client.close()
 
 
-async def baseline(rate: float, count: int) -> list[float]:
-    line = SimulatedSortingLine(CHUTES, confirm_delay_s=0.02)
-    async with line, ModbusLineServer(line, port=0) as server:
-        stop = asyncio.Event()
-        master = asyncio.create_task(bare_master(server.address[1], stop))
-        await feed(line, [f"B{i}" for i in range(count)], rate)
-        await asyncio.sleep(0.5)
-        stop.set()
-        await master
-        return server.decision_latencies_s
+async def baseline(tmp: Path, rate: float, count: int) -> list[float]:
+    proc, port, go = await asyncio.to_thread(
+        start_line, tmp, "bare", [f"B{i}" for i in range(count)], rate
+    )
+    stop = asyncio.Event()
+    master = asyncio.create_task(bare_master(port, stop))
+    go.write_text("go")
+    await asyncio.to_thread(proc.wait_for, r"inducted \d+ parcels", count / rate + 60)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await master
+    return await asyncio.to_thread(stop_line, proc, tmp, "bare")
 
 
 async def line_events(app: HubApp, line_id: str) -> int:
@@ -124,7 +138,7 @@ async def bench(args: argparse.Namespace, tmp: Path, broker: BrokerHandle) -> No
         ),
     )
     print(f"baseline: bare Modbus master at {rate:.1f} inductions/s ...", flush=True)
-    bare = await baseline(rate, min(total, 600))
+    bare = await baseline(tmp, rate, min(total, 600))
     async with HubApp(hub_settings, registry=CollectorRegistry()) as app:
         runner = asyncio.create_task(app.run())
         channel = grpc.aio.insecure_channel(app.grpc_address)
@@ -168,49 +182,50 @@ async def bench(args: argparse.Namespace, tmp: Path, broker: BrokerHandle) -> No
             return p.version
 
         version = await set_plan("CH01")
-        line = SimulatedSortingLine(CHUTES, confirm_delay_s=0.02)
-        async with line, ModbusLineServer(line, port=0) as server:
-            user, password = await asyncio.to_thread(broker.credentials, line_id, SITE)
-            config = tmp / "line.toml"
-            config.write_text(
-                f'[device]\nid = "{line_id}"\nsite = "{SITE}"\nkind = "sorting_line"\n'
-                f'[broker]\nhost = "{broker.host}"\nport = {broker.port}\n'
-                f'username = "{user}"\npassword = "{password}"\n'
-                f'[storage]\npath = "{tmp / "line.db"}"\n[telemetry]\ninterval_s = 5\n'
-                f'[driver]\nkind = "modbus"\nmodbus_host = "127.0.0.1"\n'
-                f"modbus_port = {server.address[1]}\nmodbus_poll_s = {POLL_S}\n"
-                f"[sorter]\nchutes = {json.dumps(CHUTES)}\n"
+        sim, port, go = await asyncio.to_thread(start_line, tmp, "line", parcels, rate)
+        user, password = await asyncio.to_thread(broker.credentials, line_id, SITE)
+        config = tmp / "line.toml"
+        config.write_text(
+            f'[device]\nid = "{line_id}"\nsite = "{SITE}"\nkind = "sorting_line"\n'
+            f'[broker]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            f'username = "{user}"\npassword = "{password}"\n'
+            f'[storage]\npath = "{tmp / "line.db"}"\n[telemetry]\ninterval_s = 5\n'
+            f'[driver]\nkind = "modbus"\nmodbus_host = "127.0.0.1"\n'
+            f"modbus_port = {port}\nmodbus_poll_s = {POLL_S}\n"
+            f"[sorter]\nchutes = {json.dumps(CHUTES)}\n"
+        )
+        agent = Proc(["edge", "--config", str(config)])
+        try:
+            await asyncio.to_thread(agent.wait_for, "modbus sorting line on")
+            while (await sorting.GetSortPlan(
+                sorting_pb2.GetSortPlanRequest(line_id=line_id)
+            )).applied_version != version:  # fmt: skip
+                await asyncio.sleep(0.1)
+            before = await line_events(app, line_id)
+            started = time.perf_counter()
+            go.write_text("go")
+            feeder = asyncio.create_task(
+                asyncio.to_thread(sim.wait_for, r"inducted \d+ parcels", args.seconds * 3 + 60)
             )
-            agent = Proc(["edge", "--config", str(config)])
-            try:
-                await asyncio.to_thread(agent.wait_for, "modbus sorting line on")
-                while (await sorting.GetSortPlan(
-                    sorting_pb2.GetSortPlanRequest(line_id=line_id)
-                )).applied_version != version:  # fmt: skip
-                    await asyncio.sleep(0.1)
-                before = await line_events(app, line_id)
-                started = time.perf_counter()
-                feeder = asyncio.create_task(feed(line, parcels, rate))
-                updates, chute = 0, "CH01"
-                while not feeder.done():
-                    with_timeout = asyncio.wait({feeder}, timeout=plan_every)
-                    await with_timeout
-                    if not feeder.done():
-                        chute = "CH02" if chute == "CH01" else "CH01"
-                        await set_plan(chute)
-                        updates += 1
-                # Every inducted parcel yields one event (sorted or rejected), plus plan reports.
-                offered = total + updates
-                deadline = time.perf_counter() + 60
-                while await line_events(app, line_id) - before < offered:
-                    if time.perf_counter() > deadline:
-                        break
-                    await asyncio.sleep(0.05)
-                elapsed = time.perf_counter() - started
-                got = await line_events(app, line_id) - before
-            finally:
-                rc = agent.terminate()
-            decisions = server.decision_latencies_s
+            updates, chute = 0, "CH01"
+            while not feeder.done():
+                await asyncio.wait({feeder}, timeout=plan_every)
+                if not feeder.done():
+                    chute = "CH02" if chute == "CH01" else "CH01"
+                    await set_plan(chute)
+                    updates += 1
+            # Every inducted parcel yields one event (sorted or rejected), plus plan reports.
+            offered = total + updates
+            deadline = time.perf_counter() + 60
+            while await line_events(app, line_id) - before < offered:
+                if time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            got = await line_events(app, line_id) - before
+        finally:
+            rc = agent.terminate()
+            decisions = await asyncio.to_thread(stop_line, sim, tmp, "line")
         exceptions = {
             r: app.metrics.sorting.sort_exceptions.labels(SITE, r)._value.get()
             for r in ("stale_plan", "wrong_chute", "no_chute")

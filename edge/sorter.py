@@ -2,7 +2,8 @@
 
 The sort plan (destination -> chute, exception and hold chutes, parcels held at screening,
 versioned) comes from the hub's desired state; the line reports each new plan version it applied
-(SortPlanApplied) and the version behind every decision (ParcelSorted.plan_version). No-read, no rule, or no drop confirmation in time -> the exception chute; a full chute ->
+(SortPlanApplied) and the version behind every decision (ParcelSorted.plan_version). No-read, no
+rule, or no drop confirmation in time -> the exception chute; a full chute ->
 recirculate, and the exception chute after ``max_recirculations`` rounds (domain notes: sorting
 lines). Every sorted item is a ParcelSorted event, every reject a ParcelRejected event; counters and
 chute states go into telemetry. The controller decides and drives the line; the agent persists and
@@ -144,8 +145,8 @@ class SorterController:
             return
         if item.parcel_id in self.plan.held:
             # Held at security screening: never to a delivery chute.
-            chute = self.plan.hold_chute or self.exception_chute
-            await self._reject(item.item_id, item.parcel_id, Reason.REASON_HELD, chute=chute)
+            hold = self.plan.hold_chute or self.exception_chute
+            await self._reject(item.item_id, item.parcel_id, Reason.REASON_HELD, chute=hold)
             return
         chute = self.plan.rules.get(item.destination)
         if chute is None:

@@ -27,7 +27,7 @@ from hub.store.repo import sorting as repo
 from hub.store.repo.sorting import PlanRow
 from lockerhub.clock import Clock
 from lockerhub.topics import Topic
-from lockerhub.v1 import device_pb2
+from lockerhub.v1 import device_pb2, sorting_pb2
 
 MAX_RULES = 10_000
 
@@ -159,7 +159,7 @@ class SortPlans:
 
     # -- what lines report (inside the ingest transaction) ---------------------------------
 
-    async def applied(self, tx: Tx, topic: Topic, ev: device_pb2.SortPlanApplied) -> None:
+    async def applied(self, tx: Tx, topic: Topic, ev: sorting_pb2.SortPlanApplied) -> None:
         """The line applied ``ev.plan_version``.
 
         Raises:

@@ -191,13 +191,16 @@ chutes = {json.dumps(CHUTES)}
                 )
             )
             await eventually(lambda: asyncio.sleep(0, refused() > before))
-            for move in (
-                A.ContainerMoved(container_id=f"X-{tag}", type=A.CONTAINER_TYPE_BAG,
-                                 action=A.CONTAINER_ACTION_FILLED, site=hub_site, parcel_ids=[held]),
-            ):  # fmt: skip
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await sorting.RecordContainer(A.RecordContainerRequest(move=move))
-                assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            fill = A.ContainerMoved(
+                container_id=f"X-{tag}",
+                type=A.CONTAINER_TYPE_BAG,
+                action=A.CONTAINER_ACTION_FILLED,
+                site=hub_site,
+                parcel_ids=[held],
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await sorting.RecordContainer(A.RecordContainerRequest(move=fill))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await hub.dispatch.PlanRoutes(
                     dispatch_pb2.PlanRoutesRequest(
@@ -242,10 +245,10 @@ chutes = {json.dumps(CHUTES)}
                 return all(s == common_pb2.PARCEL_STATE_DEPOSITED for s in states)
 
             await eventually(deposited)
-            await hub.app._refresh()  # noqa: SLF001 - the metrics tick, now
+            await hub.app._refresh()  # the metrics tick, now
             snap = metrics.containers.snapshot
             assert snap.by_state == {("at_hub", hub_site): trips}
-            assert snap.cycles == trips and snap.lost == 0
+            assert (snap.cycles, snap.lost) == (trips, 0)
             assert snap.share == {site_a: (3, 3), site_b: (4, 4)}
 
             # Released: the parcel goes on (the cabinet's deposit is accepted now).

@@ -81,7 +81,8 @@ async def test_server_refuses_hostile_frames() -> None:
         await line.induct("P1", "D1")
         await asyncio.sleep(0.01)
         head = await _request(port, 1, struct.pack(">BHH", 4, 0, 43))
-        assert head[:2] == bytes([4, 86]) and struct.unpack(">H", head[2:4])[0] == 1
+        assert head[:2] == bytes([4, 86])
+        assert struct.unpack(">H", head[2:4])[0] == 1
         # Acknowledging another sequence number pops nothing (03); FC6 elsewhere is 02.
         assert await _request(port, 1, struct.pack(">BHH", 6, 0, 9)) == bytes([0x86, 3])
         assert await _request(port, 1, struct.pack(">BHH", 6, 1, 1)) == bytes([0x86, 2])

@@ -141,7 +141,7 @@ async def test_plan_reaches_the_line_versioned_and_reports_are_checked(sortinghu
     hub, site = sortinghub, sortinghub.h.site
     async with DesiredWatch(hub.h.broker, site, hub.line.device) as watch:
         v1 = await _plan(hub, **{site: "CH01"})
-        assert v1.version == 1 and v1.applied_version == 0
+        assert (v1.version, v1.applied_version) == (1, 0)
         await eventually(
             lambda: asyncio.sleep(0, watch.latest and watch.latest.sort_plan_version == 1)
         )
@@ -209,7 +209,7 @@ async def test_a_held_parcel_is_refused_everywhere_until_released(sortinghub: Hu
     hub, site = sortinghub, sortinghub.h.site
     sorting = hub.h.app.metrics.sorting
     await _plan(hub, **{site: "CH01"})
-    (held, cleared) = await _announce(hub, "P-HELD", "P-CLEAR")
+    (held, _cleared) = await _announce(hub, "P-HELD", "P-CLEAR")
     feed = hub.h.dispatch.WatchEvents(dispatch_pb2.WatchEventsRequest(site=site))
     async with (
         DesiredWatch(hub.h.broker, site, hub.line.device) as line_watch,
@@ -451,7 +451,7 @@ async def test_container_cycle_and_two_places_at_once(sortinghub: Hub) -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
 
     # The metrics snapshot: one bag, back at the hub, one cycle; share measured from fills.
-    await hub.h.app._refresh()  # noqa: SLF001 - the refresh tick, run now
+    await hub.h.app._refresh()  # the refresh tick, run now
     snap = sorting.containers.snapshot
     assert snap.by_state == {("at_hub", site): 1}
     assert (snap.cycles, snap.lost) == (1, 0)
@@ -477,9 +477,11 @@ async def test_ops_sortplan_release_and_container(
     assert code == 0
     assert out.splitlines()[0].startswith(f"line {hub.line.device}: plan v1 (applied v0)")
     code, out, _ = await run("sortplan", "show", hub.line.device)
-    assert code == 0 and "CH02" in out
+    assert code == 0
+    assert "CH02" in out
     code, _, err = await run("sortplan", "set", hub.line.device, "--rule", "A=C", "--rule", "A=D")
-    assert code == 1 and "appears twice" in err
+    assert code == 1
+    assert "appears twice" in err
     with pytest.raises(SystemExit) as exit_:
         await run("sortplan", "set", hub.line.device, "--rule", "nonsense")
     assert exit_.value.code == 2
@@ -491,14 +493,21 @@ async def test_ops_sortplan_release_and_container(
         parcel_screened=sorting_pb2.ParcelScreened(parcel_id="P-OPS", result=HOLD, reason="liquid"),
     )
     code, out, _ = await run("screening", "P-OPS")
-    assert code == 0 and "held" in out and "liquid" in out
+    assert code == 0
+    assert "held" in out
+    assert "liquid" in out
     code, out, _ = await run("release", "P-OPS", "--reason", "inspected")
-    assert code == 0 and "released" in out
+    assert code == 0
+    assert "released" in out
     code, _, err = await run("release", "P-OPS", "--reason", "again")
-    assert code == 1 and "FAILED_PRECONDITION" in err
+    assert code == 1
+    assert "FAILED_PRECONDITION" in err
     await _send(hub, hub.line, **_sorted("P-OPS", "CH01", 1, site))
     code, out, _ = await run("container", "record", "CAGE-9", "filled", "--type", "cage",
                              "--site", site, "--chute", "CH01", "--parcel", "P-OPS")  # fmt: skip
-    assert code == 0 and "filled" in out and "P-OPS" in out
+    assert code == 0
+    assert "filled" in out
+    assert "P-OPS" in out
     code, out, _ = await run("container", "show", "CAGE-9")
-    assert code == 0 and out.splitlines()[2].split()[:3] == ["CAGE-9", "cage", "filled"]
+    assert code == 0
+    assert out.splitlines()[2].split()[:3] == ["CAGE-9", "cage", "filled"]

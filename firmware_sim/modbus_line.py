@@ -88,6 +88,8 @@ class ModbusLineServer:
         self._inducted_at: dict[int, float] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pump_task: asyncio.Task[None] | None = None
         self.events_dropped = 0
         self.decision_latencies_s: list[float] = []
 
@@ -103,8 +105,7 @@ class ModbusLineServer:
                 f"modbus line cannot listen on {self._host}:{self._port}: {exc}"
             ) from exc
         self._port = int(self._server.sockets[0].getsockname()[1])
-        pump = asyncio.create_task(self._pump(), name="modbus-line-pump")
-        self._tasks.add(pump)
+        self._pump_task = asyncio.create_task(self._pump(), name="modbus-line-pump")
         return self
 
     async def __aexit__(
@@ -116,9 +117,17 @@ class ModbusLineServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for task in list(self._tasks):
+        # Close the connections first: their handlers end on EOF instead of being cancelled
+        # (asyncio logs an error for a cancelled client-connected handler on Python 3.11).
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+        pump, self._pump_task = self._pump_task, None
+        tasks = [*self._tasks, *([pump] if pump is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if server is not None:
@@ -162,6 +171,7 @@ class ModbusLineServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 header = await reader.readexactly(_MBAP.size)
@@ -178,6 +188,7 @@ class ModbusLineServer:
             pass
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()

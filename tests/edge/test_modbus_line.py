@@ -144,24 +144,24 @@ async def test_agent_sorts_by_the_plan_over_modbus(
                     held_parcels=["P-HELD"],
                 )
             )
-            (applied,) = await hub.wait_event("sort_plan_applied")
+            (applied,) = await hub.wait_event("sort_plan_applied", timeout=30)
             assert applied.sort_plan_applied.plan_version == 3
             for pid, dest in (("P1", "D1"), ("P2", "D2"), ("P3", "D1"), ("P-HELD", "D2")):
                 await line.induct(pid, dest)
             await line.induct("P4", "D9")
-            sorted_ = await hub.wait_event("parcel_sorted", count=3)
+            sorted_ = await hub.wait_event("parcel_sorted", count=3, timeout=30)
             assert {(e.parcel_sorted.parcel_id, e.parcel_sorted.chute_id) for e in sorted_} == {
                 ("P1", "CH01"),
                 ("P2", "CH02"),
                 ("P3", "CH01"),
             }
             assert {e.parcel_sorted.plan_version for e in sorted_} == {3}
-            rejected = await hub.wait_event("parcel_rejected", count=2)
+            rejected = await hub.wait_event("parcel_rejected", count=2, timeout=30)
             assert {(e.parcel_rejected.parcel_id, e.parcel_rejected.reason) for e in rejected} == {
                 ("P-HELD", R.REASON_HELD),
                 ("P4", R.REASON_NO_RULE),
             }
-            await until(lambda: len(line.landed["CH03"]) == 1 and len(line.landed["EX"]) == 1)
+            await until(lambda: len(line.landed["CH03"]) == 1 and len(line.landed["EX"]) == 1, 30)
             assert line.landed == {
                 "CH01": ["P1", "P3"],
                 "CH02": ["P2"],

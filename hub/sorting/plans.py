@@ -192,12 +192,14 @@ class SortPlans:
                 )
         current = await repo.plan(tx, topic.device)
         expected = dict(current.rules).get(parcel.site, "") if current else ""
+        # The cause first: a decision taken with an older plan is stale even when the chute
+        # differs only because the plan changed.
         if not expected:
             reason = "no_chute"
-        elif ev.chute_id != expected:
-            reason = "wrong_chute"
         elif current is not None and ev.plan_version < current.version:
             reason = "stale_plan"
+        elif ev.chute_id != expected:
+            reason = "wrong_chute"
         else:
             return ""
         await repo.add_exception(

@@ -49,6 +49,9 @@ from hub.planning.routes import RoutePlanner
 from hub.privacy.audit import PersonalData
 from hub.privacy.retention import RetentionSweeper
 from hub.settings import HubSettings, TokenSettings
+from hub.sorting.containers import Containers
+from hub.sorting.plans import SortPlans
+from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from lockerhub.backoff import Backoff
@@ -89,7 +92,7 @@ class HubApp:
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
         self._charging: CentralSystem | None = None
-        self._store_metrics = StoreMetrics(self.metrics)
+        self._store_metrics = StoreMetrics(self.metrics, clock=self.clock)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
         self._inventory: Inventory | None = None
@@ -148,6 +151,9 @@ class HubApp:
             registry = Registry(s.registry)
             self._inventory = Inventory(store, registry, self.clock, desired)
             await self._inventory.provision(s.devices)
+            plans = SortPlans(store, self.clock, self.metrics, desired, alarms)
+            screening = Screening(store, self.clock, self.metrics, desired, alarms)
+            containers = Containers(store, self.clock, self.metrics)
             events = EventApplier(
                 registry,
                 commands,
@@ -158,6 +164,9 @@ class HubApp:
                 desired_states=desired,
                 deadline_h=s.deadline_h,
                 sorting_hub=s.sorting_hub,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._ingestor = Ingestor(
                 s.ingest,
@@ -249,6 +258,9 @@ class HubApp:
                 carriers=CarrierRegistry(store, self.clock),
                 couriers=couriers,
                 store=store,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

@@ -80,7 +80,7 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
 _VIEW2 = ("ListAlarms", "ListChargingPiles", "ListCarriers", "ListCarrierQuotas")
 _VIEW3 = ("GetCourier", "ListCouriers", "GetCourierRecord", "ListBadConduct")
-_VIEW4 = ("ListMaintenance", "ListIncidents")
+_VIEW4 = ("ListMaintenance", "ListIncidents", "GetSortPlan", "GetScreening", "GetContainer")
 _ADMIN = ("ListTokens", "RegisterCarrier", "SetCarrierQuota")
 _OPERATE = (
     "AnnounceParcels",
@@ -105,6 +105,9 @@ _OPERATE = (
     "FileComplaint",
     "AddToBadConductList",
     "RemoveFromBadConductList",
+    "SetSortPlan",
+    "ReleaseParcel",
+    "RecordContainer",
 )
 # ADMIN (by default): CreatePartner, RevokePartner, ListPartners, RevealRecipientPhone,
 # ListPersonalDataReads - partner secrets and full phone numbers.

@@ -116,6 +116,12 @@ def live_event(e: JournalEntry) -> dispatch_pb2.LiveEvent:
                 location=e.location,
             )
         )
+    elif e.kind == "screening":
+        event.screening.CopyFrom(
+            dispatch_pb2.ScreeningEvent(
+                parcel_id=e.ref, status=e.state, actor=e.actor, station_id=e.device
+            )
+        )
     else:
         event.alarm.CopyFrom(
             dispatch_pb2.AlarmEvent(

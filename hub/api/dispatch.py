@@ -12,13 +12,20 @@ from hub.api.auth import current_actor, current_carrier
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.planning.routes import DEFAULT_TIME_LIMIT_S, RoutePlanner
+from hub.sorting.plans import SortPlans
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 
 class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
     def __init__(
-        self, parcels: ParcelService, feed: LiveFeed, planner: RoutePlanner | None = None
+        self,
+        parcels: ParcelService,
+        feed: LiveFeed,
+        planner: RoutePlanner | None = None,
+        *,
+        plans: SortPlans | None = None,
     ) -> None:
+        self._plans = plans
         self._parcels = parcels
         self._feed = feed
         self._planner = planner
@@ -101,6 +108,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         if remaining is not None:  # leave room to answer before the caller's deadline
             limit = min(limit, max(1.0, remaining - 1.0))
         result = await self._planner.plan(hub_site, vehicles, parcel_ids, float(limit))
+        if self._plans is not None and result.sort_plan:
+            # The routes' chute map becomes the plan of the hub site's lines (hub.sorting.plans).
+            await self._plans.apply_route_plan(hub_site, result.sort_plan, actor=current_actor())
         return dispatch_pb2.PlanRoutesResponse(
             routes=[
                 dispatch_pb2.VehicleRoute(

@@ -28,6 +28,7 @@ from hub.api.partners import PartnerServicer
 from hub.api.tenancy import TenancyGuard
 from hub.couriers.carriers import CarrierRegistry
 from hub.couriers.registry import CourierRegistry
+from hub.api.sorting import SortingServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
@@ -49,11 +50,16 @@ from lockerhub.v1 import (
     fleet_pb2_grpc,
     partners_pb2,
     partners_pb2_grpc,
+    sorting_pb2,
+    sorting_pb2_grpc,
 )
 
 if TYPE_CHECKING:
     from hub.metrics.catalogue import HubMetrics
     from hub.ocpp import CentralSystem
+    from hub.sorting.containers import Containers
+    from hub.sorting.plans import SortPlans
+    from hub.sorting.screening import Screening
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ SERVICES = (
     partners_pb2.DESCRIPTOR.services_by_name["PartnerService"].full_name,
     carriers_pb2.DESCRIPTOR.services_by_name["CarrierService"].full_name,
     carriers_pb2.DESCRIPTOR.services_by_name["CourierService"].full_name,
+    sorting_pb2.DESCRIPTOR.services_by_name["SortingService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -90,6 +97,10 @@ class ApiServices:
     couriers: CourierRegistry | None = None
     # Given, the tenancy guard checks every call of a carrier-scoped token against it.
     store: Store | None = None
+    # The sorting hub (hub.sorting); SortingService is served when all three are given.
+    plans: SortPlans | None = None
+    screening: Screening | None = None
+    containers: Containers | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
@@ -170,7 +181,7 @@ class GrpcServer:
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(api.parcels, api.feed, api.planner), self._server
+            DispatchServicer(api.parcels, api.feed, api.planner, plans=api.plans), self._server
         )
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
@@ -191,6 +202,10 @@ class GrpcServer:
         if api.couriers is not None:
             carriers_pb2_grpc.add_CourierServiceServicer_to_server(
                 CourierServicer(api.couriers), self._server
+            )
+        if api.plans is not None and api.screening is not None and api.containers is not None:
+            sorting_pb2_grpc.add_SortingServiceServicer_to_server(
+                SortingServicer(api.plans, api.screening, api.containers), self._server
             )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflector = reflection.aio.ReflectionServicer(

@@ -24,6 +24,7 @@ from hub.store import Store, Tx
 from hub.store.repo import couriers as couriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
+from hub.store.repo import sorting as sorting_repo
 from lockerhub.clock import Clock
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode_as
 from lockerhub.topics import Kind, Topic
@@ -98,7 +99,12 @@ class DesiredStates:
         """The whole desired state of one device at ``version``."""
         state = device_pb2.DesiredState(version=version, ts_ms=self._clock.now_ms())
         carriers = await parcels_repo.carriers_on(tx, device_id)
-        for parcel_id, compartment, expires_ms in await parcels_repo.reservations_of(tx, device_id):
+        reservations = await parcels_repo.reservations_of(tx, device_id)
+        # A parcel held at screening keeps no compartment on the cabinet until it is released.
+        held = await sorting_repo.held_among(tx, [r[0] for r in reservations])
+        for parcel_id, compartment, expires_ms in reservations:
+            if parcel_id in held:
+                continue
             state.reservations.add(
                 parcel_id=parcel_id,
                 compartment_id=compartment,
@@ -117,6 +123,17 @@ class DesiredStates:
         state.disabled_compartments.extend(await devices_repo.disabled_compartments(tx, device_id))
         state.config.CopyFrom(config_message(self._config))
         await self._couriers(tx, device_id, state)
+        plan = await sorting_repo.plan(tx, device_id)
+        if plan is not None:  # a sorting line with a plan (hub.sorting.plans)
+            state.sort_plan_version = plan.version
+            state.sort_plan.extend(
+                device_pb2.SortRule(destination=d, chute_id=c) for d, c in plan.rules
+            )
+            state.exception_chute = plan.exception_chute
+            state.hold_chute = plan.hold_chute
+            site = await tx.fetchone("SELECT site FROM sort_lines WHERE line = ?", (device_id,))
+            if site is not None:
+                state.held_parcels.extend(await sorting_repo.held_at(tx, site["site"]))
         return state
 
     async def _couriers(self, tx: Tx, device_id: str, state: device_pb2.DesiredState) -> None:

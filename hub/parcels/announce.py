@@ -449,5 +449,3 @@ def _location(parcel: ParcelRecord) -> str:
     if parcel.cabinet_id:
         return f"{parcel.site}/{parcel.cabinet_id}/{parcel.compartment_id}"
     return parcel.site
-
-

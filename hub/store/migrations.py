@@ -230,6 +230,78 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        10,
+        "sort plans sent to lines, sort exceptions, screening holds, reusable containers",
+        """
+        CREATE TABLE sort_plans (
+            line TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            rules TEXT NOT NULL,
+            exception_chute TEXT NOT NULL DEFAULT '',
+            hold_chute TEXT NOT NULL DEFAULT '',
+            created_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (line, version)
+        );
+        CREATE TABLE sort_lines (
+            line TEXT PRIMARY KEY,
+            site TEXT NOT NULL,
+            version BIGINT NOT NULL DEFAULT 0,
+            applied_version BIGINT NOT NULL DEFAULT 0,
+            applied_ms BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE sort_exceptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            line TEXT NOT NULL,
+            site TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            plan_version BIGINT NOT NULL,
+            chute TEXT NOT NULL DEFAULT '',
+            expected_chute TEXT NOT NULL DEFAULT '',
+            ts_ms BIGINT NOT NULL
+        );
+        CREATE TABLE screenings (
+            parcel_id TEXT PRIMARY KEY REFERENCES parcels(id),
+            site TEXT NOT NULL,
+            station TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            screened_ms BIGINT NOT NULL,
+            released_by TEXT NOT NULL DEFAULT '',
+            release_reason TEXT NOT NULL DEFAULT '',
+            released_ms BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX screenings_status ON screenings(status, site);
+        CREATE TABLE containers (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            state TEXT NOT NULL,
+            site TEXT NOT NULL DEFAULT '',
+            vehicle TEXT NOT NULL DEFAULT '',
+            home_site TEXT NOT NULL,
+            cycles BIGINT NOT NULL DEFAULT 0,
+            first_seen_ms BIGINT NOT NULL,
+            last_seen_ms BIGINT NOT NULL
+        );
+        CREATE INDEX containers_state ON containers(state, site);
+        CREATE TABLE container_parcels (
+            container TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            filled_ms BIGINT NOT NULL,
+            emptied_ms BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (container, parcel_id, filled_ms)
+        );
+        CREATE INDEX container_parcels_parcel ON container_parcels(parcel_id);
+        CREATE TABLE container_share (
+            site TEXT PRIMARY KEY,
+            sorted BIGINT NOT NULL DEFAULT 0,
+            contained BIGINT NOT NULL DEFAULT 0
+        );
+        """,
+    ),
+    (
         11,
         "carriers (tenants), per-carrier compartment quotas, couriers and their conduct",
         """

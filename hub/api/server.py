@@ -25,10 +25,10 @@ from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
 from hub.api.partners import PartnerServicer
+from hub.api.sorting import SortingServicer
 from hub.api.tenancy import TenancyGuard
 from hub.couriers.carriers import CarrierRegistry
 from hub.couriers.registry import CourierRegistry
-from hub.api.sorting import SortingServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError

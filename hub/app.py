@@ -39,10 +39,12 @@ from hub.parcels.feed import LiveFeed
 from hub.parcels.notify import FileNotifier, Notifier
 from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
+from hub.planning.plans import DispatchPlanner
 from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
+from hub.vehicles import VehicleRegistry
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.files import open_private_append
@@ -81,6 +83,7 @@ class HubApp:
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
         self._charging: CentralSystem | None = None
+        self.dispatcher: DispatchPlanner | None = None
         self._store_metrics = StoreMetrics(self.metrics)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
@@ -198,13 +201,25 @@ class HubApp:
                         clock=self.clock,
                     )
                 )
+            planner = await self._stack.enter_async_context(RoutePlanner(store))
+            charging = self._charging
+            self.dispatcher = DispatchPlanner(
+                store,
+                self.clock,
+                s,
+                planner,
+                metrics=self.metrics.dispatch,
+                piles=charging.piles if charging is not None else None,
+            )
             api = ApiServices(
                 parcels=parcels,
                 fleet=fleet,
                 alarms=alarms,
                 feed=LiveFeed(store),
-                planner=await self._stack.enter_async_context(RoutePlanner(store)),
+                planner=planner,
                 charging=self._charging,
+                dispatcher=self.dispatcher,
+                vehicles=VehicleRegistry(store, self.clock, (z.id for z in s.zones)),
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

@@ -69,7 +69,7 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 
 # The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
-_VIEW2 = ("ListAlarms", "ListChargingPiles")
+_VIEW2 = ("ListAlarms", "ListChargingPiles", "GetVehicle", "ListVehicles", "GetRoutePlan")
 _ADMIN = ("ListTokens",)
 _OPERATE = (
     "AnnounceParcels",
@@ -77,6 +77,10 @@ _OPERATE = (
     "WithdrawParcel",
     "ReissuePickupCode",
     "PlanRoutes",
+    "ReplanRoutes",
+    "RegisterVehicle",
+    "UpdateVehicle",
+    "RetireVehicle",
     "OpenCompartment",
     "SetCompartmentEnabled",
     "AcknowledgeAlarm",

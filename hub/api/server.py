@@ -21,13 +21,16 @@ from hub.api.auth import Role, TokenBook, TokenEntry
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
+from hub.api.vehicles import VehicleServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
+from hub.planning.plans import DispatchPlanner
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
+from hub.vehicles import VehicleRegistry
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.v1 import (
     admin_pb2,
@@ -36,6 +39,8 @@ from lockerhub.v1 import (
     dispatch_pb2_grpc,
     fleet_pb2,
     fleet_pb2_grpc,
+    vehicles_pb2,
+    vehicles_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +53,7 @@ SERVICES = (
     dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name,
     fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    vehicles_pb2.DESCRIPTOR.services_by_name["VehicleService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -68,6 +74,8 @@ class ApiServices:
     feed: LiveFeed
     charging: CentralSystem | None = None
     planner: RoutePlanner | None = None
+    dispatcher: DispatchPlanner | None = None
+    vehicles: VehicleRegistry | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
@@ -139,8 +147,12 @@ class GrpcServer:
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(api.parcels, api.feed, api.planner), self._server
+            DispatchServicer(api.parcels, api.feed, api.planner, api.dispatcher), self._server
         )
+        if api.vehicles is not None:
+            vehicles_pb2_grpc.add_VehicleServiceServicer_to_server(
+                VehicleServicer(api.vehicles), self._server
+            )
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.errors import ConfigError
 from hub.settings.checks import require as _require
+from hub.settings.dispatch import DispatchSettings, ZoneExemption, ZoneSettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
@@ -49,6 +50,7 @@ __all__ = [
     "CompartmentSettings",
     "DeviceConfigSettings",
     "DeviceInventorySettings",
+    "DispatchSettings",
     "GrpcSettings",
     "HubSettings",
     "IngestSettings",
@@ -62,6 +64,8 @@ __all__ = [
     "SiteSettings",
     "StorageSettings",
     "TokenSettings",
+    "ZoneExemption",
+    "ZoneSettings",
 ]
 
 
@@ -84,7 +88,10 @@ class HubSettings:
     device_config: DeviceConfigSettings = field(default_factory=DeviceConfigSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     sites: tuple[SiteSettings, ...] = ()
+    # Access zones with their delivery windows (docs/dispatch.md).
+    zones: tuple[ZoneSettings, ...] = ()
     # The operator's inventory: what each device is and where (docs/hub.md).
     devices: tuple[DeviceInventorySettings, ...] = ()
 
@@ -97,6 +104,15 @@ class HubSettings:
         _require(not dupes, "devices.id", f"duplicate device ids {dupes}")
         for d in self.devices:
             _require(d.site in ids, f"devices[{d.id}].site", f"{d.site!r} is not a configured site")
+        zones = [z.id for z in self.zones]
+        dupes = sorted({z for z in zones if zones.count(z) > 1})
+        _require(not dupes, "zones.id", f"duplicate zone ids {dupes}")
+        for s in self.sites:
+            _require(
+                not s.zone or s.zone in zones,
+                f"sites[{s.id}].zone",
+                f"{s.zone!r} is not a configured zone",
+            )
         for s in self.sites:
             _require(
                 not s.sorting_hub or s.sorting_hub in ids,

@@ -125,22 +125,26 @@ def _fmt(window: tuple[float, float]) -> str:
     return "-".join(f"{int(m) // 60:02d}:{int(m) % 60:02d}" for m in window)
 
 
+def service_min(inp: DispatchInput, stop: StopInput) -> float:
+    """Minutes spent at ``stop`` (as ``routing.build_problem`` counts them)."""
+    return inp.service_min + inp.service_per_parcel_min * (len(stop.deliver) + len(stop.collect))
+
+
 def stop_window(
     inp: DispatchInput, stop: StopInput, vehicle_class: str
 ) -> tuple[float, float] | str:
-    """The window a vehicle of ``vehicle_class`` may serve ``stop`` in, or why it has none."""
+    """When a vehicle of ``vehicle_class`` may *start* serving ``stop`` so that it arrives and
+    leaves inside the site's hours and the zone's window for its class, or why it cannot."""
     lo, hi = max(stop.hours[0], inp.start_min), stop.hours[1]
-    if lo > hi:
-        return f"site hours {_fmt(stop.hours)} are over before the plan starts"
+    what = f"site hours {_fmt(stop.hours)}"
     if stop.zone:
         default, per_class = inp.zones[stop.zone]
         zlo, zhi = per_class.get(vehicle_class, default)
-        if max(lo, zlo) > min(hi, zhi):
-            return (
-                f"site hours {_fmt(stop.hours)} and zone {stop.zone}'s window "
-                f"{_fmt((zlo, zhi))} for {vehicle_class} do not meet"
-            )
+        what += f" and zone {stop.zone}'s window {_fmt((zlo, zhi))} for {vehicle_class}"
         lo, hi = max(lo, zlo), min(hi, zhi)
+    hi -= service_min(inp, stop)
+    if lo > hi:
+        return f"{what} leave no time to serve it after the plan's start"
     return lo, hi
 
 
@@ -203,6 +207,7 @@ def solve(inp: DispatchInput) -> DispatchOutput:
         i: _why_not(inp, s, profiles) for i, s in enumerate(inp.stops) if i not in possible
     }
     open_stops = set(possible)
+    tried: dict[int, list[str]] = {}
     total = max(1, len(possible))
     routes: list[RouteOutput] = []
     subs: list[SubProblem] = []
@@ -291,7 +296,7 @@ def solve(inp: DispatchInput) -> DispatchOutput:
         open_stops -= served
         for n in plan.unserved:
             if 1 <= n <= len(sites):
-                unserved[chosen[n - 1]] = (
+                tried.setdefault(chosen[n - 1], []).append(
                     f"no {vclass} route could take it (capacity, range or windows)"
                 )
         subs.append(
@@ -303,7 +308,10 @@ def solve(inp: DispatchInput) -> DispatchOutput:
             )
         )
     not_served = open_stops | (set(range(len(inp.stops))) - possible)
-    left = {i: unserved.get(i, "no vehicle could take it") for i in not_served}
+    left = {
+        i: unserved.get(i) or "; ".join(tried.get(i, ["no vehicle could take it"]))
+        for i in not_served
+    }
     return DispatchOutput(
         routes=tuple(routes),
         unserved=tuple((inp.stops[i].site, left[i]) for i in sorted(left)),
@@ -329,8 +337,9 @@ def _route(
     for node, buy in zip(nodes, buys, strict=True):
         km += float(pb.dist[prev, node])
         t += float(pb.ttime[prev, node])
-        arrival = t
+        # The vehicle waits outside until the window opens: it arrives when service may start.
         t = max(t, float(pb.early[node]))
+        arrival = t
         t += float(pb.station_rate[node]) * float(buy)
         t += float(pb.service[node])
         label = str(pb.labels[node])

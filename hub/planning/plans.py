@@ -24,7 +24,6 @@ from hub.planning.dispatch import (
     StopInput,
     VehicleInput,
     solve,
-    stop_window,
 )
 from hub.planning.routes import MAX_TIME_LIMIT_S, RoutePlanner
 from hub.settings import HubSettings
@@ -373,8 +372,9 @@ def _request_json(req: PlanRequest) -> str:
 def independent_check(
     inp: DispatchInput, out: DispatchOutput, vehicles: Mapping[str, Vehicle]
 ) -> list[str]:
-    """Every site visit against the vehicle's permits, its class's zone window and the site's
-    hours, recomputed from the input (shares nothing with the solver)."""
+    """Every site visit against the vehicle's permits, and its arrival and departure against the
+    site's hours and its class's zone window, from the input alone (nothing shared with the
+    solver or its windows)."""
     stops = {s.site: s for s in inp.stops}
     problems = []
     for r in out.routes:
@@ -383,13 +383,15 @@ def independent_check(
             if visit.pile_id:
                 continue
             s = stops[visit.site]
-            if s.zone and s.zone not in v.permit_zones:
-                problems.append(f"{v.vehicle_id} enters zone {s.zone} without a permit")
-            w = stop_window(inp, s, str(v.vehicle_class))
-            if isinstance(w, str) or not (
-                w[0] - 1e-6 <= max(visit.arrival_min, w[0]) <= w[1] + 1e-6
-            ):
-                problems.append(f"{v.vehicle_id} serves {s.site} outside its window")
+            lo, hi = s.hours
+            if s.zone:
+                if s.zone not in v.permit_zones:
+                    problems.append(f"{v.vehicle_id} enters zone {s.zone} without a permit")
+                default, per_class = inp.zones[s.zone]
+                zlo, zhi = per_class.get(str(v.vehicle_class), default)
+                lo, hi = max(lo, zlo), min(hi, zhi)
+            if visit.arrival_min < lo - 1e-6 or visit.departure_min > hi + 1e-6:
+                problems.append(f"{v.vehicle_id} is at {s.site} outside its window")
     return problems
 
 

@@ -380,7 +380,7 @@ async def test_plan_follows_the_city_rules(world: World) -> None:
             prev, t = letter, minute(s.departure_ms)
 
     # The routing library's own checker on the problems the hub built.
-    inp, out = hub.app.dispatcher.solution(reply.plan_id)  # type: ignore[union-attr,misc]
+    _inp, out = hub.app.dispatcher.solution(reply.plan_id)  # type: ignore[union-attr,misc]
     assert out.subproblems
     for sub in out.subproblems:
         assert routing.check_plan(sub.problem, sub.plan, allow_unserved=True) == []

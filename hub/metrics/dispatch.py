@@ -31,31 +31,31 @@ class DispatchMetrics:
         self.parcels = Gauge(
             "lockerhub_dispatch_planned_parcels",
             "Parcels to deliver in the newest plan, by vehicle class and new-energy or not.",
-            ["hub_site", "vehicle_class", "new_energy"],
+            ["site", "vehicle_class", "new_energy"],
             registry=registry,
         )
         self.distance = Gauge(
             "lockerhub_dispatch_planned_distance_km",
             "Kilometres driven in the newest plan, by vehicle class.",
-            ["hub_site", "vehicle_class"],
+            ["site", "vehicle_class"],
             registry=registry,
         )
         self.energy = Gauge(
             "lockerhub_dispatch_planned_energy_kwh",
             "Battery energy used in the newest plan, by vehicle class.",
-            ["hub_site", "vehicle_class"],
+            ["site", "vehicle_class"],
             registry=registry,
         )
         self.charge = Gauge(
             "lockerhub_dispatch_planned_charge_kwh",
             "Energy charged at piles en route in the newest plan.",
-            ["hub_site"],
+            ["site"],
             registry=registry,
         )
         self.unserved = Gauge(
             "lockerhub_dispatch_unserved_stops",
             "Sites the newest plan could not serve.",
-            ["hub_site"],
+            ["site"],
             registry=registry,
         )
         self.violations = Counter(

@@ -399,7 +399,7 @@ async def test_plan_follows_the_city_rules(world: World) -> None:
     new = sum(
         registry.get_sample_value(
             "lockerhub_dispatch_planned_parcels",
-            {"hub_site": hub_site, "vehicle_class": c, "new_energy": "true"},
+            {"site": hub_site, "vehicle_class": c, "new_energy": "true"},
         )
         or 0
         for c in ("e_bike", "electric_van")
@@ -407,7 +407,7 @@ async def test_plan_follows_the_city_rules(world: World) -> None:
     assert new == len(parcels)
     assert registry.get_sample_value("lockerhub_dispatch_permit_violations_total") == 0
     assert registry.get_sample_value(
-        "lockerhub_dispatch_planned_charge_kwh", {"hub_site": hub_site}
+        "lockerhub_dispatch_planned_charge_kwh", {"site": hub_site}
     ) == pytest.approx(van.charged_kwh)
 
     # The van drops out: the re-plan leaves it out and says what it cannot do without it.

@@ -264,6 +264,10 @@ class DispatchPlanner:
             for v in vehicles
             if v.vehicle_id in req.exclude or v.unusable_reason(req.start_ms)
         )
+        if violations:
+            if self._metrics is not None:
+                self._metrics.violations.inc(len(violations))
+            raise FailedPrecondition(f"the plan breaks a rule and was not kept: {violations[:3]}")
         stored = _request_json(req)
         async with self._store.transaction() as tx:
             await plans_repo.insert_plan(
@@ -296,11 +300,7 @@ class DispatchPlanner:
                     for r in reply.routes
                 ),
                 unserved=len(reply.unserved_stops),
-                violations=len(violations),
-            )
-        if violations:
-            raise FailedPrecondition(
-                f"plan {plan_id} breaks a rule and must not be used: {violations[:3]}"
+                violations=0,
             )
         return reply
 

@@ -11,6 +11,7 @@ leaves unserved is offered to the next (docs/dispatch.md, "Planning").
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from routing import RoutePlan, RoutingProblem
 
 _UNLIMITED_L = 1e9
-_MIN_SHARE_S = 0.5
+_MIN_SHARE_S = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +112,7 @@ class SubProblem:
     problem: RoutingProblem
     plan: RoutePlan
     vehicle_ids: tuple[tuple[str, ...], ...]  # per fleet type, the vehicles in it
+    time_limit_s: float  # the search time it was given
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,8 +209,8 @@ def solve(inp: DispatchInput) -> DispatchOutput:
         i: _why_not(inp, s, profiles) for i, s in enumerate(inp.stops) if i not in possible
     }
     open_stops = set(possible)
+    deadline = time.monotonic() + inp.time_limit_s
     tried: dict[int, list[str]] = {}
-    total = max(1, len(possible))
     routes: list[RouteOutput] = []
     subs: list[SubProblem] = []
     violations: list[str] = []
@@ -285,7 +287,10 @@ def solve(inp: DispatchInput) -> DispatchOutput:
             for j, p in enumerate(piles, 1 + len(sites)):
                 early[j], late[j] = _pile_window(p, vclass, dlo) or (dlo, dlo)
             problem = dataclasses.replace(problem, early=early, late=late)
-        share = max(_MIN_SHARE_S, inp.time_limit_s * len(chosen) / total)
+        # The budget is shared by the stops still open: a stop one profile could not serve is
+        # offered to the next, so shares of the initial total would add up to more than it.
+        remaining = max(0.0, deadline - time.monotonic())
+        share = max(_MIN_SHARE_S, remaining * len(chosen) / max(1, len(open_stops)))
         plan = plan_routes(problem, params=PlanParams(time_limit=share, seed=inp.seed))
         errors = check_plan(problem, plan, allow_unserved=True)
         violations += [f"{vclass}: {e}" for e in errors]
@@ -305,6 +310,7 @@ def solve(inp: DispatchInput) -> DispatchOutput:
                 problem=problem,
                 plan=plan,
                 vehicle_ids=tuple(tuple(ids) for ids in fleet_of.values()),
+                time_limit_s=share,
             )
         )
     not_served = open_stops | (set(range(len(inp.stops))) - possible)

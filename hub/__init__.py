@@ -1,7 +1,8 @@
 """lockerhub hub: MQTT ingestion, parcel lifecycle, commands, the operator gRPC API and /metrics.
 
 Subpackages read as the architecture: ``store`` (all SQL), ``mqtt``, ``ingest``, ``parcels``,
-``devices``, ``planning``, ``api`` (gRPC), ``ocpp``, ``metrics``, ``broker``; ``app`` composes them.
+``devices``, ``planning``, ``vehicles``, ``api`` (gRPC), ``ocpp``, ``metrics``, ``broker``; ``app``
+composes them.
 Names are loaded on first use, so ``lockerhub devices`` does not load gRPC or OCPP.
 """
 

@@ -45,6 +45,7 @@ from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
 from hub.partners.credentials import PartnerBook
 from hub.partners.notices import Incidents, Maintenance
+from hub.planning.plans import DispatchPlanner
 from hub.planning.routes import RoutePlanner
 from hub.privacy.audit import PersonalData
 from hub.privacy.retention import RetentionSweeper
@@ -54,6 +55,7 @@ from hub.sorting.plans import SortPlans
 from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
+from hub.vehicles import VehicleRegistry
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.files import open_private_append
@@ -92,6 +94,7 @@ class HubApp:
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
         self._charging: CentralSystem | None = None
+        self.dispatcher: DispatchPlanner | None = None
         self._store_metrics = StoreMetrics(self.metrics, clock=self.clock)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
@@ -240,12 +243,22 @@ class HubApp:
                         clock=self.clock,
                     )
                 )
+            planner = await self._stack.enter_async_context(RoutePlanner(store))
+            charging = self._charging
+            self.dispatcher = DispatchPlanner(
+                store,
+                self.clock,
+                s,
+                planner,
+                metrics=self.metrics.dispatch,
+                piles=charging.piles if charging is not None else None,
+            )
             api = ApiServices(
                 parcels=parcels,
                 fleet=fleet,
                 alarms=alarms,
                 feed=LiveFeed(store),
-                planner=await self._stack.enter_async_context(RoutePlanner(store)),
+                planner=planner,
                 charging=self._charging,
                 compliance=Compliance(
                     store=store,
@@ -261,6 +274,8 @@ class HubApp:
                 plans=plans,
                 screening=screening,
                 containers=containers,
+                dispatcher=self.dispatcher,
+                vehicles=VehicleRegistry(store, self.clock, (z.id for z in s.zones)),
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)

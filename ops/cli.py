@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import json_format
 
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
-from ops import commands, compliance, couriers, sorting
+from ops import commands, compliance, couriers, dispatch, sorting
 from ops.client import DEFAULT_TARGET, channel_for, report_rpc_error
 from ops.commands import Handler
 from ops.render import event_line
@@ -116,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     compliance.register(sub, _wrap)
     couriers.register(sub, _wrap)
+    dispatch.register(sub, _wrap)
 
     p = sub.add_parser("watch", help="follow live parcel and alarm events (Ctrl-C stops)")
     p.add_argument("--site", default="")

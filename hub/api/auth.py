@@ -81,6 +81,7 @@ _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets",
 _VIEW2 = ("ListAlarms", "ListChargingPiles", "ListCarriers", "ListCarrierQuotas")
 _VIEW3 = ("GetCourier", "ListCouriers", "GetCourierRecord", "ListBadConduct")
 _VIEW4 = ("ListMaintenance", "ListIncidents", "GetSortPlan", "GetScreening", "GetContainer")
+_VIEW5 = ("GetVehicle", "ListVehicles", "GetRoutePlan")
 _ADMIN = ("ListTokens", "RegisterCarrier", "SetCarrierQuota")
 _OPERATE = (
     "AnnounceParcels",
@@ -88,6 +89,10 @@ _OPERATE = (
     "WithdrawParcel",
     "ReissuePickupCode",
     "PlanRoutes",
+    "ReplanRoutes",
+    "RegisterVehicle",
+    "UpdateVehicle",
+    "RetireVehicle",
     "OpenCompartment",
     "SetCompartmentEnabled",
     "AcknowledgeAlarm",
@@ -112,7 +117,7 @@ _OPERATE = (
 # ADMIN (by default): CreatePartner, RevokePartner, ListPartners, RevealRecipientPhone,
 # ListPersonalDataReads - partner secrets and full phone numbers.
 REQUIRED_ROLE: dict[str, Role] = {
-    **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2, *_VIEW3, *_VIEW4)},
+    **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2, *_VIEW3, *_VIEW4, *_VIEW5)},
     **{m: Role.OPERATOR for m in _OPERATE},
     **{m: Role.ADMIN for m in _ADMIN},
 }

@@ -9,10 +9,13 @@ from grpc import aio
 
 from hub.api import convert, validate
 from hub.api.auth import current_actor, current_carrier
+from hub.errors import FailedPrecondition, InvalidArgument
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
-from hub.planning.routes import DEFAULT_TIME_LIMIT_S, RoutePlanner
+from hub.planning.plans import DispatchPlanner, PlanRequest
+from hub.planning.routes import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S, RoutePlanner
 from hub.sorting.plans import SortPlans
+from hub.vehicles.model import MAX_MS, MIN_MS
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 
@@ -22,6 +25,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         parcels: ParcelService,
         feed: LiveFeed,
         planner: RoutePlanner | None = None,
+        dispatcher: DispatchPlanner | None = None,
         *,
         plans: SortPlans | None = None,
     ) -> None:
@@ -29,6 +33,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         self._parcels = parcels
         self._feed = feed
         self._planner = planner
+        self._dispatcher = dispatcher
 
     async def AnnounceParcels(
         self, request: dispatch_pb2.AnnounceParcelsRequest, context: aio.ServicerContext
@@ -101,12 +106,31 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "route planning is not enabled")
         assert self._planner is not None
         hub_site = validate.required_id("hub_site", request.hub_site)
-        vehicles = validate.vehicles(request.vehicles)
         parcel_ids = [validate.required_id("parcel_ids", p) for p in request.parcel_ids]
-        limit = request.time_limit_s or DEFAULT_TIME_LIMIT_S
-        remaining = context.time_remaining()
-        if remaining is not None:  # leave room to answer before the caller's deadline
-            limit = min(limit, max(1.0, remaining - 1.0))
+        limit = _time_limit(request.time_limit_s, context)
+        if len(request.exclude_vehicle_ids) > MAX_EXCLUDE:
+            raise InvalidArgument(f"exclude_vehicle_ids: at most {MAX_EXCLUDE}")
+        if not request.vehicles and self._dispatcher is not None:
+            return await self._dispatcher.plan(
+                PlanRequest(
+                    hub_site=hub_site,
+                    start_ms=_start_ms(request.start_ms),
+                    time_limit_s=limit,
+                    parcel_ids=tuple(parcel_ids),
+                    containers=validate.site_counts("empty_containers", request.empty_containers),
+                    exclude=frozenset(
+                        validate.required_id("exclude_vehicle_ids", v)
+                        for v in request.exclude_vehicle_ids[: MAX_EXCLUDE + 1]
+                    ),
+                ),
+                actor=current_actor(),
+            )
+        if self._dispatcher is not None and self._dispatcher.zones_enabled:
+            raise FailedPrecondition(
+                "vehicles: this hub has access zones; plan with registered vehicles "
+                "(leave vehicles empty) so that permits and zone windows apply"
+            )
+        vehicles = validate.vehicles(request.vehicles)
         result = await self._planner.plan(hub_site, vehicles, parcel_ids, float(limit))
         if self._plans is not None and result.sort_plan:
             # The routes' chute map becomes the plan of the hub site's lines (hub.sorting.plans).
@@ -130,6 +154,32 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             ],
         )
 
+    async def GetRoutePlan(
+        self, request: dispatch_pb2.GetRoutePlanRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.PlanRoutesResponse:
+        plan_id = validate.optional_id("plan_id", request.plan_id)
+        vehicle_id = validate.optional_id("vehicle_id", request.vehicle_id)
+        return await self._require_dispatcher().get(plan_id, vehicle_id)
+
+    async def ReplanRoutes(
+        self, request: dispatch_pb2.ReplanRoutesRequest, context: aio.ServicerContext
+    ) -> dispatch_pb2.PlanRoutesResponse:
+        plan_id = validate.required_id("plan_id", request.plan_id)
+        reason = validate.reason(request.reason, required=True)
+        ids = request.exclude_vehicle_ids
+        if not ids or len(ids) > MAX_EXCLUDE:
+            raise InvalidArgument(f"exclude_vehicle_ids: 1-{MAX_EXCLUDE} vehicles are required")
+        exclude = [validate.required_id("exclude_vehicle_ids", v) for v in ids]
+        limit = _time_limit(request.time_limit_s, context)
+        return await self._require_dispatcher().replan(
+            plan_id, exclude, reason, limit, actor=current_actor()
+        )
+
+    def _require_dispatcher(self) -> DispatchPlanner:
+        if self._dispatcher is None:
+            raise FailedPrecondition("route planning from registered vehicles is not enabled")
+        return self._dispatcher
+
     async def WatchEvents(
         self, request: dispatch_pb2.WatchEventsRequest, context: aio.ServicerContext
     ) -> AsyncIterator[dispatch_pb2.LiveEvent]:
@@ -137,3 +187,24 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         after = await self._feed.start(request.cursor)
         async for entry in self._feed.follow(after, site=site, carrier=current_carrier()):
             yield convert.live_event(entry)
+
+
+MAX_EXCLUDE = 500
+
+
+def _time_limit(requested: int, context: aio.ServicerContext) -> float:
+    if requested > MAX_TIME_LIMIT_S:
+        raise InvalidArgument(f"time_limit_s: must be 1-{MAX_TIME_LIMIT_S}")
+    limit = float(requested or DEFAULT_TIME_LIMIT_S)
+    remaining = context.time_remaining()
+    if remaining is not None:  # leave room to answer before the caller's deadline
+        limit = min(limit, max(1.0, remaining - 1.0))
+    return limit
+
+
+def _start_ms(value: int) -> int:
+    if value == 0:
+        return 0  # the planner's clock says when "now" is
+    if not MIN_MS <= value <= MAX_MS:
+        raise InvalidArgument("start_ms: must be 0 (now) or epoch ms within 2020-2100")
+    return value

@@ -29,6 +29,7 @@ from hub.api.sorting import SortingServicer
 from hub.api.tenancy import TenancyGuard
 from hub.couriers.carriers import CarrierRegistry
 from hub.couriers.registry import CourierRegistry
+from hub.api.vehicles import VehicleServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
@@ -38,6 +39,8 @@ from hub.partners.feed import PartnerFeed
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
 from hub.store import Store
+from hub.planning.plans import DispatchPlanner
+from hub.vehicles import VehicleRegistry
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.v1 import (
     admin_pb2,
@@ -52,6 +55,8 @@ from lockerhub.v1 import (
     partners_pb2_grpc,
     sorting_pb2,
     sorting_pb2_grpc,
+    vehicles_pb2,
+    vehicles_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +77,7 @@ SERVICES = (
     carriers_pb2.DESCRIPTOR.services_by_name["CarrierService"].full_name,
     carriers_pb2.DESCRIPTOR.services_by_name["CourierService"].full_name,
     sorting_pb2.DESCRIPTOR.services_by_name["SortingService"].full_name,
+    vehicles_pb2.DESCRIPTOR.services_by_name["VehicleService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -101,6 +107,8 @@ class ApiServices:
     plans: SortPlans | None = None
     screening: Screening | None = None
     containers: Containers | None = None
+    dispatcher: DispatchPlanner | None = None
+    vehicles: VehicleRegistry | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
@@ -181,8 +189,15 @@ class GrpcServer:
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(api.parcels, api.feed, api.planner, plans=api.plans), self._server
+            DispatchServicer(
+                api.parcels, api.feed, api.planner, api.dispatcher, plans=api.plans
+            ),
+            self._server,
         )
+        if api.vehicles is not None:
+            vehicles_pb2_grpc.add_VehicleServiceServicer_to_server(
+                VehicleServicer(api.vehicles), self._server
+            )
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
         )

@@ -171,6 +171,31 @@ def compartment_ref(cabinet_id: str, compartment_id: str) -> None:
     problems.raise_if_any()
 
 
+MAX_SITE_COUNTS = 10_000
+
+
+def site_counts(field: str, items: Sequence[dispatch_pb2.SiteCount]) -> dict[str, int]:
+    """Per-site counts (e.g. empty containers): valid, unique sites, 0-10000 each.
+
+    Raises:
+        InvalidArgument: naming each bad entry.
+    """
+    problems = Problems()
+    if len(items) > MAX_SITE_COUNTS:
+        problems.add(field, f"at most {MAX_SITE_COUNTS} entries")
+        problems.raise_if_any()
+    out: dict[str, int] = {}
+    for i, item in enumerate(items):
+        problems.check_id(f"{field}[{i}].site", item.site)
+        if item.site in out:
+            problems.add(f"{field}[{i}].site", "duplicate")
+        if item.count > 10_000:
+            problems.add(f"{field}[{i}].count", "must be 0-10000")
+        out[item.site] = item.count
+    problems.raise_if_any()
+    return out
+
+
 def vehicles(items: Sequence[dispatch_pb2.Vehicle]) -> list[VehicleSpec]:
     """Raises InvalidArgument naming each bad vehicle field."""
     problems = Problems()

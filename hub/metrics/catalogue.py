@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.metrics.sorting import SortingMetrics
+from hub.metrics.dispatch import DispatchMetrics
 from hub.metrics.telemetry import DeviceInfo, TelemetryCollector
 from lockerhub.v1 import common_pb2, device_pb2
 
@@ -290,6 +291,7 @@ class HubMetrics:
         registry.register(self.snapshot)
         self.telemetry = TelemetryCollector(lambda: self.snapshot.devices)
         registry.register(self.telemetry)
+        self.dispatch = DispatchMetrics(registry)
 
     @contextmanager
     def time_ingest(self, kind: str) -> Iterator[None]:

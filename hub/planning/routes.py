@@ -11,9 +11,10 @@ import asyncio
 import concurrent.futures
 import itertools
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.models import ParcelState
@@ -21,6 +22,8 @@ from hub.store import Store
 from hub.store.repo import parcels as parcels_repo
 from hub.store.repo import sorting as sorting_repo
 
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 MAX_VEHICLES = 500
 MAX_TIME_LIMIT_S = 120
 DEFAULT_TIME_LIMIT_S = 5
@@ -135,6 +138,12 @@ class RoutePlanner:
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
         return self._pool
+
+    async def run(self, fn: Callable[[_In], _Out], arg: _In) -> _Out:
+        """``fn(arg)`` in the worker process, one solve at a time."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:  # one solve at a time: the machine's cores are shared
+            return await loop.run_in_executor(self._executor(), fn, arg)
 
     async def plan(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 from hub.errors import ConfigError
 from hub.settings.checks import require as _require
 from hub.settings.compliance import PartnerSettings, PrivacySettings
+from hub.settings.dispatch import DispatchSettings, ZoneExemption, ZoneSettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
@@ -52,6 +53,7 @@ __all__ = [
     "CourierSettings",
     "DeviceConfigSettings",
     "DeviceInventorySettings",
+    "DispatchSettings",
     "GrpcSettings",
     "HubSettings",
     "IngestSettings",
@@ -67,6 +69,8 @@ __all__ = [
     "SiteSettings",
     "StorageSettings",
     "TokenSettings",
+    "ZoneExemption",
+    "ZoneSettings",
 ]
 
 
@@ -92,7 +96,10 @@ class HubSettings:
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     partners: PartnerSettings = field(default_factory=PartnerSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     sites: tuple[SiteSettings, ...] = ()
+    # Access zones with their delivery windows (docs/dispatch.md).
+    zones: tuple[ZoneSettings, ...] = ()
     # The operator's inventory: what each device is and where (docs/hub.md).
     devices: tuple[DeviceInventorySettings, ...] = ()
 
@@ -105,6 +112,15 @@ class HubSettings:
         _require(not dupes, "devices.id", f"duplicate device ids {dupes}")
         for d in self.devices:
             _require(d.site in ids, f"devices[{d.id}].site", f"{d.site!r} is not a configured site")
+        zones = [z.id for z in self.zones]
+        dupes = sorted({z for z in zones if zones.count(z) > 1})
+        _require(not dupes, "zones.id", f"duplicate zone ids {dupes}")
+        for s in self.sites:
+            _require(
+                not s.zone or s.zone in zones,
+                f"sites[{s.id}].zone",
+                f"{s.zone!r} is not a configured zone",
+            )
         for s in self.sites:
             _require(
                 not s.sorting_hub or s.sorting_hub in ids,

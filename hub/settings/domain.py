@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hub.settings.checks import check_id as _check_id
 from hub.settings.checks import require as _require
+from hub.settings.dispatch import SITE_KINDS, parse_window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +201,14 @@ class SiteSettings:
     pickup_deadline_h: float = 0.0
     # The site whose sorting lines sort parcels for this one ("" = only this site's own lines).
     sorting_hub: str = ""
+    # Dispatch (docs/dispatch.md): the access zone ("" = none), the kind of site, its opening
+    # hours, whether it is a public-service facility, and when e-bikes may charge at its piles
+    # ("" = never; vans may charge whenever the site is open).
+    zone: str = ""
+    kind: str = ""
+    hours: str = "00:00-24:00"
+    public_service: bool = False
+    ebike_charging_hours: str = ""
 
     def __post_init__(self) -> None:
         _check_id(self.id, "sites.id")
@@ -210,5 +219,11 @@ class SiteSettings:
             f"sites[{self.id}].pickup_deadline_h",
             "must be 0-720 hours (0 = pickup.deadline_h)",
         )
+        if self.zone:
+            _check_id(self.zone, f"sites[{self.id}].zone")
+        _require(self.kind in SITE_KINDS, f"sites[{self.id}].kind", f"must be one of {SITE_KINDS}")
+        parse_window(self.hours, f"sites[{self.id}].hours")
+        if self.ebike_charging_hours:
+            parse_window(self.ebike_charging_hours, f"sites[{self.id}].ebike_charging_hours")
         _require(-90 <= self.lat <= 90, f"sites[{self.id}].lat", "must be -90..90")
         _require(-180 <= self.lon <= 180, f"sites[{self.id}].lon", "must be -180..180")

@@ -50,6 +50,8 @@ class DeviceInventorySettings:
     layout: str = ""
     # Or every compartment spelled out.
     compartments: tuple[CompartmentSettings, ...] = ()
+    # A charging pile's rated power (kW) for route planning; 0 = dispatch.default_pile_kw.
+    power_kw: float = 0.0
 
     def __post_init__(self) -> None:
         _check_id(self.id, "devices.id")
@@ -57,6 +59,12 @@ class DeviceInventorySettings:
         key = f"devices[{self.id}]"
         _require(self.kind in _DEVICE_KINDS, f"{key}.kind", f"must be one of {_DEVICE_KINDS}")
         has_layout = bool(self.layout) or bool(self.compartments)
+        _require(0 <= self.power_kw <= 1000, f"{key}.power_kw", "must be 0-1000")
+        _require(
+            self.kind == "charging_pile" or not self.power_kw,
+            f"{key}.power_kw",
+            "only a charging pile has a power",
+        )
         if self.kind != "cabinet":
             _require(not has_layout, f"{key}.layout", f"a {self.kind} has no compartments")
             return

@@ -230,6 +230,53 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        9,
+        "vehicle and e-bike registry with zone permits; stored route plans",
+        """
+        CREATE TABLE vehicles (
+            id TEXT PRIMARY KEY,
+            plate TEXT NOT NULL UNIQUE,
+            class TEXT NOT NULL,
+            capacity_parcels INTEGER NOT NULL,
+            capacity_volume_l REAL NOT NULL DEFAULT 0,
+            battery_kwh REAL NOT NULL DEFAULT 0,
+            consumption_kwh_per_km REAL NOT NULL DEFAULT 0,
+            depot TEXT NOT NULL REFERENCES sites(id),
+            driver_id TEXT NOT NULL DEFAULT '',
+            safety_trained INTEGER NOT NULL DEFAULT 0,
+            insurance_expiry_ms BIGINT NOT NULL DEFAULT 0,
+            id_tag TEXT NOT NULL DEFAULT '',
+            retired INTEGER NOT NULL DEFAULT 0,
+            retired_reason TEXT NOT NULL DEFAULT '',
+            registered_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        );
+        CREATE INDEX vehicles_depot ON vehicles(depot, retired);
+        CREATE TABLE vehicle_permits (
+            vehicle TEXT NOT NULL REFERENCES vehicles(id),
+            zone TEXT NOT NULL,
+            PRIMARY KEY (vehicle, zone)
+        );
+        CREATE TABLE route_plans (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            plan_id TEXT NOT NULL UNIQUE,
+            hub_site TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            replaces TEXT NOT NULL DEFAULT '',
+            replaced_by TEXT NOT NULL DEFAULT '',
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            request TEXT NOT NULL,
+            reply TEXT NOT NULL
+        );
+        CREATE TABLE route_plan_vehicles (
+            plan TEXT NOT NULL REFERENCES route_plans(plan_id),
+            vehicle TEXT NOT NULL,
+            PRIMARY KEY (plan, vehicle)
+        );
+        """,
+    ),
+    (
         10,
         "sort plans sent to lines, sort exceptions, screening holds, reusable containers",
         """

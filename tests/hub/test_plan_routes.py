@@ -86,8 +86,17 @@ async def test_plan_routes_for_sorted_parcels(tmp_path: Path, mosquitto: Any) ->
             for route in plan.routes:  # one chute per vehicle
                 assert len({chutes[s.site] for s in route.stops}) == 1
 
+            # No vehicles in the request: the registered ones (none here), so nothing is served.
+            empty = await hub.dispatch.PlanRoutes(
+                dispatch_pb2.PlanRoutesRequest(hub_site=hub_site, time_limit_s=1), timeout=120
+            )
+            assert not empty.routes
+            assert {u.site: u.reason for u in empty.unserved_stops} == {
+                a: "no vehicle available",
+                b: "no vehicle available",
+            }
+            assert sorted(empty.unrouted_parcel_ids) == ["PA1", "PA2", "PB1"]
             for request, code in (
-                (dispatch_pb2.PlanRoutesRequest(hub_site=hub_site), "vehicles"),
                 (
                     dispatch_pb2.PlanRoutesRequest(
                         hub_site="nowhere",

@@ -13,13 +13,17 @@ EXPECTED = {
     "lockerhub-energy-charging.json",
     "lockerhub-sorting-hub.json",
     "lockerhub-platform-health.json",
+    "lockerhub-dispatch.json",
 }
 DATASOURCE_UID = "lockerhub-prometheus"
 # Grafana unit ids used by the dashboards.
-KNOWN_UNITS = {"none", "short", "percentunit", "s", "watt", "watth", "celsius", "ops", "reqps"}
+KNOWN_UNITS = {
+    "none", "short", "percentunit", "s", "watt", "watth", "kwatth", "lengthkm", "celsius", "ops",
+    "reqps",
+}  # fmt: skip
 
 
-def test_the_five_dashboards_are_there() -> None:
+def test_the_dashboards_are_there() -> None:
     assert set(dashboards()) == EXPECTED
 
 

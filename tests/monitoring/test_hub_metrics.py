@@ -167,6 +167,8 @@ def test_names_follow_prometheus_conventions() -> None:
                 "code",
                 "task",
                 "le",
+                "vehicle_class",
+                "new_energy",
             }, sample
 
 

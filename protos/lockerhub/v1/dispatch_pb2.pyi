@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from lockerhub.v1 import common_pb2 as _common_pb2
+from lockerhub.v1 import vehicles_pb2 as _vehicles_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -443,14 +444,27 @@ class PlanRoutesRequest(_message.Message):
     VEHICLES_FIELD_NUMBER: _builtins.int
     PARCEL_IDS_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    EMPTY_CONTAINERS_FIELD_NUMBER: _builtins.int
+    EXCLUDE_VEHICLE_IDS_FIELD_NUMBER: _builtins.int
     hub_site: _builtins.str
     """The sorting hub's site (depot)."""
     time_limit_s: _builtins.int
+    start_ms: _builtins.int
+    """Plan the day that contains this instant (UTC epoch ms), starting no earlier than it; 0 = now."""
     @_builtins.property
     def vehicles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Vehicle]: ...
     @_builtins.property
     def parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parcels to route: default all SORTED parcels whose destination is reachable."""
+
+    @_builtins.property
+    def empty_containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SiteCount]:
+        """Empty reusable containers waiting at each site (a count per site; see docs/dispatch.md)."""
+
+    @_builtins.property
+    def exclude_vehicle_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Registered vehicles to leave out of this plan (dropped out, in the workshop)."""
 
     def __init__(
         self,
@@ -459,14 +473,39 @@ class PlanRoutesRequest(_message.Message):
         vehicles: _abc.Iterable[Global___Vehicle] | None = ...,
         parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
         time_limit_s: _builtins.int = ...,
+        start_ms: _builtins.int = ...,
+        empty_containers: _abc.Iterable[Global___SiteCount] | None = ...,
+        exclude_vehicle_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hub_site", b"hub_site", "parcel_ids", b"parcel_ids", "time_limit_s", b"time_limit_s", "vehicles", b"vehicles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["empty_containers", b"empty_containers", "exclude_vehicle_ids", b"exclude_vehicle_ids", "hub_site", b"hub_site", "parcel_ids", b"parcel_ids", "start_ms", b"start_ms", "time_limit_s", b"time_limit_s", "vehicles", b"vehicles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlanRoutesRequest: _TypeAlias = PlanRoutesRequest  # noqa: Y015
+
+@_typing.final
+class SiteCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SiteCount: _TypeAlias = SiteCount  # noqa: Y015
 
 @_typing.final
 class RouteStop(_message.Message):
@@ -478,6 +517,10 @@ class RouteStop(_message.Message):
     ARRIVAL_MS_FIELD_NUMBER: _builtins.int
     CHARGING_PILE_ID_FIELD_NUMBER: _builtins.int
     CHARGE_KWH_FIELD_NUMBER: _builtins.int
+    COLLECT_PARCEL_IDS_FIELD_NUMBER: _builtins.int
+    CONTAINER_COUNT_FIELD_NUMBER: _builtins.int
+    DEPARTURE_MS_FIELD_NUMBER: _builtins.int
+    ZONE_FIELD_NUMBER: _builtins.int
     site: _builtins.str
     pickup_count: _builtins.int
     """Returns and empty reusable containers to collect (reverse logistics)."""
@@ -485,8 +528,16 @@ class RouteStop(_message.Message):
     charging_pile_id: _builtins.str
     """Set when the stop is a charging pile visit."""
     charge_kwh: _builtins.float
+    container_count: _builtins.int
+    departure_ms: _builtins.int
+    zone: _builtins.str
+    """The site's access zone ("" = none)."""
     @_builtins.property
     def deliver_parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def collect_parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expired parcels to take out of the site's cabinets (their ids) and empty containers."""
+
     def __init__(
         self,
         *,
@@ -496,10 +547,14 @@ class RouteStop(_message.Message):
         arrival_ms: _builtins.int = ...,
         charging_pile_id: _builtins.str = ...,
         charge_kwh: _builtins.float = ...,
+        collect_parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
+        container_count: _builtins.int = ...,
+        departure_ms: _builtins.int = ...,
+        zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_ms", b"arrival_ms", "charge_kwh", b"charge_kwh", "charging_pile_id", b"charging_pile_id", "deliver_parcel_ids", b"deliver_parcel_ids", "pickup_count", b"pickup_count", "site", b"site"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_ms", b"arrival_ms", "charge_kwh", b"charge_kwh", "charging_pile_id", b"charging_pile_id", "collect_parcel_ids", b"collect_parcel_ids", "container_count", b"container_count", "deliver_parcel_ids", b"deliver_parcel_ids", "departure_ms", b"departure_ms", "pickup_count", b"pickup_count", "site", b"site", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -512,8 +567,23 @@ class VehicleRoute(_message.Message):
     VEHICLE_ID_FIELD_NUMBER: _builtins.int
     STOPS_FIELD_NUMBER: _builtins.int
     DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    VEHICLE_CLASS_FIELD_NUMBER: _builtins.int
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    ENERGY_KWH_FIELD_NUMBER: _builtins.int
+    CHARGED_KWH_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    DELIVERED_PARCELS_FIELD_NUMBER: _builtins.int
     vehicle_id: _builtins.str
     distance_km: _builtins.float
+    vehicle_class: _vehicles_pb2.VehicleClass.ValueType
+    """Registered vehicles: their class, driver and the route's energy (kWh used, kWh charged)."""
+    driver_id: _builtins.str
+    energy_kwh: _builtins.float
+    charged_kwh: _builtins.float
+    start_ms: _builtins.int
+    end_ms: _builtins.int
+    delivered_parcels: _builtins.int
     @_builtins.property
     def stops(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteStop]: ...
     def __init__(
@@ -522,14 +592,73 @@ class VehicleRoute(_message.Message):
         vehicle_id: _builtins.str = ...,
         stops: _abc.Iterable[Global___RouteStop] | None = ...,
         distance_km: _builtins.float = ...,
+        vehicle_class: _vehicles_pb2.VehicleClass.ValueType = ...,
+        driver_id: _builtins.str = ...,
+        energy_kwh: _builtins.float = ...,
+        charged_kwh: _builtins.float = ...,
+        start_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+        delivered_parcels: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance_km", b"distance_km", "stops", b"stops", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged_kwh", b"charged_kwh", "delivered_parcels", b"delivered_parcels", "distance_km", b"distance_km", "driver_id", b"driver_id", "end_ms", b"end_ms", "energy_kwh", b"energy_kwh", "start_ms", b"start_ms", "stops", b"stops", "vehicle_class", b"vehicle_class", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VehicleRoute: _TypeAlias = VehicleRoute  # noqa: Y015
+
+@_typing.final
+class UnservedStop(_message.Message):
+    """A site the plan does not serve, and why (no permitted vehicle, window, capacity, range...)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PARCEL_IDS_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def parcel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parcel_ids", b"parcel_ids", "reason", b"reason", "site", b"site"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnservedStop: _TypeAlias = UnservedStop  # noqa: Y015
+
+@_typing.final
+class SkippedVehicle(_message.Message):
+    """A registered vehicle the planner did not use, and why (retired, insurance, training, excluded)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkippedVehicle: _TypeAlias = SkippedVehicle  # noqa: Y015
 
 @_typing.final
 class PlanRoutesResponse(_message.Message):
@@ -539,7 +668,17 @@ class PlanRoutesResponse(_message.Message):
     TOTAL_DISTANCE_KM_FIELD_NUMBER: _builtins.int
     UNROUTED_PARCEL_IDS_FIELD_NUMBER: _builtins.int
     SORT_PLAN_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    UNSERVED_STOPS_FIELD_NUMBER: _builtins.int
+    SKIPPED_VEHICLES_FIELD_NUMBER: _builtins.int
+    CREATED_MS_FIELD_NUMBER: _builtins.int
+    REPLACES_PLAN_ID_FIELD_NUMBER: _builtins.int
     total_distance_km: _builtins.float
+    plan_id: _builtins.str
+    """Set when the plan was built from registered vehicles: GetRoutePlan shows it again."""
+    created_ms: _builtins.int
+    replaces_plan_id: _builtins.str
+    """The plan this one replaces (ReplanRoutes), if any."""
     @_builtins.property
     def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VehicleRoute]: ...
     @_builtins.property
@@ -550,6 +689,10 @@ class PlanRoutesResponse(_message.Message):
     def sort_plan(self) -> _containers.RepeatedCompositeFieldContainer[Global___SortAssignment]:
         """Destination site -> sorting chute, derived from the routes (one chute per vehicle)."""
 
+    @_builtins.property
+    def unserved_stops(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnservedStop]: ...
+    @_builtins.property
+    def skipped_vehicles(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedVehicle]: ...
     def __init__(
         self,
         *,
@@ -557,10 +700,15 @@ class PlanRoutesResponse(_message.Message):
         total_distance_km: _builtins.float = ...,
         unrouted_parcel_ids: _abc.Iterable[_builtins.str] | None = ...,
         sort_plan: _abc.Iterable[Global___SortAssignment] | None = ...,
+        plan_id: _builtins.str = ...,
+        unserved_stops: _abc.Iterable[Global___UnservedStop] | None = ...,
+        skipped_vehicles: _abc.Iterable[Global___SkippedVehicle] | None = ...,
+        created_ms: _builtins.int = ...,
+        replaces_plan_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["routes", b"routes", "sort_plan", b"sort_plan", "total_distance_km", b"total_distance_km", "unrouted_parcel_ids", b"unrouted_parcel_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ms", b"created_ms", "plan_id", b"plan_id", "replaces_plan_id", b"replaces_plan_id", "routes", b"routes", "skipped_vehicles", b"skipped_vehicles", "sort_plan", b"sort_plan", "total_distance_km", b"total_distance_km", "unrouted_parcel_ids", b"unrouted_parcel_ids", "unserved_stops", b"unserved_stops"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -738,3 +886,61 @@ class AlarmEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AlarmEvent: _TypeAlias = AlarmEvent  # noqa: Y015
+
+@_typing.final
+class GetRoutePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """Empty: the newest plan."""
+    vehicle_id: _builtins.str
+    """Only this vehicle's route (a driver's view)."""
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        vehicle_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan_id", b"plan_id", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutePlanRequest: _TypeAlias = GetRoutePlanRequest  # noqa: Y015
+
+@_typing.final
+class ReplanRoutesRequest(_message.Message):
+    """Plan again without the named vehicles (dropped out): parcels delivered since are not planned
+    again, the new plan replaces the old one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    EXCLUDE_VEHICLE_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    reason: _builtins.str
+    """Required (kept with the new plan)."""
+    time_limit_s: _builtins.int
+    @_builtins.property
+    def exclude_vehicle_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        exclude_vehicle_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        time_limit_s: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclude_vehicle_ids", b"exclude_vehicle_ids", "plan_id", b"plan_id", "reason", b"reason", "time_limit_s", b"time_limit_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplanRoutesRequest: _TypeAlias = ReplanRoutesRequest  # noqa: Y015

@@ -69,6 +69,16 @@ class DispatchServiceStub:
                 request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.SerializeToString,
                 response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
                 _registered_method=True)
+        self.GetRoutePlan = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/GetRoutePlan',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.GetRoutePlanRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+                _registered_method=True)
+        self.ReplanRoutes = channel.unary_unary(
+                '/lockerhub.v1.DispatchService/ReplanRoutes',
+                request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.ReplanRoutesRequest.SerializeToString,
+                response_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/lockerhub.v1.DispatchService/WatchEvents',
                 request_serializer=lockerhub_dot_v1_dot_dispatch__pb2.WatchEventsRequest.SerializeToString,
@@ -123,6 +133,19 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutePlan(self, request, context):
+        """A stored plan (PlanRoutes from registered vehicles), whole or one vehicle's route.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplanRoutes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """Server stream of parcel transitions and alarm changes, resumable from a cursor.
         """
@@ -166,6 +189,16 @@ def add_DispatchServiceServicer_to_server(servicer, server):
             'PlanRoutes': grpc.unary_unary_rpc_method_handler(
                     servicer.PlanRoutes,
                     request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.SerializeToString,
+            ),
+            'GetRoutePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutePlan,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.GetRoutePlanRequest.FromString,
+                    response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.SerializeToString,
+            ),
+            'ReplanRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplanRoutes,
+                    request_deserializer=lockerhub_dot_v1_dot_dispatch__pb2.ReplanRoutesRequest.FromString,
                     response_serializer=lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
@@ -362,6 +395,60 @@ class DispatchService:
             target,
             '/lockerhub.v1.DispatchService/PlanRoutes',
             lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/GetRoutePlan',
+            lockerhub_dot_v1_dot_dispatch__pb2.GetRoutePlanRequest.SerializeToString,
+            lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplanRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockerhub.v1.DispatchService/ReplanRoutes',
+            lockerhub_dot_v1_dot_dispatch__pb2.ReplanRoutesRequest.SerializeToString,
             lockerhub_dot_v1_dot_dispatch__pb2.PlanRoutesResponse.FromString,
             options,
             channel_credentials,

@@ -40,6 +40,9 @@ class DispatchServiceStub:
     ReissuePickupCode: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.ReissuePickupCodeRequest, _dispatch_pb2.Parcel]
     PlanRoutes: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]
     """Runs the route planner off the event loop (process pool)."""
+    GetRoutePlan: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.GetRoutePlanRequest, _dispatch_pb2.PlanRoutesResponse]
+    """A stored plan (PlanRoutes from registered vehicles), whole or one vehicle's route."""
+    ReplanRoutes: _grpc.UnaryUnaryMultiCallable[_dispatch_pb2.ReplanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]
     WatchEvents: _grpc.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]
     """Server stream of parcel transitions and alarm changes, resumable from a cursor."""
 
@@ -55,6 +58,9 @@ class DispatchServiceAsyncStub(DispatchServiceStub):
     ReissuePickupCode: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.ReissuePickupCodeRequest, _dispatch_pb2.Parcel]  # type: ignore[assignment]
     PlanRoutes: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.PlanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]  # type: ignore[assignment]
     """Runs the route planner off the event loop (process pool)."""
+    GetRoutePlan: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.GetRoutePlanRequest, _dispatch_pb2.PlanRoutesResponse]  # type: ignore[assignment]
+    """A stored plan (PlanRoutes from registered vehicles), whole or one vehicle's route."""
+    ReplanRoutes: _aio.UnaryUnaryMultiCallable[_dispatch_pb2.ReplanRoutesRequest, _dispatch_pb2.PlanRoutesResponse]  # type: ignore[assignment]
     WatchEvents: _aio.UnaryStreamMultiCallable[_dispatch_pb2.WatchEventsRequest, _dispatch_pb2.LiveEvent]  # type: ignore[assignment]
     """Server stream of parcel transitions and alarm changes, resumable from a cursor."""
 
@@ -109,6 +115,21 @@ class DispatchServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_dispatch_pb2.PlanRoutesResponse, _abc.Awaitable[_dispatch_pb2.PlanRoutesResponse]]:
         """Runs the route planner off the event loop (process pool)."""
+
+    @_abc_1.abstractmethod
+    def GetRoutePlan(
+        self,
+        request: _dispatch_pb2.GetRoutePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.PlanRoutesResponse, _abc.Awaitable[_dispatch_pb2.PlanRoutesResponse]]:
+        """A stored plan (PlanRoutes from registered vehicles), whole or one vehicle's route."""
+
+    @_abc_1.abstractmethod
+    def ReplanRoutes(
+        self,
+        request: _dispatch_pb2.ReplanRoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dispatch_pb2.PlanRoutesResponse, _abc.Awaitable[_dispatch_pb2.PlanRoutesResponse]]: ...
 
     @_abc_1.abstractmethod
     def WatchEvents(

@@ -27,19 +27,19 @@ from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
 from hub.api.partners import PartnerServicer
 from hub.api.sorting import SortingServicer
 from hub.api.tenancy import TenancyGuard
+from hub.api.vehicles import VehicleServicer
 from hub.couriers.carriers import CarrierRegistry
 from hub.couriers.registry import CourierRegistry
-from hub.api.vehicles import VehicleServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.partners.feed import PartnerFeed
+from hub.planning.plans import DispatchPlanner
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
 from hub.store import Store
-from hub.planning.plans import DispatchPlanner
 from hub.vehicles import VehicleRegistry
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.v1 import (
@@ -189,9 +189,7 @@ class GrpcServer:
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(
-                api.parcels, api.feed, api.planner, api.dispatcher, plans=api.plans
-            ),
+            DispatchServicer(api.parcels, api.feed, api.planner, api.dispatcher, plans=api.plans),
             self._server,
         )
         if api.vehicles is not None:

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.metrics.sorting import SortingMetrics
 from hub.metrics.dispatch import DispatchMetrics
+from hub.metrics.sorting import SortingMetrics
 from hub.metrics.telemetry import DeviceInfo, TelemetryCollector
 from lockerhub.v1 import common_pb2, device_pb2
 

@@ -16,6 +16,8 @@ from hub.errors import InvalidArgument
 from hub.partners.feed import actor_kind, parse_cursor
 from lockerhub.clock import ManualClock
 from lockerhub.v1 import (
+    carriers_pb2,
+    carriers_pb2_grpc,
     common_pb2,
     device_pb2,
     dispatch_pb2,
@@ -67,6 +69,17 @@ def compliance(hub: HubHarness) -> partners_pb2_grpc.ComplianceServiceStub:
 
 
 async def create(hub: HubHarness, partner_id: str, *carriers: str, expires_ms: int = 0) -> str:
+    """A partner for ``carriers``, registered first (announcing for a carrier needs it)."""
+    registry = carriers_pb2_grpc.CarrierServiceStub(hub.channel)
+    for carrier in carriers:
+        try:
+            await registry.RegisterCarrier(
+                carriers_pb2.RegisterCarrierRequest(carrier_id=carrier, name=carrier),
+                metadata=bearer(ADMIN),
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
     resp = await compliance(hub).CreatePartner(
         partners_pb2.CreatePartnerRequest(
             partner_id=partner_id, name=partner_id, carrier_ids=carriers, expires_ms=expires_ms
@@ -176,6 +189,7 @@ async def test_partners_see_their_own_parcels_without_personal_data(hub: HubHarn
 
 async def test_live_feed_follows_new_events_and_resumes_after_a_drop(hub: HubHarness) -> None:
     secret = await create(hub, "shop-a", "SF")
+    await create(hub, "shop-y", "YTO")  # another partner's carrier, on the same cabinet
     dispatch = dispatch_pb2_grpc.DispatchServiceStub(hub.channel)
     async with hub.cabinet("CAB-1") as cab:
         await cab.birth()

@@ -1,5 +1,6 @@
 """AnnounceParcels cost on each store: one batch of 1k, 10k (and with ``--large``, 100k, sent as
-ten requests of the API's maximum 10k onto one database) parcels through a real hub (gRPC, store, commands to a real mosquitto), on SQLite and on PostgreSQL.
+ten requests of the API's maximum 10k onto one database) parcels through a real hub (gRPC,
+store, commands to a real mosquitto), on SQLite and on PostgreSQL.
 
 Cabinets are provisioned by the hub's inventory and marked online and confirmed in the database
 (births are the ingestion benchmark's business). Each batch runs on a fresh database. The

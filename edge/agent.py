@@ -32,6 +32,7 @@ from edge.settings import EdgeSettings
 from edge.sorter import SorterController
 from edge.state import CabinetState
 from edge.stats import AgentStats
+from edge.storage import OwnFile, StoreProvider
 from edge.store import Store
 from edge.telemetry import Telemetry
 from lockerhub.backoff import Backoff
@@ -71,14 +72,22 @@ class EdgeAgent:
         settings: validated settings (device identity, broker, storage, timings).
         driver: the hardware; the agent enters and exits its context.
         clock: time for timestamps, expiry and every loop's sleeping (tests pass a ManualClock).
+        storage: where the store lives (default: its own file at ``storage.path``; a simulated
+            fleet passes ``edge.storage.SharedDatabase``).
     """
 
     def __init__(
-        self, settings: EdgeSettings, driver: HardwareDriver, *, clock: Clock | None = None
+        self,
+        settings: EdgeSettings,
+        driver: HardwareDriver,
+        *,
+        clock: Clock | None = None,
+        storage: StoreProvider | None = None,
     ) -> None:
         self.settings = settings
         self._driver = driver
         self._clock: Clock = clock or SystemClock()
+        self._storage: StoreProvider = storage or OwnFile()
         self._stack: AsyncExitStack | None = None
         self._parts: _Parts | None = None
         self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
@@ -98,14 +107,7 @@ class EdgeAgent:
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
             s = self.settings
-            store = await stack.enter_async_context(
-                Store(
-                    s.storage.path,
-                    outbox_max=s.storage.outbox_max,
-                    outbox_max_bytes=s.storage.outbox_max_bytes,
-                    resend_window=s.storage.resend_window,
-                )
-            )
+            store = await stack.enter_async_context(self._storage.store_for(s))
             await stack.enter_async_context(self._driver)
             self._parts = parts = await self._compose(store)
             log.info(

@@ -53,6 +53,32 @@ class Housekeeping:
                 continue
             if temp is not None:
                 temperatures[cid] = temp
+        if self._due(temperatures):
+            await self._apply(temperatures)
+        if self._pruned_ms is None or state.clock.now_ms() - self._pruned_ms >= PRUNE_EVERY_MS:
+            await self.prune()
+        self._stats.housekeeping_sweeps += 1
+
+    def _due(self, temperatures: dict[str, float]) -> bool:
+        """Whether anything needs a change (checked again under the lock; most sweeps: no)."""
+        state, c = self._state, self._state.config
+        now = state.clock.now_ms()
+        limit_ms = int(c.door_left_open_s * 1000)
+        alarms = state.temperature_alarms
+        return (
+            any(
+                (not c.chilled_min_c <= temp <= c.chilled_max_c) != alarms.get(cid, False)
+                for cid, temp in temperatures.items()
+            )
+            or any(door.left_open(now, limit_ms) for door in state.doors.values())
+            or any(
+                rec.state is CompartmentState.RESERVED and not rec.reservation_live(now)
+                for rec in state.records.values()
+            )
+        )
+
+    async def _apply(self, temperatures: dict[str, float]) -> None:
+        state = self._state
         async with state.change() as tx:
             c = state.config
             now = state.clock.now_ms()
@@ -82,9 +108,6 @@ class Housekeeping:
                     and state.doors[rec.compartment_id].phase == "closed"
                 )
             )
-        if self._pruned_ms is None or state.clock.now_ms() - self._pruned_ms >= PRUNE_EVERY_MS:
-            await self.prune()
-        self._stats.housekeeping_sweeps += 1
 
 
 def _temperature_alarm(

@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import resource
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -152,6 +153,7 @@ class Fleet:
         self.sims: list[SimulatedCabinet] = []
         self.stats = FleetStats()
         self.ticker = SharedTicker(1.0)
+        self.shared: SharedDatabase | None = None
         self._stack: AsyncExitStack | None = None
         self._rng = random.Random(spec.seed)  # noqa: S311 - load pattern, not cryptography
 
@@ -191,7 +193,7 @@ class Fleet:
             storage: StoreProvider | None = None
             if spec.storage == "shared":
                 await asyncio.to_thread(spec.data_dir.mkdir, parents=True, exist_ok=True)
-                storage = await stack.enter_async_context(
+                storage = self.shared = await stack.enter_async_context(
                     SharedDatabase(spec.data_dir / "fleet.sqlite3")
                 )
             for device in spec.device_ids():
@@ -213,6 +215,16 @@ class Fleet:
 
     def connected(self) -> int:
         return sum(a.connected.is_set() for a in self.agents)
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """Entries waiting in the outboxes, and the oldest waiting event's age in seconds (None:
+        no event waiting, or not known: cabinets with files of their own are not asked)."""
+        if self.shared is None:
+            return sum(a.outbox_depth for a in self.agents), None
+        depth, oldest_ms = await self.shared.backlog()
+        if oldest_ms is None:
+            return depth, None
+        return depth, max(0.0, time.time() - oldest_ms / 1000)
 
     async def run(self, *, on_all_connected: Callable[[int], None] | None = None) -> None:
         """Run every agent (and the activity) until cancelled."""
@@ -256,7 +268,8 @@ class Fleet:
         announced = False
         while True:
             self.stats.connected = self.connected()
-            if not announced and self.stats.connected == len(self.agents):
+            started = self.stats.connect_s is not None
+            if not announced and started and self.stats.connected == len(self.agents):
                 announced = True
                 if on_all_connected is not None:
                     on_all_connected(self.stats.connected)
@@ -273,8 +286,23 @@ class Fleet:
             self.stats.actions += 1
 
 
-async def serve_fleet(spec: FleetSpec, *, duration_s: float | None = None) -> FleetStats:
-    """Run a fleet, print when all are connected, stop after ``duration_s`` (None: forever)."""
+async def _report(fleet: Fleet, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        depth, age = await fleet.backlog()
+        oldest = "-" if age is None else f"{age:.1f} s"
+        print(
+            f"fleet: {fleet.connected()}/{len(fleet.agents)} connected, outbox {depth} entries, "
+            f"oldest event waiting {oldest}, {fleet.stats.actions} actions",
+            flush=True,
+        )
+
+
+async def serve_fleet(
+    spec: FleetSpec, *, duration_s: float | None = None, report_s: float | None = None
+) -> FleetStats:
+    """Run a fleet, print when all are connected (and every ``report_s`` how its outboxes are
+    doing), stop after ``duration_s`` (None: forever)."""
     async with Fleet(spec) as fleet:
         def connected(n: int) -> None:
             took = fleet.stats.connect_s
@@ -282,10 +310,13 @@ async def serve_fleet(spec: FleetSpec, *, duration_s: float | None = None) -> Fl
             print(f"fleet: {n} cabinets connected{after}", flush=True)
 
         task = asyncio.create_task(fleet.run(on_all_connected=connected))
+        reporter = None if report_s is None else asyncio.create_task(_report(fleet, report_s))
         try:
             await asyncio.wait({task}, timeout=duration_s)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in (reporter, task):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
         return fleet.stats

@@ -79,6 +79,13 @@ def _register_fleet(actions: argparse._SubParsersAction[argparse.ArgumentParser]
         "--activity", type=float, default=0.0, help="forced open/close pairs per cabinet per s"
     )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--report",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="print connections and the outbox backlog (oldest waiting event) this often",
+    )
     p.set_defaults(func=_fleet)
 
 
@@ -105,6 +112,8 @@ def _fleet(args: argparse.Namespace) -> int:
         )
         if args.duration is not None and not 0 < args.duration <= 86400 * 30:
             raise SimError("--duration must be in (0, 2592000]")
+        if args.report is not None and not 0.5 <= args.report <= 3600:
+            raise SimError("--report must be 0.5-3600 seconds")
     except SimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -116,7 +125,7 @@ def _fleet(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            stats = await serve_fleet(spec, duration_s=args.duration)
+            stats = await serve_fleet(spec, duration_s=args.duration, report_s=args.report)
             print(f"fleet: stopped ({stats.actions} actions)", flush=True)
 
     try:

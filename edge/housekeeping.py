@@ -63,19 +63,20 @@ class Housekeeping:
         """Whether anything needs a change (checked again under the lock; most sweeps: no)."""
         state, c = self._state, self._state.config
         now = state.clock.now_ms()
-        limit_ms = int(c.door_left_open_s * 1000)
         alarms = state.temperature_alarms
-        return (
-            any(
-                (not c.chilled_min_c <= temp <= c.chilled_max_c) != alarms.get(cid, False)
-                for cid, temp in temperatures.items()
-            )
-            or any(door.left_open(now, limit_ms) for door in state.doors.values())
-            or any(
-                rec.state is CompartmentState.RESERVED and not rec.reservation_live(now)
-                for rec in state.records.values()
-            )
-        )
+        for cid, temp in temperatures.items():
+            if (not c.chilled_min_c <= temp <= c.chilled_max_c) != alarms.get(cid, False):
+                return True
+        limit_ms = int(c.door_left_open_s * 1000)
+        # Plain loops: a fleet runs this for every cabinet every second.
+        for door in state.doors.values():
+            if door.left_open(now, limit_ms):
+                return True
+        reserved = CompartmentState.RESERVED
+        for rec in state.records.values():
+            if rec.state is reserved and not rec.reservation_live(now):
+                return True
+        return False
 
     async def _apply(self, temperatures: dict[str, float]) -> None:
         state = self._state

@@ -90,6 +90,21 @@ class SharedDatabase:
             except sqlite3.Error as err:
                 raise StorageError(f"cannot close fleet database: {err}") from err
 
+    async def backlog(self) -> tuple[int, int | None]:
+        """Entries waiting in all the fleet's outboxes, and when the oldest business event among
+        them was made (epoch ms; None: no event waiting)."""
+        if self._db is None:
+            raise StorageError("fleet database is not open")
+        try:
+            row = await self._db.run(
+                lambda conn: conn.execute(
+                    "SELECT COUNT(*), MIN(CASE WHEN business = 1 THEN created_ms END) FROM outbox"
+                ).fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"fleet database read failed: {exc}") from exc
+        return int(row[0]), None if row[1] is None else int(row[1])
+
     def store_for(self, settings: EdgeSettings) -> Store:
         if self._db is None:
             raise StorageError("fleet database is not open")

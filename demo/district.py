@@ -29,7 +29,9 @@ from demo.district_hub import cpu_seconds, hub_process, in_process_hub
 from demo.district_people import People, Plan, plan_day
 from demo.district_spec import LAYOUT, DayRecord, DistrictSpec
 from edge.agent import EdgeAgent
+from edge.schedule import SharedTicker
 from edge.settings import EdgeSettings
+from edge.storage import SharedDatabase
 from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.charge_point import SimulatedChargePoint
 from hub.broker.embedded import EmbeddedBroker
@@ -132,15 +134,23 @@ def _edge_settings(
 
 
 class _Cabinet:
-    """One cabinet's agent in a task of its own, so that a fault can power it off and on."""
+    """One cabinet's agent in a task of its own, so that a fault can power it off and on.
 
-    def __init__(self, settings: EdgeSettings) -> None:
+    The district's cabinets share one database and one housekeeping ticker, as ``sim fleet``'s do
+    (``demo.fleet``): thousands of agents in one process without a thread each.
+    """
+
+    def __init__(
+        self, settings: EdgeSettings, storage: SharedDatabase, ticker: SharedTicker
+    ) -> None:
         self.settings = settings
         self.sim = SimulatedCabinet(settings.driver.compartment_specs())
+        self._storage, self._ticker = storage, ticker
         self._task: asyncio.Task[None] | None = None
 
     async def _serve(self) -> None:
-        async with EdgeAgent(self.settings, self.sim) as agent:
+        agent = EdgeAgent(self.settings, self.sim, storage=self._storage, ticker=self._ticker)
+        async with agent:
             await agent.run()
 
     def start(self, tg: asyncio.TaskGroup) -> None:
@@ -194,13 +204,20 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
         settings = _hub_settings(spec, broker, accounts["hub"], workdir, piles)
         opener = hub_process if spec.hub_process else in_process_hub
         hub = await stack.enter_async_context(opener(settings, workdir))
+        storage = await stack.enter_async_context(
+            SharedDatabase(workdir / "cabinets" / "district.sqlite3")
+        )
+        ticker = SharedTicker(1.0)
         cabinets = {
-            cab: _Cabinet(_edge_settings(spec, cab, site, accounts[cab], broker, workdir))
+            cab: _Cabinet(
+                _edge_settings(spec, cab, site, accounts[cab], broker, workdir), storage, ticker
+            )
             for cab, site in cab_sites
         }
         channel = await stack.enter_async_context(grpc.aio.insecure_channel(hub.grpc_address))
         async with asyncio.TaskGroup() as tg:
             hub_task = tg.create_task(hub.run(), name="hub")
+            ticker_task = tg.create_task(ticker.run(), name="ticker")
             for cab in cabinets.values():
                 cab.start(tg)
             await _all_online(channel, len(cabinets), progress)
@@ -236,6 +253,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             people.stop()
             for cab in cabinets.values():
                 await cab.stop()
+            ticker_task.cancel()
             hub_task.cancel()
     record.wall_s = time.monotonic() - wall0
     return record

@@ -56,6 +56,7 @@ _BACKLOG = re.compile(r"outbox (\d+) entries, oldest event waiting (-|[\d.]+ s)"
 class Result:
     n: int
     connect_s: float = 0.0
+    connect_cpu_s: float = 0.0  # the fleet's CPU seconds from start to every cabinet connected
     online_s: float = 0.0
     rss_mb: float = 0.0
     threads: int = 0
@@ -138,6 +139,7 @@ async def run_size(n: int, args: argparse.Namespace, tmp: Path) -> Result:
                 while b"cabinets connected" not in (line := await fleet.stdout.readline()):
                     if not line:
                         raise RuntimeError(f"the fleet of {n} exited ({await fleet.wait()})")
+            result.connect_cpu_s = cpu_seconds(fleet.pid)
             text = line.decode()
             result.connect_s = float(text.split(" in ")[1].split()[0]) if " in " in text else 0.0
             async with asyncio.timeout(60 + n * 0.05):
@@ -182,7 +184,8 @@ def report(r: Result, base: Result | None) -> None:
     lag = max((age for _, age in r.backlog), default=0.0)
     depth = max((d for d, _ in r.backlog), default=0)
     print(
-        f"fleet of {r.n}: connected in {r.connect_s:.1f} s, all online at the hub after "
+        f"fleet of {r.n}: connected in {r.connect_s:.1f} s ({r.connect_cpu_s:.1f} CPU s with "
+        f"start-up), all online at the hub after "
         f"{r.online_s:.1f} s; RSS {r.rss_mb:.0f} MB, {r.threads} threads; CPU of a core: "
         f"fleet {100 * r.fleet_cpu:.1f} %, hub {100 * r.hub_cpu:.1f} %, "
         f"broker {100 * r.broker_cpu:.1f} %; outbox at most {depth} entries, "

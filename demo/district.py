@@ -28,6 +28,7 @@ from demo import district_readback as readback
 from demo.district_hub import cpu_seconds, hub_process, in_process_hub
 from demo.district_people import People, Plan, plan_day
 from demo.district_spec import LAYOUT, DayRecord, DistrictSpec
+from demo.fleet import raise_fd_limit
 from edge.agent import EdgeAgent
 from edge.schedule import SharedTicker
 from edge.settings import EdgeSettings
@@ -176,6 +177,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     record = DayRecord(spec=asdict(spec))
     cab_sites = spec.cabinet_sites()
+    raise_fd_limit(len(cab_sites) + 256)  # one MQTT socket per cabinet (the broker inherits it)
     record.cabinets = dict(cab_sites)
     per_cabinet = sum(n for _, n in LAYOUT)
     for _, site in cab_sites:

@@ -304,6 +304,7 @@ async def serve_fleet(
     """Run a fleet, print when all are connected (and every ``report_s`` how its outboxes are
     doing), stop after ``duration_s`` (None: forever)."""
     async with Fleet(spec) as fleet:
+
         def connected(n: int) -> None:
             took = fleet.stats.connect_s
             after = "" if took is None else f" in {took:.1f} s"

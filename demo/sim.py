@@ -55,9 +55,7 @@ def _register_fleet(actions: argparse._SubParsersAction[argparse.ArgumentParser]
         default=64,
         help="cabinets connecting at once (default 64)",
     )
-    p.add_argument(
-        "--keepalive", type=int, default=60, help="MQTT keepalive (s), jittered +-20%%"
-    )
+    p.add_argument("--keepalive", type=int, default=60, help="MQTT keepalive (s), jittered +-20%%")
     accounts = p.add_mutually_exclusive_group()
     accounts.add_argument(
         "--credentials",

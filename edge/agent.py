@@ -239,7 +239,7 @@ class EdgeAgent:
                             on_restart=self._count_restart,
                             backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S, rng=self._rng),
                             stable_s=_RESTART_MAX_S,
-                            # A loop that returns has finished (e.g. the driver's input stream ended).
+                            # A loop that returns has finished (the driver's input stream ended).
                             restart_on_return=False,
                         ),
                         name=name,

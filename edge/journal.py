@@ -199,9 +199,7 @@ class Journal:
         if to_seq - from_seq >= window:
             raise ResendWindowError(f"range longer than the window ({window})")
         pending = {int(r[0]) for r in self.execute("outbox_events_between", from_seq, to_seq)}
-        kept = [
-            (int(r[0]), bytes(r[1])) for r in self.execute("sent_between", from_seq, to_seq)
-        ]
+        kept = [(int(r[0]), bytes(r[1])) for r in self.execute("sent_between", from_seq, to_seq)]
         if len(pending | {seq for seq, _ in kept}) != to_seq - from_seq + 1:
             raise ResendWindowError(
                 f"events {from_seq}..{to_seq} are no longer in the resend window"

@@ -1,4 +1,4 @@
-"""The edge store's SQL, written once for two layouts: a cabinet's own file, or a fleet's shared file.
+"""The edge store's SQL, written once for two layouts: a cabinet's own file, or a fleet's file.
 
 A real cabinet has a database of its own (``edge.schema``): no cabinet column anywhere. A simulated
 fleet keeps every cabinet in one shared database (``edge.schema.FLEET_MIGRATIONS``), where each
@@ -28,7 +28,7 @@ _TEMPLATES = {
     "kv_get": "SELECT value FROM kv WHERE {c} key = ?",
     "kv_put": "INSERT INTO kv ({cc}key, value) VALUES ({cv}?, ?) "
     "ON CONFLICT ({cc}key) DO UPDATE SET value = excluded.value",
-    "compartments_all": "SELECT " + COMPARTMENT_COLUMNS + " FROM compartments {w}",
+    "compartments_all": "SELECT " + COMPARTMENT_COLUMNS + " FROM compartments {w}",  # noqa: S608 - constants
     "compartment_put": "INSERT OR REPLACE INTO compartments ({cc}" + COMPARTMENT_COLUMNS + ") "
     "VALUES ({cv}?, ?, ?, ?, ?, ?, ?, ?)",
     "command_get": "SELECT result FROM commands WHERE {c} command_id = ?",

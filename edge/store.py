@@ -302,16 +302,16 @@ class Store:
                 j.scope.sql["compartment_put"],
                 j.scope.rows(
                     [
-                    (
-                        r.compartment_id,
-                        r.state.value,
-                        r.parcel_id,
-                        r.reserved_until_ms,
-                        r.code_hash,
-                        r.code_deadline_ms,
-                        int(r.disabled),
-                        r.local_ms,
-                    )
+                        (
+                            r.compartment_id,
+                            r.state.value,
+                            r.parcel_id,
+                            r.reserved_until_ms,
+                            r.code_hash,
+                            r.code_deadline_ms,
+                            int(r.disabled),
+                            r.local_ms,
+                        )
                         for r in records
                     ]
                 ),

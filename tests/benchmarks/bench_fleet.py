@@ -122,8 +122,9 @@ async def run_size(n: int, args: argparse.Namespace, tmp: Path) -> Result:
         )
         hub_task = asyncio.create_task(hub.run())
         channel = await stack.enter_async_context(grpc.aio.insecure_channel(hub.grpc_address))
-        assert hub.pid is not None and broker._proc is not None  # noqa: SLF001 - its pid
-        broker_pid = broker._proc.pid  # noqa: SLF001
+        assert hub.pid is not None
+        assert broker._proc is not None
+        broker_pid = broker._proc.pid
         fleet = await asyncio.create_subprocess_exec(
             *(str(LOCKERHUB), "sim", "fleet", "--cabinets", str(n), "--prefix", prefix),
             *("--broker", f"{broker.host}:{broker.port}", "--credentials", str(creds)),

@@ -1,4 +1,4 @@
-"""A fleet's shared database: each cabinet's rows are its own; a cabinet's file is left as it was."""
+"""A fleet's shared database: each cabinet's rows are its own; a cabinet's file stays as it was."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 
 from edge.errors import StorageError
 from edge.schedule import SharedTicker
+from edge.schema import prepare_fleet
 from edge.settings import EdgeSettings
 from edge.sql import OWN_FILE, SHARED_FILE, Scope
 from edge.storage import OwnFile, SharedDatabase
 from edge.store import Store
 from lockerhub.clock import ManualClock
+from lockerhub.sqlite import open_database
 from lockerhub.topics import Kind
 from lockerhub.v1 import device_pb2
 
@@ -37,7 +39,8 @@ def test_a_cabinets_own_file_runs_the_statements_it_always_ran() -> None:
         "INSERT INTO kv (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     )
-    assert OWN_FILE["outbox_peek"] == "SELECT id, kind, seq, payload FROM outbox ORDER BY id LIMIT ?"
+    peek = "SELECT id, kind, seq, payload FROM outbox ORDER BY id LIMIT ?"
+    assert OWN_FILE["outbox_peek"] == peek
     assert OWN_FILE["meta_bump"] == "UPDATE meta SET value = value + 1 WHERE key = ?"
     assert all("cabinet" not in sql for sql in OWN_FILE.values())
     # Every shared statement is scoped: the cabinet id is its first parameter.
@@ -47,41 +50,46 @@ def test_a_cabinets_own_file_runs_the_statements_it_always_ran() -> None:
 
 
 async def test_cabinets_in_one_file_keep_their_own_seq_outbox_and_blobs(tmp_path: Path) -> None:
-    async with SharedDatabase(tmp_path / "fleet.sqlite3") as shared:
-        async with (
-            shared.store_for(_settings("cab-a", tmp_path / "unused")) as a,
-            shared.store_for(_settings("cab-b", tmp_path / "unused")) as b,
-        ):
-            assert await a.next_boot() == 1
-            assert await a.next_boot() == 2
-            assert await b.next_boot() == 1
-            sent_a = await a.commit(now_ms=1, events=[_door("1"), _door("2")])
-            sent_b = await b.commit(now_ms=1, events=[_door("1")], blobs=[("k", b"B")])
-            assert [e.seq for e in sent_a] == [1, 2]
-            assert [e.seq for e in sent_b] == [1]
-            assert await a.get_blob("k") is None
-            assert await b.get_blob("k") == b"B"
-            assert [e.id for e in await a.outbox_peek()] == [e.id for e in sent_a]
-            # An id of another cabinet's entry acknowledges nothing of this one's, nor of its own.
-            await a.outbox_ack(sent_b[0].id, now_ms=2)
-            assert b.outbox_depth == 1
-            assert [e.id for e in await b.outbox_peek()] == [sent_b[0].id]
-            assert a.outbox_depth == 2
-            await a.outbox_ack(*(e.id for e in sent_a), now_ms=2)
-            assert a.outbox_depth == 0
-            assert await a.resend(1, 2, now_ms=3) == 2  # from its own resend window
-            assert [e.kind for e in await a.outbox_peek()] == [Kind.EVENT, Kind.EVENT]
-        # Reopened (a restart of the fleet): counters and seq come back per cabinet.
-    async with SharedDatabase(tmp_path / "fleet.sqlite3") as shared:
-        async with shared.store_for(_settings("cab-a", tmp_path / "unused")) as a:
-            assert await a.next_boot() == 3
-            assert a.outbox_depth == 2
-            assert (await a.commit(now_ms=4, events=[_door("3")]))[0].seq == 3
+    path = tmp_path / "fleet.sqlite3"
+    async with (
+        SharedDatabase(path) as shared,
+        shared.store_for(_settings("cab-a", tmp_path / "unused")) as a,
+        shared.store_for(_settings("cab-b", tmp_path / "unused")) as b,
+    ):
+        assert await a.next_boot() == 1
+        assert await a.next_boot() == 2
+        assert await b.next_boot() == 1
+        sent_a = await a.commit(now_ms=1, events=[_door("1"), _door("2")])
+        sent_b = await b.commit(now_ms=1, events=[_door("1")], blobs=[("k", b"B")])
+        assert [e.seq for e in sent_a] == [1, 2]
+        assert [e.seq for e in sent_b] == [1]
+        assert await a.get_blob("k") is None
+        assert await b.get_blob("k") == b"B"
+        assert [e.id for e in await a.outbox_peek()] == [e.id for e in sent_a]
+        # An id of another cabinet's entry acknowledges nothing of this one's, nor of its own.
+        await a.outbox_ack(sent_b[0].id, now_ms=2)
+        assert b.outbox_depth == 1
+        assert [e.id for e in await b.outbox_peek()] == [sent_b[0].id]
+        assert a.outbox_depth == 2
+        await a.outbox_ack(*(e.id for e in sent_a), now_ms=2)
+        assert a.outbox_depth == 0
+        assert await a.resend(1, 2, now_ms=3) == 2  # from its own resend window
+        assert [e.kind for e in await a.outbox_peek()] == [Kind.EVENT, Kind.EVENT]
+    # Reopened (a restart of the fleet): counters and seq come back per cabinet.
+    async with (
+        SharedDatabase(path) as shared,
+        shared.store_for(_settings("cab-a", tmp_path / "unused")) as a,
+    ):
+        assert await a.next_boot() == 3
+        assert a.outbox_depth == 2
+        assert (await a.commit(now_ms=4, events=[_door("3")]))[0].seq == 3
 
 
 async def test_hostile_cabinet_ids_are_only_parameters(tmp_path: Path) -> None:
-    async with SharedDatabase(tmp_path / "fleet.sqlite3") as shared:
-        stores = [Store.attached(shared._db, cab) for cab in HOSTILE]  # type: ignore[arg-type]  # noqa: SLF001
+    # Below the settings (which refuse such device ids): the store itself must bind them.
+    db, _ = await open_database(tmp_path / "fleet.sqlite3", prepare_fleet)
+    async with db:
+        stores = [Store.attached(db, cab) for cab in HOSTILE]
         for store in stores:
             await store.__aenter__()
         try:
@@ -161,6 +169,7 @@ async def test_the_shared_ticker_calls_every_job_each_period_and_survives_a_fail
         SharedTicker(0)
     with pytest.raises(ValueError, match="slices"):
         SharedTicker(1.0, slices=0)
+
     async def next_slice() -> None:
         n = clock.sleeps
         clock.advance(250)

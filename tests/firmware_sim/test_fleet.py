@@ -96,7 +96,7 @@ def test_bad_fleet_arguments_are_clear_errors(tmp_path: Path) -> None:
         ({"jitter": -0.1}, "jitter"),
     ):
         with pytest.raises(SimError, match=key):
-            FleetSpec(cabinets=1, **bad_args)  # type: ignore[arg-type]
+            FleetSpec(cabinets=1, **bad_args)
     bad = tmp_path / "bad.json"
     for content in ("not json", "[1, 2]", '{"fleet-0001": {"username": 5}}'):
         bad.write_text(content)

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 Progress = Callable[[float, str], None]
+_CONNECTING = 64  # cabinets waiting for their first connection at a time
 PILE_ID = "pile-01"  # the district's one charging pile, at the busiest site (for a pile fault)
 
 
@@ -148,11 +149,21 @@ class _Cabinet:
         self.sim = SimulatedCabinet(settings.driver.compartment_specs())
         self._storage, self._ticker = storage, ticker
         self._task: asyncio.Task[None] | None = None
+        self._agent: EdgeAgent | None = None
 
     async def _serve(self) -> None:
         agent = EdgeAgent(self.settings, self.sim, storage=self._storage, ticker=self._ticker)
         async with agent:
-            await agent.run()
+            self._agent = agent
+            try:
+                await agent.run()
+            finally:
+                self._agent = None
+
+    async def connected(self) -> None:
+        """Return once the agent is connected (its birth acknowledged by the broker)."""
+        while self._agent is None or not self._agent.connected.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     def start(self, tg: asyncio.TaskGroup) -> None:
         self._task = tg.create_task(self._serve(), name=f"edge-{self.settings.device.id}")
@@ -220,8 +231,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
         async with asyncio.TaskGroup() as tg:
             hub_task = tg.create_task(hub.run(), name="hub")
             ticker_task = tg.create_task(ticker.run(), name="ticker")
-            for cab in cabinets.values():
-                cab.start(tg)
+            await _start_staggered(list(cabinets.values()), tg)
             await _all_online(channel, len(cabinets), progress)
             pile = None
             if pile_password is not None:
@@ -259,6 +269,26 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             hub_task.cancel()
     record.wall_s = time.monotonic() - wall0
     return record
+
+
+async def _start_staggered(cabinets: list[_Cabinet], tg: asyncio.TaskGroup) -> None:
+    """Start the cabinets, at most ``_CONNECTING`` waiting for their first connection (as
+    ``demo.fleet`` does): thousands of connects at once time out on a small machine."""
+    slots = asyncio.Semaphore(_CONNECTING)
+
+    async def first_connect(cab: _Cabinet) -> None:
+        try:
+            async with asyncio.timeout(30):
+                await cab.connected()
+        except TimeoutError:
+            log.warning("%s not connected after 30 s; moving on", cab.settings.device.id)
+        finally:
+            slots.release()
+
+    for cab in cabinets:
+        await slots.acquire()
+        cab.start(tg)
+        tg.create_task(first_connect(cab))
 
 
 class _Measure:

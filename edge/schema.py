@@ -98,7 +98,7 @@ def prepare(conn: sqlite3.Connection) -> int:
     return version
 
 
-# A simulated fleet's one shared database (``edge.fleet_storage``): the tables of the cabinet
+# A simulated fleet's one shared database (``edge.storage``): the tables of the cabinet
 # schema above at its latest version, each led by the cabinet it belongs to (``edge.sql``). Its
 # own migration list: a cabinet's file and a fleet's file never convert into one another.
 FLEET_MIGRATIONS: tuple[Migration, ...] = (

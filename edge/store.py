@@ -4,7 +4,7 @@ A cabinet's store has its own file and one connection on a thread of ours
 (``lockerhub.sqlite.Database``), WAL with synchronous=FULL: a business event or a command result is
 on disk before anyone is told about it (domain notes: store a result before publishing it). A
 simulated fleet's stores share one database and its thread instead (``Store.attached``, made by
-``edge.fleet_storage``), each reading and writing only its cabinet's rows (``edge.sql``). sqlite3
+``edge.storage``), each reading and writing only its cabinet's rows (``edge.sql``). sqlite3
 errors become ``StorageError`` here and nowhere else. The outbox counters are replaced only after
 the transaction that changed them committed.
 """
@@ -101,7 +101,7 @@ class Store:
         outbox_max_bytes: int = 64 * 1024 * 1024,
         resend_window: int = 10_000,
     ) -> Self:
-        """A store for ``cabinet``'s rows in a fleet's open database (``edge.fleet_storage``).
+        """A store for ``cabinet``'s rows in a fleet's open database (``edge.storage``).
 
         Entering it seeds the cabinet's rows; exiting leaves the database open (its owner closes
         it). Same semantics as a cabinet's own file: a commit returns once it is in the database.

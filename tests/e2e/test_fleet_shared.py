@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -88,7 +89,7 @@ async def test_parcels_go_in_and_out_of_a_shared_fleet(
         fleet_task = tg.create_task(fleet.run())
         try:
             # One database thread for the whole fleet, not one per cabinet.
-            threads = [t for t in __import__("threading").enumerate() if "sqlite" in t.name]
+            threads = [t for t in threading.enumerate() if "sqlite" in t.name]
             assert len(threads) <= 2, [t.name for t in threads]  # the fleet's and the hub's
             async with asyncio.timeout(60):
                 while await _online(channel, prefix) < N:

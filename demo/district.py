@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 Progress = Callable[[float, str], None]
-_CONNECTING = 64  # cabinets waiting for their first connection at a time
+_CONNECTING = 16  # cabinets waiting for their first connection at a time (demo.fleet)
 PILE_ID = "pile-01"  # the district's one charging pile, at the busiest site (for a pile fault)
 
 

@@ -67,7 +67,7 @@ class FleetSpec:
     seed: int | None = None
     storage: str = "shared"
     # Cabinets connecting at the same time (each waits for its birth to be acknowledged).
-    connect_concurrency: int = 64
+    connect_concurrency: int = 16
     # Each cabinet's keepalive and telemetry interval are drawn within +-jitter of the nominal.
     keepalive_s: int = 60
     jitter: float = 0.2

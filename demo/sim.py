@@ -52,8 +52,8 @@ def _register_fleet(actions: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument(
         "--connect-concurrency",
         type=int,
-        default=64,
-        help="cabinets connecting at once (default 64)",
+        default=16,
+        help="cabinets connecting at once (default 16)",
     )
     p.add_argument("--keepalive", type=int, default=60, help="MQTT keepalive (s), jittered +-20%%")
     accounts = p.add_mutually_exclusive_group()

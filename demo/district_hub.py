@@ -158,7 +158,8 @@ async def hub_process(mapping: Mapping[str, Any], workdir: Path) -> AsyncIterato
         )  # fmt: skip
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(60):
+        # Reading and provisioning a large inventory takes a while (10,000 devices: ~15 CPU s).
+        async with asyncio.timeout(60 + 0.03 * len(settings.get("devices", ()))):
             while True:
                 line = await proc.stdout.readline()
                 if not line:

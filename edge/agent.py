@@ -10,6 +10,7 @@ only the lifespan (cancelling ``run``) ends the agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -22,16 +23,18 @@ from edge.cabinet import CompartmentRecord, DoorMachine
 from edge.desired import RuntimeConfig
 from edge.errors import ConfigError, DriverError
 from edge.executor import Executor, Incoming
-from edge.housekeeping import Housekeeping
+from edge.housekeeping import SWEEP_S, Housekeeping
 from edge.inputs import Inputs
 from edge.messages import alarm
 from edge.outbox import Outbox
 from edge.pickup import PickupGuard
+from edge.schedule import Ticker
 from edge.session import Session
 from edge.settings import EdgeSettings
 from edge.sorter import SorterController
 from edge.state import CabinetState
 from edge.stats import AgentStats
+from edge.storage import OwnFile, StoreProvider
 from edge.store import Store
 from edge.telemetry import Telemetry
 from lockerhub.backoff import Backoff
@@ -71,14 +74,28 @@ class EdgeAgent:
         settings: validated settings (device identity, broker, storage, timings).
         driver: the hardware; the agent enters and exits its context.
         clock: time for timestamps, expiry and every loop's sleeping (tests pass a ManualClock).
+        storage: where the store lives (default: its own file at ``storage.path``; a simulated
+            fleet passes ``edge.storage.SharedDatabase``).
+        ticker: runs the housekeeping sweep every second for many agents from one task (a
+            simulated fleet's ``edge.schedule.SharedTicker``); None: the agent's own loop.
     """
 
     def __init__(
-        self, settings: EdgeSettings, driver: HardwareDriver, *, clock: Clock | None = None
+        self,
+        settings: EdgeSettings,
+        driver: HardwareDriver,
+        *,
+        clock: Clock | None = None,
+        storage: StoreProvider | None = None,
+        ticker: Ticker | None = None,
     ) -> None:
+        if ticker is not None and ticker.period_s != SWEEP_S:
+            raise ConfigError(f"a shared ticker must tick every {SWEEP_S:g} s (housekeeping)")
+        self._ticker = ticker
         self.settings = settings
         self._driver = driver
         self._clock: Clock = clock or SystemClock()
+        self._storage: StoreProvider = storage or OwnFile()
         self._stack: AsyncExitStack | None = None
         self._parts: _Parts | None = None
         self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
@@ -98,14 +115,7 @@ class EdgeAgent:
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
             s = self.settings
-            store = await stack.enter_async_context(
-                Store(
-                    s.storage.path,
-                    outbox_max=s.storage.outbox_max,
-                    outbox_max_bytes=s.storage.outbox_max_bytes,
-                    resend_window=s.storage.resend_window,
-                )
-            )
+            store = await stack.enter_async_context(self._storage.store_for(s))
             await stack.enter_async_context(self._driver)
             self._parts = parts = await self._compose(store)
             log.info(
@@ -207,26 +217,33 @@ class EdgeAgent:
             ("edge-inputs", p.inputs.run),
             ("edge-commands", p.executor.run),
             ("edge-link", p.session.run),
-            ("edge-housekeeping", p.housekeeping.run),
             ("edge-telemetry", p.telemetry.run),
         ]
+        if self._ticker is None:
+            loops.append(("edge-housekeeping", p.housekeeping.run))
         if self.sorter is not None:
             loops.append(("edge-sorter", self._sorter_loop))
-        async with asyncio.TaskGroup() as tg:
-            for name, loop in loops:
-                tg.create_task(
-                    supervise(
-                        name,
-                        loop,
-                        clock=self._clock,
-                        on_restart=self._count_restart,
-                        backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S, rng=self._rng),
-                        stable_s=_RESTART_MAX_S,
-                        # A loop that returns has finished (e.g. the driver's input stream ended).
-                        restart_on_return=False,
-                    ),
-                    name=name,
-                )
+        shared = (
+            contextlib.nullcontext()
+            if self._ticker is None
+            else self._ticker.join("edge-housekeeping", p.housekeeping.sweep, self._count_restart)
+        )
+        with shared:
+            async with asyncio.TaskGroup() as tg:
+                for name, loop in loops:
+                    tg.create_task(
+                        supervise(
+                            name,
+                            loop,
+                            clock=self._clock,
+                            on_restart=self._count_restart,
+                            backoff=Backoff(_RESTART_MIN_S, _RESTART_MAX_S, rng=self._rng),
+                            stable_s=_RESTART_MAX_S,
+                            # A loop that returns has finished (the driver's input stream ended).
+                            restart_on_return=False,
+                        ),
+                        name=name,
+                    )
 
     def _count_restart(self, name: str) -> None:
         restarts = self.stats.loop_restarts

@@ -53,6 +53,33 @@ class Housekeeping:
                 continue
             if temp is not None:
                 temperatures[cid] = temp
+        if self._due(temperatures):
+            await self._apply(temperatures)
+        if self._pruned_ms is None or state.clock.now_ms() - self._pruned_ms >= PRUNE_EVERY_MS:
+            await self.prune()
+        self._stats.housekeeping_sweeps += 1
+
+    def _due(self, temperatures: dict[str, float]) -> bool:
+        """Whether anything needs a change (checked again under the lock; most sweeps: no)."""
+        state, c = self._state, self._state.config
+        now = state.clock.now_ms()
+        alarms = state.temperature_alarms
+        for cid, temp in temperatures.items():
+            if (not c.chilled_min_c <= temp <= c.chilled_max_c) != alarms.get(cid, False):
+                return True
+        limit_ms = int(c.door_left_open_s * 1000)
+        # Plain loops: a fleet runs this for every cabinet every second.
+        for door in state.doors.values():
+            if door.left_open(now, limit_ms):
+                return True
+        reserved = CompartmentState.RESERVED
+        for rec in state.records.values():
+            if rec.state is reserved and not rec.reservation_live(now):
+                return True
+        return False
+
+    async def _apply(self, temperatures: dict[str, float]) -> None:
+        state = self._state
         async with state.change() as tx:
             c = state.config
             now = state.clock.now_ms()
@@ -82,9 +109,6 @@ class Housekeeping:
                     and state.doors[rec.compartment_id].phase == "closed"
                 )
             )
-        if self._pruned_ms is None or state.clock.now_ms() - self._pruned_ms >= PRUNE_EVERY_MS:
-            await self.prune()
-        self._stats.housekeeping_sweeps += 1
 
 
 def _temperature_alarm(

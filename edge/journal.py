@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge.errors import ResendWindowError
+from edge.sql import OWN, Scope
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2
 
@@ -52,21 +53,23 @@ class OutboxBound:
     resend_window: int
 
 
-def load_counters(conn: sqlite3.Connection, overflow: int = 0) -> OutboxCounters:
+def load_counters(
+    conn: sqlite3.Connection, overflow: int = 0, scope: Scope = OWN
+) -> OutboxCounters:
     """The counters as the database has them (``overflow`` is per process, not persisted)."""
-    depth, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
+    depth, size = conn.execute(scope.sql["outbox_totals"], scope.args()).fetchone()
     return OutboxCounters(
         depth=int(depth),
         size=int(size),
         overflow=overflow,
-        full=bool(meta(conn, "outbox_full")),
-        full_total=meta(conn, "outbox_full_total"),
-        last_seq=meta(conn, "last_seq"),
+        full=bool(meta(conn, "outbox_full", scope)),
+        full_total=meta(conn, "outbox_full_total", scope),
+        last_seq=meta(conn, "last_seq", scope),
     )
 
 
-def meta(conn: sqlite3.Connection, key: str) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+def meta(conn: sqlite3.Connection, key: str, scope: Scope = OWN) -> int:
+    row = conn.execute(scope.sql["meta_get"], scope.args(key)).fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
@@ -74,11 +77,23 @@ class Journal:
     """Outbox writes within one transaction, counted into a draft of the counters."""
 
     def __init__(
-        self, conn: sqlite3.Connection, counters: OutboxCounters, bound: OutboxBound
+        self,
+        conn: sqlite3.Connection,
+        counters: OutboxCounters,
+        bound: OutboxBound,
+        scope: Scope = OWN,
     ) -> None:
         self.conn = conn
+        self.scope = scope
         self._bound = bound
         self.counters = counters
+
+    def execute(self, name: str, *params: object) -> sqlite3.Cursor:
+        """Run the named statement of ``edge.sql`` for this journal's cabinet."""
+        return self.conn.execute(self.scope.sql[name], self.scope.args(*params))
+
+    def meta(self, key: str) -> int:
+        return meta(self.conn, key, self.scope)
 
     def _count(self, entries: int, size: int, *, shed: int = 0) -> None:
         c = self.counters
@@ -92,8 +107,8 @@ class Journal:
 
     def append_event(self, event: device_pb2.DeviceEvent, now_ms: int) -> OutboxEntry:
         """Give ``event`` the next seq, a fresh event id and (if unset) ``ts_ms``; queue it."""
-        self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'last_seq'")
-        event.seq = meta(self.conn, "last_seq")
+        self.execute("meta_bump", "last_seq")
+        event.seq = self.meta("last_seq")
         self.counters = dataclasses.replace(self.counters, last_seq=event.seq)
         event.event_id = str(uuid.uuid4())
         if not event.ts_ms:
@@ -103,10 +118,8 @@ class Journal:
         )
 
     def append_raw(self, kind: Kind, seq: int | None, payload: bytes, now_ms: int) -> OutboxEntry:
-        cur = self.conn.execute(
-            "INSERT INTO outbox (kind, seq, business, payload, created_ms, size) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (kind.value, seq, int(kind is Kind.EVENT), payload, now_ms, len(payload)),
+        cur = self.execute(
+            "outbox_add", kind.value, seq, int(kind is Kind.EVENT), payload, now_ms, len(payload)
         )
         assert cur.lastrowid is not None
         self._count(1, len(payload))
@@ -117,24 +130,21 @@ class Journal:
         while self._over():
             # Telemetry first (a newer sample supersedes it), then the oldest command results
             # (the hub times commands out anyway). Business events are never dropped.
-            rows = self.conn.execute(
-                "SELECT id, size FROM outbox WHERE business = 0 "
-                "ORDER BY kind = 'telemetry' DESC, id LIMIT 64"
-            ).fetchall()
+            rows = self.execute("outbox_sheddable").fetchall()
             if not rows:
                 break
             for row_id, size in rows:
                 if not self._over():
                     break
-                self.conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                self.execute("outbox_drop", row_id)
                 self._count(-1, -int(size), shed=1)
         if not self._over() or self.counters.full:
             return []
         self.counters = dataclasses.replace(
             self.counters, full=True, full_total=self.counters.full_total + 1
         )
-        self.conn.execute("UPDATE meta SET value = 1 WHERE key = 'outbox_full'")
-        self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'outbox_full_total'")
+        self.execute("meta_set", 1, "outbox_full")
+        self.execute("meta_bump", "outbox_full_total")
         c = self.counters
         alarm = device_pb2.DeviceEvent(
             alarm=device_pb2.AlarmRaised(
@@ -148,9 +158,7 @@ class Journal:
 
     def coalesce_telemetry(self, payload: bytes, now_ms: int) -> None:
         """Keep ``payload`` as the only telemetry sample waiting."""
-        for (size,) in self.conn.execute(
-            "DELETE FROM outbox WHERE kind = 'telemetry' RETURNING size"
-        ).fetchall():
+        for (size,) in self.execute("outbox_drop_telemetry").fetchall():
             self._count(-1, -int(size))
         self.append_raw(Kind.TELEMETRY, None, payload, now_ms)
         self.enforce_bound(now_ms)
@@ -159,16 +167,16 @@ class Journal:
         """Remove acknowledged entries; their events enter the resend window."""
         # Only "?" placeholders are interpolated; the ids are bound parameters.
         marks = ",".join("?" * len(entry_ids))
-        keep = f"INSERT OR REPLACE INTO sent SELECT seq, payload FROM outbox WHERE id IN ({marks})"  # noqa: S608
-        drop = f"DELETE FROM outbox WHERE id IN ({marks}) RETURNING size"  # noqa: S608
-        self.conn.execute(keep + " AND kind = 'event'", entry_ids)
-        for (size,) in self.conn.execute(drop, entry_ids).fetchall():
+        sql, args = self.scope.sql, self.scope.args(*entry_ids)
+        self.conn.execute(sql["outbox_keep"].replace("MARKS", marks), args)
+        drop = self.conn.execute(sql["outbox_ack"].replace("MARKS", marks), args)
+        for (size,) in drop.fetchall():
             self._count(-1, -int(size))
-        last = meta(self.conn, "last_seq")
-        self.conn.execute("DELETE FROM sent WHERE seq <= ?", (last - self._bound.resend_window,))
+        last = self.meta("last_seq")
+        self.execute("sent_trim", last - self._bound.resend_window)
         if self.counters.full and not self._over(FULL_CLEAR_RATIO):
             self.counters = dataclasses.replace(self.counters, full=False)
-            self.conn.execute("UPDATE meta SET value = 0 WHERE key = 'outbox_full'")
+            self.execute("meta_set", 0, "outbox_full")
             clear = device_pb2.DeviceEvent(
                 alarm=device_pb2.AlarmRaised(
                     kind=common_pb2.ALARM_KIND_OUTBOX_FULL,
@@ -184,26 +192,14 @@ class Journal:
         Raises:
             ResendWindowError: part of the range is neither pending nor in the resend window.
         """
-        last = meta(self.conn, "last_seq")
+        last = self.meta("last_seq")
         window = self._bound.resend_window
         if not 1 <= from_seq <= to_seq <= last:
             raise ResendWindowError(f"range {from_seq}..{to_seq} outside 1..{last}")
         if to_seq - from_seq >= window:
             raise ResendWindowError(f"range longer than the window ({window})")
-        pending = {
-            int(r[0])
-            for r in self.conn.execute(
-                "SELECT seq FROM outbox WHERE kind = 'event' AND seq BETWEEN ? AND ?",
-                (from_seq, to_seq),
-            )
-        }
-        kept = [
-            (int(r[0]), bytes(r[1]))
-            for r in self.conn.execute(
-                "SELECT seq, payload FROM sent WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                (from_seq, to_seq),
-            )
-        ]
+        pending = {int(r[0]) for r in self.execute("outbox_events_between", from_seq, to_seq)}
+        kept = [(int(r[0]), bytes(r[1])) for r in self.execute("sent_between", from_seq, to_seq)]
         if len(pending | {seq for seq, _ in kept}) != to_seq - from_seq + 1:
             raise ResendWindowError(
                 f"events {from_seq}..{to_seq} are no longer in the resend window"

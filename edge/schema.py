@@ -96,3 +96,87 @@ def prepare(conn: sqlite3.Connection) -> int:
     # Static text with an int: nothing from outside reaches this statement.
     conn.execute(f"PRAGMA user_version = {int(version)}")
     return version
+
+
+# A simulated fleet's one shared database (``edge.storage``): the tables of the cabinet
+# schema above at its latest version, each led by the cabinet it belongs to (``edge.sql``). Its
+# own migration list: a cabinet's file and a fleet's file never convert into one another.
+FLEET_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "fleet: every cabinet's meta, compartments, outbox, commands, sent and kv, keyed",
+        """
+        CREATE TABLE meta (
+            cabinet TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+            PRIMARY KEY (cabinet, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE compartments (
+            cabinet TEXT NOT NULL,
+            compartment_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            parcel_id TEXT,
+            reserved_until_ms INTEGER,
+            code_hash TEXT,
+            code_deadline_ms INTEGER,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            local_ms INTEGER,
+            PRIMARY KEY (cabinet, compartment_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            cabinet TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            seq INTEGER,
+            business INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            created_ms INTEGER NOT NULL,
+            size INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX outbox_cabinet ON outbox (cabinet, id);
+        CREATE TABLE commands (
+            cabinet TEXT NOT NULL,
+            command_id TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('started', 'done')),
+            result BLOB,
+            PRIMARY KEY (cabinet, command_id)
+        );
+        CREATE INDEX commands_received ON commands (cabinet, received_ms);
+        CREATE TABLE sent (
+            cabinet TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+            PRIMARY KEY (cabinet, seq)
+        );
+        CREATE TABLE kv (
+            cabinet TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+            PRIMARY KEY (cabinet, key)
+        );
+        """,
+    ),
+)
+
+# The meta rows a cabinet's own file starts with (migrations 1 and 2), seeded per cabinet.
+META_KEYS = ("boot_count", "last_seq", "outbox_full", "outbox_full_total")
+
+
+def prepare_fleet(conn: sqlite3.Connection) -> int:
+    """Apply the fleet database's migrations; returns its schema version.
+
+    Raises:
+        sqlite3.DatabaseError: a cabinet's own file (or a newer fleet file) was given.
+    """
+    legacy = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if legacy:
+        raise sqlite3.DatabaseError("this is a cabinet's own database, not a fleet's")
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(meta)")}
+    if columns and "cabinet" not in columns:
+        raise sqlite3.DatabaseError("this is a cabinet's own database, not a fleet's")
+    return migrate(conn, FLEET_MIGRATIONS)
+
+
+def seed_cabinet(conn: sqlite3.Connection, cabinet: str) -> None:
+    """Give ``cabinet`` its meta rows in a fleet database (inside the caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO meta (cabinet, key, value) VALUES (?, ?, 0) "
+        "ON CONFLICT (cabinet, key) DO NOTHING",
+        [(cabinet, key) for key in META_KEYS],
+    )

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 Incoming = device_pb2.Command | device_pb2.DesiredState
 _OFFLINE_PUBLISH_S = 2.0
-_STATUS_CHECK_S = 1.0
 ONLINE = device_pb2.DeviceStatus.STATE_ONLINE
 OFFLINE = device_pb2.DeviceStatus.STATE_OFFLINE
 
@@ -158,9 +157,12 @@ class Session:
 
     async def _status_loop(self, link: Link) -> None:
         """Republish the retained status when outbox_full changes (the hub should know)."""
+        store = self._state.store
         while True:
-            await self._state.clock.sleep(_STATUS_CHECK_S)
-            full = self._state.store.outbox_full
+            # Woken by the store when the flag changes: no timer per cabinet.
+            await store.full_changed.wait()
+            store.full_changed.clear()
+            full = store.outbox_full
             if full != self._reported_full:
                 await link.publish_message(Kind.STATUS, self.status(ONLINE))
                 self._reported_full = full

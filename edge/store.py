@@ -1,9 +1,12 @@
 """Local SQLite state: boot counter, compartments, blobs, commands; the outbox through the journal.
 
-One connection on a thread of ours (``lockerhub.sqlite.Database``), WAL with synchronous=FULL: a
-business event or a command result is on disk before anyone is told about it (domain notes: store
-a result before publishing it). sqlite3 errors become ``StorageError`` here and nowhere else. The
-outbox counters are replaced only after the transaction that changed them committed.
+A cabinet's store has its own file and one connection on a thread of ours
+(``lockerhub.sqlite.Database``), WAL with synchronous=FULL: a business event or a command result is
+on disk before anyone is told about it (domain notes: store a result before publishing it). A
+simulated fleet's stores share one database and its thread instead (``Store.attached``, made by
+``edge.storage``), each reading and writing only its cabinet's rows (``edge.sql``). sqlite3
+errors become ``StorageError`` here and nowhere else. The outbox counters are replaced only after
+the transaction that changed them committed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from edge.journal import (
     load_counters,
     meta,
 )
-from edge.schema import SCHEMA_VERSION, prepare
+from edge.schema import SCHEMA_VERSION, prepare, seed_cabinet
+from edge.sql import OWN, Scope
 from lockerhub.sqlite import Database, open_database
 from lockerhub.states import CompartmentState
 from lockerhub.topics import Kind
@@ -42,10 +46,6 @@ _PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
-)
-_COMPARTMENT_COLUMNS = (
-    "compartment_id, state, parcel_id, reserved_until_ms, code_hash, code_deadline_ms, "
-    "disabled, local_ms"
 )
 
 
@@ -82,19 +82,59 @@ class Store:
             max_entries=outbox_max, max_bytes=outbox_max_bytes, resend_window=resend_window
         )
         self._db: Database | None = None
+        # A fleet's database this store's cabinet shares (None: its own file, opened here).
+        self._shared: Database | None = None
+        self._scope: Scope = OWN
         # Write transactions and the counter swap after each commit happen one at a time.
         self._write_lock = asyncio.Lock()
         self._counters = OutboxCounters()
+        # Set whenever ``outbox_full`` changes (the session republishes its status then).
+        self.full_changed = asyncio.Event()
+
+    @classmethod
+    def attached(
+        cls,
+        db: Database,
+        cabinet: str,
+        *,
+        outbox_max: int = 100_000,
+        outbox_max_bytes: int = 64 * 1024 * 1024,
+        resend_window: int = 10_000,
+    ) -> Self:
+        """A store for ``cabinet``'s rows in a fleet's open database (``edge.storage``).
+
+        Entering it seeds the cabinet's rows; exiting leaves the database open (its owner closes
+        it). Same semantics as a cabinet's own file: a commit returns once it is in the database.
+        """
+        store = cls(
+            db.path,
+            outbox_max=outbox_max,
+            outbox_max_bytes=outbox_max_bytes,
+            resend_window=resend_window,
+        )
+        store._shared, store._scope = db, Scope(cabinet)
+        return store
 
     async def __aenter__(self) -> Self:
+        scope = self._scope
+
         def setup(conn: sqlite3.Connection) -> OutboxCounters:
             prepare(conn)
             return load_counters(conn)
 
+        def seed(conn: sqlite3.Connection) -> OutboxCounters:
+            assert scope.cabinet is not None
+            seed_cabinet(conn, scope.cabinet)
+            return load_counters(conn, scope=scope)
+
         try:
-            self._db, self._counters = await open_database(
-                self._path, setup, pragmas=_PRAGMAS, thread_name="edge-sqlite"
-            )
+            if self._shared is not None:
+                self._counters = await self._shared.transaction(seed)
+                self._db = self._shared
+            else:
+                self._db, self._counters = await open_database(
+                    self._path, setup, pragmas=_PRAGMAS, thread_name="edge-sqlite"
+                )
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open database {self._path}: {exc}") from exc
         return self
@@ -106,7 +146,7 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         db, self._db = self._db, None
-        if db is not None:
+        if db is not None and db is not self._shared:
             try:
                 await db.__aexit__(exc_type, exc, tb)
             except sqlite3.Error as err:
@@ -134,7 +174,7 @@ class Store:
 
             def run(conn: sqlite3.Connection) -> T:
                 nonlocal journal
-                journal = Journal(conn, self._counters, self._bound)
+                journal = Journal(conn, self._counters, self._bound, self._scope)
                 return work(journal)
 
             try:
@@ -142,13 +182,18 @@ class Store:
             except asyncio.CancelledError:
                 # Committed or rolled back, we cannot tell from here: read what the disk has
                 # (queued behind the transaction on the database thread), then let go.
-                overflow = self._counters.overflow
+                overflow, scope = self._counters.overflow, self._scope
                 with contextlib.suppress(sqlite3.Error):
-                    self._counters = await db.run(lambda conn: load_counters(conn, overflow))
+                    self._swap(await db.run(lambda conn: load_counters(conn, overflow, scope)))
                 raise
             assert journal is not None
-            self._counters = journal.counters
+            self._swap(journal.counters)
             return result
+
+    def _swap(self, counters: OutboxCounters) -> None:
+        if counters.full != self._counters.full:
+            self.full_changed.set()
+        self._counters = counters
 
     # -- meta and blobs --------------------------------------------------------------------
 
@@ -156,36 +201,33 @@ class Store:
         """Increment and return the persisted boot counter (one per agent start)."""
 
         def bump(j: Journal) -> int:
-            j.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'boot_count'")
-            return meta(j.conn, "boot_count")
+            j.execute("meta_bump", "boot_count")
+            return j.meta("boot_count")
 
         return await self._write(bump)
 
     async def last_seq(self) -> int:
         """The last event sequence number assigned (0 before the first event)."""
-        return await self._read(lambda conn: meta(conn, "last_seq"))
+        scope = self._scope
+        return await self._read(lambda conn: meta(conn, "last_seq", scope))
 
     async def get_blob(self, key: str) -> bytes | None:
         """A small persisted value (desired state, config overlay, keypad counters)."""
-        row = await self._read(
-            lambda conn: conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        )
+        sql, args = self._scope.sql["kv_get"], self._scope.args(key)
+        row = await self._read(lambda conn: conn.execute(sql, args).fetchone())
         return None if row is None else bytes(row[0])
 
     async def put_blob(self, key: str, value: bytes) -> None:
         """Durably store a small value under ``key``."""
-        await self._write(lambda j: _put(j.conn, key, value))
+        await self._write(lambda j: _put(j, key, value))
 
     # -- compartments ----------------------------------------------------------------------
 
     async def load_compartments(self, ids: Iterable[str]) -> dict[str, CompartmentRecord]:
         """Records of ``ids`` (new compartments start free); unknown stored ids are ignored."""
         wanted = list(ids)
-        rows = await self._read(
-            lambda conn: conn.execute(
-                f"SELECT {_COMPARTMENT_COLUMNS} FROM compartments"  # noqa: S608 - constant
-            ).fetchall()
-        )
+        sql, args = self._scope.sql["compartments_all"], self._scope.args()
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         stored = {
             row[0]: CompartmentRecord(
                 compartment_id=row[0],
@@ -205,11 +247,8 @@ class Store:
 
     async def command(self, command_id: str) -> CommandRecord | None:
         """The stored record of ``command_id``, or None if it was never seen."""
-        row = await self._read(
-            lambda conn: conn.execute(
-                "SELECT result FROM commands WHERE command_id = ?", (command_id,)
-            ).fetchone()
-        )
+        sql, args = self._scope.sql["command_get"], self._scope.args(command_id)
+        row = await self._read(lambda conn: conn.execute(sql, args).fetchone())
         if row is None:
             return None
         result = None
@@ -220,29 +259,17 @@ class Store:
 
     async def begin_command(self, command_id: str, now_ms: int) -> None:
         """Durably mark ``command_id`` started, before any side effect (crash: never re-run)."""
-        await self._write(
-            lambda j: j.conn.execute(
-                "INSERT INTO commands (command_id, received_ms, state) VALUES (?, ?, 'started')",
-                (command_id, now_ms),
-            )
-        )
+        await self._write(lambda j: j.execute("command_begin", command_id, now_ms))
 
     async def interrupted_commands(self) -> list[str]:
         """Ids of commands a crash left started (never re-run; reported as INTERRUPTED)."""
-        rows = await self._read(
-            lambda conn: conn.execute(
-                "SELECT command_id FROM commands WHERE state = 'started' ORDER BY received_ms"
-            ).fetchall()
-        )
+        sql, args = self._scope.sql["commands_started"], self._scope.args()
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [str(r[0]) for r in rows]
 
     async def prune_commands(self, before_ms: int) -> None:
         """Forget finished commands received before ``before_ms`` (far beyond any expiry)."""
-        await self._write(
-            lambda j: j.conn.execute(
-                "DELETE FROM commands WHERE state = 'done' AND received_ms < ?", (before_ms,)
-            )
-        )
+        await self._write(lambda j: j.execute("commands_prune", before_ms))
 
     # -- the one write path for business state ---------------------------------------------
 
@@ -271,35 +298,30 @@ class Store:
         records, items, outcomes, kv = list(compartments), list(events), list(results), list(blobs)
 
         def work(j: Journal) -> list[OutboxEntry]:
-            conn = j.conn
-            conn.executemany(
-                f"INSERT OR REPLACE INTO compartments ({_COMPARTMENT_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.compartment_id,
-                        r.state.value,
-                        r.parcel_id,
-                        r.reserved_until_ms,
-                        r.code_hash,
-                        r.code_deadline_ms,
-                        int(r.disabled),
-                        r.local_ms,
-                    )
-                    for r in records
-                ],
+            j.conn.executemany(
+                j.scope.sql["compartment_put"],
+                j.scope.rows(
+                    [
+                        (
+                            r.compartment_id,
+                            r.state.value,
+                            r.parcel_id,
+                            r.reserved_until_ms,
+                            r.code_hash,
+                            r.code_deadline_ms,
+                            int(r.disabled),
+                            r.local_ms,
+                        )
+                        for r in records
+                    ]
+                ),
             )
             for key, value in kv:
-                _put(conn, key, value)
+                _put(j, key, value)
             entries = [j.append_event(event, now_ms) for event in items]
             for result in outcomes:
                 payload = result.SerializeToString(deterministic=True)
-                conn.execute(
-                    "INSERT INTO commands (command_id, received_ms, state, result) "
-                    "VALUES (?, ?, 'done', ?) ON CONFLICT (command_id) DO UPDATE "
-                    "SET state = 'done', result = excluded.result",
-                    (result.command_id, now_ms, payload),
-                )
+                j.execute("command_done", result.command_id, now_ms, payload)
                 entries.append(j.append_raw(Kind.COMMAND_RESULT, None, payload, now_ms))
             entries.extend(j.enforce_bound(now_ms))
             return entries
@@ -344,20 +366,14 @@ class Store:
 
     async def outbox_peek(self, limit: int = 100) -> list[OutboxEntry]:
         """The oldest ``limit`` outbox entries, in publish (id, hence seq) order."""
-        rows = await self._read(
-            lambda conn: conn.execute(
-                "SELECT id, kind, seq, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
-            ).fetchall()
-        )
+        sql, args = self._scope.sql["outbox_peek"], self._scope.args(limit)
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [OutboxEntry(int(r[0]), Kind(r[1]), r[2], bytes(r[3])) for r in rows]
 
     async def oldest_pending_event_ms(self) -> int | None:
         """When the oldest unacknowledged business event was made (None: none pending)."""
-        row = await self._read(
-            lambda conn: conn.execute(
-                "SELECT MIN(created_ms) FROM outbox WHERE business = 1"
-            ).fetchone()
-        )
+        sql, args = self._scope.sql["outbox_oldest_event"], self._scope.args()
+        row = await self._read(lambda conn: conn.execute(sql, args).fetchone())
         return None if row is None or row[0] is None else int(row[0])
 
     async def outbox_ack(self, *entry_ids: int, now_ms: int = 0) -> None:
@@ -377,9 +393,5 @@ class Store:
         return await self._write(lambda j: j.resend(from_seq, to_seq, now_ms))
 
 
-def _put(conn: sqlite3.Connection, key: str, value: bytes) -> None:
-    conn.execute(
-        "INSERT INTO kv (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+def _put(j: Journal, key: str, value: bytes) -> None:
+    j.execute("kv_put", key, value)

@@ -1,15 +1,16 @@
 """A district day at scale: wall time, the hub's CPU share; a fleet's memory and CPU per cabinet.
 
-Run: ``python tests/benchmarks/bench_district.py`` (defaults: 200 cabinets at 20 sites, a 120 s
-day, fleets of 200 and 1,000 cabinets; about six minutes). ``--cabinets 2000`` for the large
-district. Each figure is printed next to a baseline measured in the same run:
+Run: ``python tests/benchmarks/bench_district.py`` (defaults: districts of 200 cabinets at 20
+sites and of 2,000 at 200, a 120 s day each; about fifteen minutes). ``--fleet-sizes 200,1000``
+adds fleets against an open broker (``bench_fleet.py`` measures them against the project's broker
+and a hub). Each figure is printed next to a baseline measured in the same run:
 
 * the district day (``lockerhub simulate``'s run, with the hub as a process of its own so that
   its CPU is measured apart): wall time of the day and of the whole run; the hub's CPU share of
   one core during the day vs during an idle window before it (every cabinet connected, nobody
   about); the district process (agents, simulated hardware and people) likewise;
-* ``lockerhub sim fleet`` (``demo.fleet``: one agent, one MQTT connection and one SQLite thread
-  per cabinet) against an open mosquitto: resident memory and CPU per 1,000 cabinets, from the
+* ``lockerhub sim fleet`` (``demo.fleet``: one agent and one MQTT connection per cabinet, one
+  shared database) against an open mosquitto: resident memory and CPU per 1,000 cabinets, from the
   difference between a fleet of N and a fleet of 1 (the baseline: the process itself).
 """
 
@@ -137,7 +138,7 @@ def fleets(sizes: list[int], workdir: Path, window_s: float) -> None:
             print(
                 f"fleet of {n}: RSS {rss:.0f} MB, CPU {100 * cpu:.1f} % of a core "
                 f"(60 s telemetry) -> per 1,000 cabinets: {per_k_rss:.0f} MB, "
-                f"{100 * per_k_cpu:.1f} % of a core; threads {n} SQLite + the loop"
+                f"{100 * per_k_cpu:.1f} % of a core"
             )
     finally:
         broker.terminate()
@@ -146,16 +147,17 @@ def fleets(sizes: list[int], workdir: Path, window_s: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cabinets", type=int, default=200)
+    ap.add_argument("--cabinets", default="200,2000", help="comma-separated district sizes")
     ap.add_argument("--day-s", type=float, default=120.0)
-    ap.add_argument("--fleet-sizes", default="200,1000", help="comma-separated (each > 1)")
+    ap.add_argument("--fleet-sizes", default="", help="comma-separated (each > 1)")
     ap.add_argument("--fleet-window-s", type=float, default=20.0)
     ap.add_argument("--skip-district", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-district-") as tmp:
         work = Path(tmp)
         if not args.skip_district:
-            district(args.cabinets, args.day_s, work / "district")
+            for n in (int(x) for x in args.cabinets.split(",") if x.strip()):
+                district(n, args.day_s, work / f"district-{n}")
         sizes = [int(x) for x in args.fleet_sizes.split(",") if x.strip()]
         if sizes:
             fleets(sizes, work, args.fleet_window_s)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import uuid
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from demo.fleet import Fleet, FleetSpec, load_credentials
+from demo.fleet import Fleet, FleetSpec, load_credentials, raise_fd_limit
 from firmware_sim.errors import SimError
 from lockerhub.codec import decode
 from lockerhub.topics import Kind, Topic
@@ -82,6 +83,20 @@ def test_bad_fleet_arguments_are_clear_errors(tmp_path: Path) -> None:
         FleetSpec(cabinets=10**9)
     with pytest.raises(SimError, match="no account"):
         FleetSpec(cabinets=2, credentials={"fleet-0001": ("u", "p")})
+    assert FleetSpec(cabinets=10_000).device_ids()[-1] == "fleet-10000"
+    with pytest.raises(SimError, match="cabinets"):
+        FleetSpec(cabinets=10_001)
+    for bad_args, key in (
+        ({"storage": "memory"}, "--storage"),
+        ({"storage": "shared; DROP"}, "--storage"),
+        ({"connect_concurrency": 0}, "--connect-concurrency"),
+        ({"connect_concurrency": 10**6}, "--connect-concurrency"),
+        ({"keepalive_s": 1}, "--keepalive"),
+        ({"jitter": 0.9}, "jitter"),
+        ({"jitter": -0.1}, "jitter"),
+    ):
+        with pytest.raises(SimError, match=key):
+            FleetSpec(cabinets=1, **bad_args)
     bad = tmp_path / "bad.json"
     for content in ("not json", "[1, 2]", '{"fleet-0001": {"username": 5}}'):
         bad.write_text(content)
@@ -121,6 +136,23 @@ async def test_fleet_cli(tmp_path: Path, mosquitto: BrokerHandle) -> None:
     finally:
         rc = proc.terminate()
     assert rc == 0, proc.output()[-2000:]
-    bad = Proc(["sim", "fleet", "--cabinets", "0"])
-    assert bad.popen.wait(30) == 2
-    assert "cabinets" in bad.output()
+    for args, message in (
+        (["--cabinets", "0"], "cabinets"),
+        (["--cabinets", "2", "--report", "0.01"], "--report"),
+        (["--cabinets", "2", "--storage", "memory"], "invalid choice"),
+        (["--cabinets", "2", "--connect-concurrency", "-1"], "--connect-concurrency"),
+    ):
+        bad = Proc(["sim", "fleet", *args])
+        assert bad.popen.wait(30) == 2
+        assert message in bad.output()
+
+
+def test_the_fleet_refuses_to_start_beyond_the_descriptor_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        assert raise_fd_limit(10**6) >= soft
+        return
+    with pytest.raises(SimError, match=f"hard limit is {hard}"):
+        raise_fd_limit(hard + 1)
+    assert raise_fd_limit(min(hard, 1024)) >= min(hard, 1024)
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[1] == hard  # the hard limit is not touched

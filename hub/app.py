@@ -29,7 +29,7 @@ from hub.ingest.events import EventApplier
 from hub.ingest.pipeline import Ingestor
 from hub.metrics.catalogue import HubMetrics
 from hub.metrics.server import MetricsServer
-from hub.metrics.store_collector import StoreMetrics
+from hub.metrics.store_collector import FLOW_LEASE, StoreMetrics
 from hub.mqtt.connection import BrokerConnection
 from hub.ocpp import CentralSystem
 from hub.parcels.allocation import Allocator, RoutingAllocator, allocate_smallest_fit
@@ -43,6 +43,7 @@ from hub.planning.routes import RoutePlanner
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
+from hub.store.repo import leases
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.files import open_private_append
@@ -118,10 +119,15 @@ class HubApp:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
-            desired = DesiredStates(store, broker, self.clock, s.device_config, self.metrics)
+            me, lease_s = s.cluster.hub_id, s.cluster.lease_s  # who holds this hub's job leases
+            desired = DesiredStates(
+                store, broker, self.clock, s.device_config, self.metrics, holder=me, lease_s=lease_s
+            )
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
-            outbox = NoticeOutbox(store, self.notifier, self.clock, s.notify, self.metrics)
+            outbox = NoticeOutbox(
+                store, self.notifier, self.clock, s.notify, self.metrics, holder=me, lease_s=lease_s
+            )
             registry = Registry(s.registry)
             self._inventory = Inventory(store, registry, self.clock, desired)
             await self._inventory.provision(s.devices)
@@ -184,6 +190,8 @@ class HubApp:
                 self.clock,
                 s.lifecycle,
                 self.metrics,
+                holder=me,
+                lease_s=lease_s,
             )
             self._desired = desired
             self._outbox = outbox
@@ -202,7 +210,7 @@ class HubApp:
                 parcels=parcels,
                 fleet=fleet,
                 alarms=alarms,
-                feed=LiveFeed(store),
+                feed=LiveFeed(store, poll_s=s.cluster.journal_poll_s),
                 planner=await self._stack.enter_async_context(RoutePlanner(store)),
                 charging=self._charging,
             )
@@ -315,8 +323,17 @@ class HubApp:
         self.metrics.snapshot.set_health(store_up=store_up, link_up=link_up)
         await self._require(self._grpc).set_serving(healthy)
         if healthy:
+            cluster = self.settings.cluster
+            async with store.transaction() as tx:
+                counting = await leases.acquire(
+                    tx,
+                    FLOW_LEASE,
+                    cluster.hub_id,
+                    now_ms=self.clock.now_ms(),
+                    ttl_ms=int(cluster.lease_s * 1000),
+                )
             async with store.read() as tx:
-                await self._store_metrics.refresh(tx)
+                await self._store_metrics.refresh(tx, count_flow=counting)
 
     @staticmethod
     def _require(value: T | None) -> T:

@@ -6,6 +6,7 @@ Relative paths are taken relative to the working directory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from hub.settings.ocpp import OcppSettings
 from hub.settings.services import (
     AuthSettings,
     BrokerSettings,
+    ClusterSettings,
     GrpcSettings,
     MetricsSettings,
     StorageSettings,
@@ -45,6 +47,7 @@ __all__ = [
     "AllocationSettings",
     "AuthSettings",
     "BrokerSettings",
+    "ClusterSettings",
     "CommandSettings",
     "CompartmentSettings",
     "DeviceConfigSettings",
@@ -84,11 +87,17 @@ class HubSettings:
     device_config: DeviceConfigSettings = field(default_factory=DeviceConfigSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     sites: tuple[SiteSettings, ...] = ()
     # The operator's inventory: what each device is and where (docs/hub.md).
     devices: tuple[DeviceInventorySettings, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.broker.client_id:  # one client id per hub process (docs/guide/city.md)
+            broker = dataclasses.replace(
+                self.broker, client_id=f"lockerhub-{self.cluster.hub_id}"[:64]
+            )
+            object.__setattr__(self, "broker", broker)
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")

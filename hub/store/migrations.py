@@ -227,4 +227,18 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX parcels_carrier ON parcels(carrier, seq);
         """,
     ),
+    (
+        8,
+        "several hubs on one store: job leases, claimed notices and desired-state publishes",
+        """
+        CREATE TABLE job_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ms BIGINT NOT NULL
+        );
+        ALTER TABLE notice_outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE desired_state ADD COLUMN publishing_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE desired_state ADD COLUMN publishing_until_ms BIGINT NOT NULL DEFAULT 0;
+        """,
+    ),
 )

@@ -20,7 +20,7 @@ from hub.devices import desired
 from hub.devices.desired import DesiredStates
 from hub.metrics.catalogue import HubMetrics
 from hub.metrics.store_collector import StoreMetrics
-from hub.parcels.feed import LiveFeed
+from hub.parcels.feed import LiveFeed, contiguous
 from hub.parcels.notify import PickupNotice
 from hub.parcels.outbox import NoticeOutbox
 from hub.settings import DeviceConfigSettings, NotifySettings
@@ -396,3 +396,58 @@ def test_a_kept_session_needs_a_stable_client_id() -> None:
     two = [HubSettings().broker.client_id, HubSettings.from_mapping({"cluster": {"hub_id": "h2"}})]
     assert two[1].broker.client_id == "lockerhub-h2"
     assert two[0] != "lockerhub-h2"
+
+
+async def insert_entry(store: Store, entry_id: int, site: str = SITE) -> None:
+    async with store.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO live_events (id, ts_ms, site, kind, ref, state) "
+            "VALUES (?, 1, ?, 'alarm', ?, 'raised')",
+            (entry_id, site, str(entry_id)),
+        )
+
+
+async def test_the_stream_waits_at_a_hole_in_the_ids_until_it_fills(tmp_path: Path) -> None:
+    """An id that commits after a higher one (PostgreSQL identities) is not skipped: the stream
+    holds back at the hole; a hole that never fills (a rollback) is passed after gap_wait_s."""
+    async with two_stores(tmp_path) as (a, b):
+        got: list[int] = []
+        feed = LiveFeed(a, poll_s=0.02, gap_wait_s=0.5)
+
+        async def follow(site: str) -> None:
+            async for entry in feed.follow(0, site=site):
+                got.append(entry.cursor)
+
+        follower = asyncio.create_task(follow(SITE))
+        try:
+            await insert_entry(b, 1)
+            await insert_entry(b, 2, site="other-site")  # filtered out, but no hole
+            await insert_entry(b, 4)  # 3 is "still being written" by another hub
+            await asyncio.sleep(0.2)
+            assert got == [1]
+            await insert_entry(a, 3)
+            await asyncio.sleep(0.2)
+            assert got == [1, 3, 4]
+            await insert_entry(b, 6)  # 5 never comes (rolled back)
+            await asyncio.sleep(0.2)
+            assert got == [1, 3, 4]
+            await asyncio.sleep(0.6)
+            assert got == [1, 3, 4, 6]
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+
+@pytest.mark.parametrize(
+    ("after", "ids", "expected"),
+    [
+        (0, [], (0, None)),
+        (0, [1, 2, 3], (3, None)),
+        (0, [2, 3], (0, 1)),
+        (5, [6, 7, 9], (7, 8)),
+        (10**18, [], (10**18, None)),
+    ],
+)
+def test_contiguous(after: int, ids: list[int], expected: tuple[int, int | None]) -> None:
+    assert contiguous(after, ids) == expected

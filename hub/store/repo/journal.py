@@ -64,16 +64,28 @@ async def last_cursor(tx: Tx) -> int:
     return int(row["n"]) if row else 0
 
 
-async def after(tx: Tx, cursor: int, *, site: str = "", limit: int = 500) -> list[JournalEntry]:
-    """Entries with a cursor above ``cursor`` (optionally of one site), oldest first."""
+async def ids_after(tx: Tx, cursor: int, limit: int) -> list[int]:
+    """The ids above ``cursor``, ascending (every site: to see gaps in the id sequence)."""
+    rows = await tx.fetchall(
+        "SELECT id FROM live_events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def after(
+    tx: Tx, cursor: int, *, upto: int, site: str = "", limit: int = 500
+) -> list[JournalEntry]:
+    """Entries with a cursor above ``cursor`` and at most ``upto`` (optionally of one site),
+    oldest first."""
     if site:
         rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? AND site = ? ORDER BY id LIMIT ?",
-            (cursor, site, limit),
+            "SELECT * FROM live_events WHERE id > ? AND id <= ? AND site = ? ORDER BY id LIMIT ?",
+            (cursor, upto, site, limit),
         )
     else:
         rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+            "SELECT * FROM live_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (cursor, upto, limit),
         )
     return [
         JournalEntry(

@@ -141,6 +141,9 @@ class DesiredStates:
         """
         done = 0
         while True:
+            async with self._store.read() as tx:  # no write lock while nothing is pending
+                if not await desired_repo.any_pending(tx):
+                    return done
             now = self._clock.now_ms()
             async with self._store.transaction() as tx:
                 rows = await desired_repo.claim_pending(

@@ -105,6 +105,9 @@ class NoticeOutbox:
         delivered = 0
         while True:
             now = self._clock.now_ms()
+            async with self._store.read() as tx:  # no write lock while nothing is due
+                if not await repo.due(tx, now, 1):
+                    return delivered
             async with self._store.transaction() as tx:
                 batch = await repo.due(tx, now, _BATCH)
                 mine = [

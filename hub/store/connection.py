@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 
 from hub.errors import StoreError
 from hub.store.migrations import MIGRATIONS
-from lockerhub.sqlite import Database, Migration, migrate, open_database
+from lockerhub.sqlite import DEFAULT_PRAGMAS, Database, Migration, migrate, open_database
 
 Row = sqlite3.Row
 Params = Sequence[Any] | dict[str, Any]
@@ -147,7 +147,10 @@ class Store:
     async def __aenter__(self) -> Self:
         try:
             self._db, self._version = await open_database(
-                self._path, lambda conn: migrate(conn, _MIGRATIONS), thread_name="hub-store"
+                self._path,
+                lambda conn: migrate(conn, _MIGRATIONS),
+                pragmas=_PRAGMAS,
+                thread_name="hub-store",
             )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
@@ -226,6 +229,11 @@ class Store:
             raise StoreError("the store is not open")
         return self._db
 
+
+# Several hub processes may share the file (docs/hub.md): a writer waits up to this long for the
+# others' write lock. SQLite's busy handler is not fair (sleep and retry), so under contention a
+# waiter can lose several rounds; 5 s was seen to run out with three hubs on a loaded machine.
+_PRAGMAS = (*(p for p in DEFAULT_PRAGMAS if "busy_timeout" not in p), "PRAGMA busy_timeout=30000")
 
 _MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
 

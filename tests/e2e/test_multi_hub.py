@@ -206,14 +206,25 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
                     deadline = asyncio.get_running_loop().time() + 60
                     while True:
                         assert asyncio.get_running_loop().time() < deadline, "no compartment"
-                        async with hubs.dispatch() as stub:
-                            resp = await stub.AnnounceParcels(  # type: ignore[attr-defined]
-                                dispatch_pb2.AnnounceParcelsRequest(
-                                    parcels=[announcement(parcel_id, SITE)]
+                        try:
+                            async with hubs.dispatch() as stub:
+                                resp = await stub.AnnounceParcels(  # type: ignore[attr-defined]
+                                    dispatch_pb2.AnnounceParcelsRequest(
+                                        parcels=[announcement(parcel_id, SITE)]
+                                    )
                                 )
-                            )
-                        (outcome,) = resp.outcomes
-                        if outcome.accepted:
+                                (outcome,) = resp.outcomes
+                                if outcome.reason == "duplicate id":  # a retry that had landed
+                                    outcome = await stub.GetParcel(  # type: ignore[attr-defined]
+                                        dispatch_pb2.GetParcelRequest(parcel_id=parcel_id)
+                                    )
+                        except grpc.aio.AioRpcError as exc:
+                            # What a client does with UNAVAILABLE: try again (any hub).
+                            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                                raise
+                            await asyncio.sleep(0.2)
+                            continue
+                        if outcome.cabinet_id:
                             break
                         await asyncio.sleep(0.2)  # every fitting compartment is taken now
                     where = (outcome.cabinet_id, outcome.compartment_id)
@@ -247,10 +258,16 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
                         assert asyncio.get_running_loop().time() < deadline, (
                             f"pickup of {parcel_id} never applied (seq {cab.seq})"
                         )
-                        async with hubs.dispatch() as stub:
-                            parcel = await stub.GetParcel(  # type: ignore[attr-defined]
-                                dispatch_pb2.GetParcelRequest(parcel_id=parcel_id)
-                            )
+                        try:
+                            async with hubs.dispatch() as stub:
+                                parcel = await stub.GetParcel(  # type: ignore[attr-defined]
+                                    dispatch_pb2.GetParcelRequest(parcel_id=parcel_id)
+                                )
+                        except grpc.aio.AioRpcError as exc:
+                            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                                raise
+                            await asyncio.sleep(0.2)
+                            continue
                         if parcel.state == common_pb2.PARCEL_STATE_PICKED_UP:
                             break
                         await asyncio.sleep(0.1)

@@ -22,6 +22,12 @@ class Pending:
     version: int
 
 
+async def any_pending(tx: Tx) -> bool:
+    """True when some device's state is ahead of what was published."""
+    row = await tx.fetchone("SELECT 1 FROM desired_state WHERE published_version < version LIMIT 1")
+    return row is not None
+
+
 async def claim_pending(
     tx: Tx, holder: str, *, now_ms: int, until_ms: int, limit: int
 ) -> list[Pending]:

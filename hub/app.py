@@ -17,6 +17,7 @@ from typing import Self, TypeVar
 from prometheus_client import CollectorRegistry
 
 from hub.api.auth import token_digest
+from hub.api.compliance import Compliance
 from hub.api.server import ApiServices, GrpcServer
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
@@ -39,7 +40,11 @@ from hub.parcels.feed import LiveFeed
 from hub.parcels.notify import FileNotifier, Notifier
 from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.sweeper import Sweeper
+from hub.partners.credentials import PartnerBook
+from hub.partners.notices import Incidents, Maintenance
 from hub.planning.routes import RoutePlanner
+from hub.privacy.audit import PersonalData
+from hub.privacy.retention import RetentionSweeper
 from hub.settings import HubSettings, TokenSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
@@ -87,6 +92,8 @@ class HubApp:
         self._desired: DesiredStates | None = None
         self._inventory: Inventory | None = None
         self._outbox: NoticeOutbox | None = None
+        self._retention: RetentionSweeper | None = None
+        self._incidents: Incidents | None = None
         self._connected = asyncio.Event()  # set by each broker connect, until flushed
 
     @property
@@ -160,6 +167,7 @@ class HubApp:
                 s.reservation,
                 self.metrics,
                 desired_states=desired,
+                unspecified_consent=s.privacy.unspecified_consent,
                 codes=CodeReissuer(
                     store, commands, outbox, self.clock, s.pickup, desired_states=desired
                 ),
@@ -195,6 +203,8 @@ class HubApp:
             )
             self._desired = desired
             self._outbox = outbox
+            self._retention = RetentionSweeper(store, self.clock, s.privacy)
+            self._incidents = Incidents(store, self.clock, s.partners)
             if s.ocpp.enabled:
                 self._charging = await self._stack.enter_async_context(
                     CentralSystem(
@@ -213,6 +223,14 @@ class HubApp:
                 feed=LiveFeed(store, poll_s=s.cluster.journal_poll_s),
                 planner=await self._stack.enter_async_context(RoutePlanner(store)),
                 charging=self._charging,
+                compliance=Compliance(
+                    store=store,
+                    clock=self.clock,
+                    partners=PartnerBook(store, self.clock),
+                    maintenance=Maintenance(store, self.clock, s.partners),
+                    incidents=self._incidents,
+                    personal_data=PersonalData(store, self.clock),
+                ),
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)
@@ -254,6 +272,7 @@ class HubApp:
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
             "notice-outbox": self._require(self._outbox).run,
+            "personal-data-retention": self._require(self._retention).run,
             "health-and-snapshot": self._watch,
         }
         async with asyncio.TaskGroup() as tg:
@@ -277,6 +296,19 @@ class HubApp:
     def inventory(self) -> Inventory:
         """Provisioning of devices and layouts (the settings' ``[[devices]]`` at start-up)."""
         return self._require(self._inventory)
+
+    @property
+    def link_up(self) -> bool:
+        """True while the broker link is connected."""
+        return self._broker is not None and self._broker.connected
+
+    @property
+    def retention(self) -> RetentionSweeper:
+        return self._require(self._retention)
+
+    @property
+    def incidents(self) -> Incidents:
+        return self._require(self._incidents)
 
     @property
     def sweeper(self) -> Sweeper:
@@ -322,6 +354,11 @@ class HubApp:
         healthy = store_up and link_up
         self.metrics.snapshot.set_health(store_up=store_up, link_up=link_up)
         await self._require(self._grpc).set_serving(healthy)
+        if self._incidents is not None:  # outages become incidents, notified to partners
+            try:
+                await self._incidents.observe(store_up=store_up, link_up=link_up)
+            except StoreError as exc:  # the store failed since the ping: seen on the next tick
+                log.warning("incidents: store failed while recording: %s", exc)
         if healthy:
             cluster = self.settings.cluster
             async with store.transaction() as tx:

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import json_format
 
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
-from ops import commands
+from ops import commands, compliance
 from ops.client import DEFAULT_TARGET, channel_for, report_rpc_error
 from ops.commands import Handler
 from ops.render import event_line
@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--chilled", action="store_true")
     p.add_argument("--no-ewaybill", action="store_true")
     p.add_argument("--reusable", action="store_true")
+    p.add_argument(
+        "--consent",
+        choices=("given", "refused"),
+        default=None,
+        help="the recipient's consent to locker delivery (default: unspecified)",
+    )
     p.set_defaults(func=_wrap(commands.announce_call))
 
     p = sub.add_parser("parcel", help="show one parcel with its history")
@@ -105,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("alarm_id")
         p.add_argument("--note", default="")
         p.set_defaults(func=_wrap(commands.alarm_action_call), action=name)
+
+    compliance.register(sub, _wrap)
 
     p = sub.add_parser("watch", help="follow live parcel and alarm events (Ctrl-C stops)")
     p.add_argument("--site", default="")

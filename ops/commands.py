@@ -49,6 +49,12 @@ def announce_call(args: argparse.Namespace, channel: grpc.Channel) -> tuple[Mess
                 recipient_phone=args.phone,
                 electronic_waybill=not args.no_ewaybill,
                 reusable_container=args.reusable,
+                locker_consent={
+                    "given": dispatch_pb2.LOCKER_CONSENT_GIVEN,
+                    "refused": dispatch_pb2.LOCKER_CONSENT_REFUSED,
+                }.get(
+                    getattr(args, "consent", None) or "", dispatch_pb2.LOCKER_CONSENT_UNSPECIFIED
+                ),
             )
         ]
     )

@@ -69,7 +69,7 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 
 # The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
-_VIEW2 = ("ListAlarms", "ListChargingPiles")
+_VIEW2 = ("ListAlarms", "ListChargingPiles", "ListMaintenance", "ListIncidents")
 _ADMIN = ("ListTokens",)
 _OPERATE = (
     "AnnounceParcels",
@@ -83,7 +83,13 @@ _OPERATE = (
     "ClearAlarm",
     "RemoteStartCharging",
     "RemoteStopCharging",
+    "ScheduleMaintenance",
+    "CancelMaintenance",
+    "SetSiteFiling",
+    "ExportReport",
 )
+# ADMIN (by default): CreatePartner, RevokePartner, ListPartners, RevealRecipientPhone,
+# ListPersonalDataReads - partner secrets and full phone numbers.
 REQUIRED_ROLE: dict[str, Role] = {
     **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2)},
     **{m: Role.OPERATOR for m in _OPERATE},

@@ -122,4 +122,6 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         site = validate.optional_id("site", request.site)
         after = await self._feed.start(request.cursor)
         async for entry in self._feed.follow(after, site=site):
+            if entry.kind == "notice":  # partners' service notices (hub.partners)
+                continue
             yield convert.live_event(entry)

@@ -157,9 +157,14 @@ class _Auth(_Wrapper):
         set_principal(principal)  # the call's own task: read by current_actor() for audits
 
 
+# Partners authenticate with their own credentials (hub.partners.credentials), never a token.
+PARTNER_PREFIX = "/lockerhub.v1.PartnerService/"
+
+
 class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     """Bearer tokens with roles on every operator RPC (health and reflection stay open, so that
-    orchestrators can probe the hub). Disabled when no token is configured."""
+    orchestrators can probe the hub; PartnerService has its own credentials). Disabled when no
+    token is configured."""
 
     def __init__(self, book: TokenBook, clock: Clock) -> None:
         self._auth = _Auth(book, clock)
@@ -171,4 +176,6 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if handler is None or not method.startswith("/lockerhub."):
             return handler
+        if method.startswith(PARTNER_PREFIX):
+            return handler  # partner credentials, checked by the partner servicer itself
         return _rewrap(handler, method, self._auth)

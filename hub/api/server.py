@@ -18,14 +18,17 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 
 from hub.api.admin import AdminServicer
 from hub.api.auth import Role, TokenBook, TokenEntry
+from hub.api.compliance import Compliance, ComplianceServicer
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
+from hub.api.partners import PartnerServicer
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
+from hub.partners.feed import PartnerFeed
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
 from lockerhub.clock import Clock, SystemClock
@@ -36,6 +39,8 @@ from lockerhub.v1 import (
     dispatch_pb2_grpc,
     fleet_pb2,
     fleet_pb2_grpc,
+    partners_pb2,
+    partners_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +53,8 @@ SERVICES = (
     dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name,
     fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    partners_pb2.DESCRIPTOR.services_by_name["ComplianceService"].full_name,
+    partners_pb2.DESCRIPTOR.services_by_name["PartnerService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -68,6 +75,7 @@ class ApiServices:
     feed: LiveFeed
     charging: CentralSystem | None = None
     planner: RoutePlanner | None = None
+    compliance: Compliance | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
@@ -145,6 +153,14 @@ class GrpcServer:
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(book, clock), self._server)
+        if api.compliance is not None:
+            partners_pb2_grpc.add_ComplianceServiceServicer_to_server(
+                ComplianceServicer(api.compliance), self._server
+            )
+            partners_pb2_grpc.add_PartnerServiceServicer_to_server(
+                PartnerServicer(api.compliance.partners, PartnerFeed(api.compliance.store)),
+                self._server,
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflector = reflection.aio.ReflectionServicer(
             (

@@ -77,6 +77,9 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
         except (ValueError, KeyError):
             problems.add(f"{f}.zone", "unknown temperature zone")
             zone = Zone.AMBIENT
+        consent = _CONSENT.get(p.locker_consent)
+        if consent is None:
+            problems.add(f"{f}.locker_consent", "unknown locker consent value")
         phone = normalize_phone(p.recipient_phone)
         if phone is None:
             # Never echo the number: the message may be logged.
@@ -84,6 +87,7 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
         if problems.items:
             continue
         assert phone is not None
+        assert consent is not None
         out.append(
             Announcement(
                 parcel_id=p.parcel_id,
@@ -95,10 +99,18 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
                 electronic_waybill=p.electronic_waybill,
                 reusable_container=p.reusable_container,
                 carrier_id=p.carrier_id,
+                locker_consent=consent,
             )
         )
     problems.raise_if_any()
     return out
+
+
+_CONSENT: dict[int, str] = {
+    dispatch_pb2.LOCKER_CONSENT_UNSPECIFIED: "unspecified",
+    dispatch_pb2.LOCKER_CONSENT_GIVEN: "given",
+    dispatch_pb2.LOCKER_CONSENT_REFUSED: "refused",
+}
 
 
 def required_id(field: str, value: str) -> str:

@@ -14,12 +14,14 @@ from hub.metrics.catalogue import HubMetrics
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
 from hub.parcels.codes import CodeReissuer
+from hub.parcels.consent import consent_refusal
 from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
 from hub.parcels.phones import mask_phone
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as repo
+from hub.store.repo import privacy as privacy_repo
 from lockerhub.clock import Clock
 from lockerhub.v1 import device_pb2
 
@@ -43,6 +45,8 @@ class Announcement:
     electronic_waybill: bool
     reusable_container: bool
     carrier_id: str = ""
+    # "given", "refused" or "unspecified" (a client older than the field).
+    locker_consent: str = "unspecified"
 
     def __repr__(self) -> str:
         return f"Announcement(parcel_id={self.parcel_id!r}, site={self.site!r})"
@@ -71,7 +75,9 @@ class ParcelService:
         desired_states: DesiredStates,
         allocator: Allocator = allocate_smallest_fit,
         codes: CodeReissuer | None = None,
+        unspecified_consent: str = "assume",
     ) -> None:
+        self._unspecified_consent = unspecified_consent
         self._codes = codes
         self._desired = desired_states
         self._store = store
@@ -86,7 +92,8 @@ class ParcelService:
     ) -> list[AnnounceResult]:
         """Reserve a compartment for each parcel and send the cabinets their reservations.
 
-        A parcel is refused (not stored) when its id exists, its site is unknown or nothing fits.
+        A parcel is refused (not stored) when its id exists, its site is unknown, nothing fits or
+        its recipient did not consent to locker delivery (hub.parcels.consent).
         """
         now = self._clock.now_ms()
         hold_ms = int(self._reservation.hold_h * _HOUR_MS)
@@ -103,7 +110,10 @@ class ParcelService:
             todo = []
             again = await self._reannounceable(tx, existing)
             for a in items:
-                if a.parcel_id in again:
+                refusal = consent_refusal(a.locker_consent, self._unspecified_consent)
+                if refusal:
+                    results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason=refusal)
+                elif a.parcel_id in again:
                     todo.append(a)
                 elif a.parcel_id in existing:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
@@ -143,6 +153,7 @@ class ParcelService:
                     await self._store_reserved(
                         tx, a, slot.cabinet_id, slot.compartment_id, now, hold_ms, actor
                     )
+                await privacy_repo.set_consent(tx, a.parcel_id, a.locker_consent)
                 command = device_pb2.Command(
                     reserve_compartment=device_pb2.ReserveCompartment(
                         parcel_id=a.parcel_id,

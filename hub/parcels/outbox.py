@@ -26,11 +26,14 @@ from hub.parcels.notify import Notifier, PickupNotice
 from hub.settings import NotifySettings
 from hub.store import Store, Tx
 from hub.store.repo import notices as repo
+from hub.store.repo import privacy as privacy_repo
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _BATCH = 100
+# The audit actor of the notifier's reads of full phone numbers.
+NOTIFIER_ACTOR = "hub:notifier"
 
 
 class NoticeOutbox:
@@ -108,15 +111,25 @@ class NoticeOutbox:
             async with self._store.read() as tx:  # no write lock while nothing is due
                 if not await repo.due(tx, now, 1):
                     return delivered
+            # The claim, the read of full numbers and its audit commit together
+            # (docs/security.md).
             async with self._store.transaction() as tx:
                 batch = await repo.due(tx, now, _BATCH)
-                mine = [
-                    row
-                    for row in batch
-                    if await repo.claim(
+                mine = []
+                for row in batch:
+                    if not await repo.claim(
                         tx, row.row_id, self._holder, now_ms=now, until_ms=now + self._claim_ms
-                    )
-                ]
+                    ):
+                        continue  # another hub sends it
+                    mine.append(row)
+                    if row.phone:
+                        await privacy_repo.record_read(
+                            tx,
+                            ts_ms=now,
+                            actor=NOTIFIER_ACTOR,
+                            parcel_id=row.parcel_id,
+                            purpose=f"{row.kind} notice {row.key}",
+                        )
             for row in mine:
                 delivered += await self._deliver(row)
             if len(batch) < _BATCH:

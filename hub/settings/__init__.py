@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.errors import ConfigError
 from hub.settings.checks import require as _require
+from hub.settings.compliance import PartnerSettings, PrivacySettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
@@ -59,7 +60,9 @@ __all__ = [
     "MetricsSettings",
     "NotifySettings",
     "OcppSettings",
+    "PartnerSettings",
     "PickupSettings",
+    "PrivacySettings",
     "RegistrySettings",
     "ReservationSettings",
     "SiteSettings",
@@ -87,6 +90,8 @@ class HubSettings:
     device_config: DeviceConfigSettings = field(default_factory=DeviceConfigSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    partners: PartnerSettings = field(default_factory=PartnerSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     sites: tuple[SiteSettings, ...] = ()
     # The operator's inventory: what each device is and where (docs/hub.md).

@@ -23,6 +23,9 @@ from lockerhub.sqlite import DEFAULT_PRAGMAS, Database, Migration, migrate, open
 Row = sqlite3.Row
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
+# secure_delete: deleted rows (a purged phone number) are overwritten with zeros in their page
+# and freed pages are zeroed, so that nothing personal survives in free space of the file.
+STORE_PRAGMAS = (*DEFAULT_PRAGMAS, "PRAGMA secure_delete=ON")
 
 
 class Tx:
@@ -215,6 +218,22 @@ class Store:
         async with self._lock:
             yield Tx(db)
 
+    async def erase_history(self) -> None:
+        """Leave no deleted content in the files: checkpoint the write-ahead log into the
+        database (whose freed content secure_delete has zeroed) and truncate it to zero bytes.
+
+        Raises:
+            StoreError: the checkpoint failed or could not complete (a reader held it back).
+        """
+        db = self._require()
+        async with self._lock:
+            try:
+                row = await db.run(_checkpoint_truncate)
+            except sqlite3.Error as exc:
+                raise StoreError(f"checkpoint failed: {exc}") from exc
+        if row[0]:
+            raise StoreError("checkpoint could not complete: the write-ahead log is still in use")
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -233,9 +252,14 @@ class Store:
 # Several hub processes may share the file (docs/hub.md): a writer waits up to this long for the
 # others' write lock. SQLite's busy handler is not fair (sleep and retry), so under contention a
 # waiter can lose several rounds; 5 s was seen to run out with three hubs on a loaded machine.
-_PRAGMAS = (*(p for p in DEFAULT_PRAGMAS if "busy_timeout" not in p), "PRAGMA busy_timeout=30000")
+_PRAGMAS = (*(p for p in STORE_PRAGMAS if "busy_timeout" not in p), "PRAGMA busy_timeout=30000")
 
 _MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
+
+
+def _checkpoint_truncate(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return (int(row[0]), int(row[1]), int(row[2]))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -241,4 +241,58 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE desired_state ADD COLUMN publishing_until_ms BIGINT NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        12,
+        "personal data retention and audit, locker consent, partners, notices, incidents, filings",
+        """
+        ALTER TABLE parcels ADD COLUMN locker_consent TEXT NOT NULL DEFAULT 'unspecified';
+        ALTER TABLE parcels ADD COLUMN pii_purged_ms BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX parcels_closed ON parcels(pii_purged_ms, state, updated_ms);
+        CREATE TABLE personal_data_reads (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            purpose TEXT NOT NULL
+        );
+        CREATE INDEX personal_data_reads_parcel ON personal_data_reads(parcel_id, id);
+        CREATE TABLE partners (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL UNIQUE,
+            expires_ms BIGINT NOT NULL DEFAULT 0,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            created_ms BIGINT NOT NULL
+        );
+        CREATE TABLE partner_carriers (
+            partner TEXT NOT NULL REFERENCES partners(id),
+            carrier TEXT NOT NULL,
+            PRIMARY KEY (partner, carrier)
+        );
+        CREATE TABLE maintenance_windows (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            site TEXT NOT NULL,
+            starts_ms BIGINT NOT NULL,
+            ends_ms BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            scheduled_by TEXT NOT NULL,
+            scheduled_ms BIGINT NOT NULL,
+            cancelled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            cause TEXT NOT NULL,
+            site TEXT NOT NULL,
+            started_ms BIGINT NOT NULL,
+            ended_ms BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX incidents_open ON incidents(cause, site, ended_ms);
+        CREATE TABLE site_filings (
+            site TEXT PRIMARY KEY,
+            filing_number TEXT NOT NULL,
+            site_type TEXT NOT NULL,
+            public_service INTEGER NOT NULL
+        );
+        """,
+    ),
 )

@@ -121,8 +121,8 @@ async def eventually(
 
 
 # Hub loops that sleep on the clock: command sweeper, lifecycle sweeper, desired-state retry
-# timer, notice-outbox timer, health-and-snapshot watcher.
-HUB_CLOCK_LOOPS = 5
+# timer, notice-outbox timer, health-and-snapshot watcher, personal-data retention.
+HUB_CLOCK_LOOPS = 6
 
 
 async def tick(clock: ManualClock, ms: int) -> None:

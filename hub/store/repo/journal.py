@@ -103,3 +103,12 @@ async def after(
         )
         for r in rows
     ]
+
+
+async def notice(tx: Tx, *, ts_ms: int, site: str, ref: str, kind: str) -> None:
+    """Journal a service notice for partners (``ref`` "maintenance:<id>" or "incident:<id>",
+    ``kind`` e.g. "maintenance_scheduled"); operator streams skip these rows."""
+    await tx.execute(
+        "INSERT INTO live_events (ts_ms, site, kind, ref, state) VALUES (?, ?, 'notice', ?, ?)",
+        (ts_ms, site, ref, kind),
+    )

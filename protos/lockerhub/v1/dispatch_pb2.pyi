@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from lockerhub.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -18,6 +19,23 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LockerConsent:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LockerConsentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LockerConsent.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOCKER_CONSENT_UNSPECIFIED: _LockerConsent.ValueType  # 0
+    LOCKER_CONSENT_GIVEN: _LockerConsent.ValueType  # 1
+    LOCKER_CONSENT_REFUSED: _LockerConsent.ValueType  # 2
+
+class LockerConsent(_LockerConsent, metaclass=_LockerConsentEnumTypeWrapper): ...
+
+LOCKER_CONSENT_UNSPECIFIED: LockerConsent.ValueType  # 0
+LOCKER_CONSENT_GIVEN: LockerConsent.ValueType  # 1
+LOCKER_CONSENT_REFUSED: LockerConsent.ValueType  # 2
+Global___LockerConsent: _TypeAlias = LockerConsent  # noqa: Y015
 
 @_typing.final
 class ParcelAnnouncement(_message.Message):
@@ -32,6 +50,7 @@ class ParcelAnnouncement(_message.Message):
     ELECTRONIC_WAYBILL_FIELD_NUMBER: _builtins.int
     REUSABLE_CONTAINER_FIELD_NUMBER: _builtins.int
     CARRIER_ID_FIELD_NUMBER: _builtins.int
+    LOCKER_CONSENT_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     weight_g: _builtins.int
     zone: _common_pb2.TemperatureZone.ValueType
@@ -42,6 +61,11 @@ class ParcelAnnouncement(_message.Message):
     reusable_container: _builtins.bool
     carrier_id: _builtins.str
     """The postal or express carrier the parcel belongs to (its tenant); empty: the city operator's."""
+    locker_consent: Global___LockerConsent.ValueType
+    """The recipient's consent to delivery into a locker, as the sender collected it. REFUSED: the
+    parcel is not put in a locker (the outcome says so). UNSPECIFIED (clients older than the
+    field): the hub's [privacy] unspecified_consent decides (docs/security.md).
+    """
     @_builtins.property
     def dimensions(self) -> _common_pb2.Dimensions:
         """Outer dimensions and weight of the parcel."""
@@ -58,10 +82,11 @@ class ParcelAnnouncement(_message.Message):
         electronic_waybill: _builtins.bool = ...,
         reusable_container: _builtins.bool = ...,
         carrier_id: _builtins.str = ...,
+        locker_consent: Global___LockerConsent.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dimensions", b"dimensions"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "parcel_id", b"parcel_id", "recipient_phone", b"recipient_phone", "reusable_container", b"reusable_container", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "destination_site", b"destination_site", "dimensions", b"dimensions", "electronic_waybill", b"electronic_waybill", "locker_consent", b"locker_consent", "parcel_id", b"parcel_id", "recipient_phone", b"recipient_phone", "reusable_container", b"reusable_container", "weight_g", b"weight_g", "zone", b"zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

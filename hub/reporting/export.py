@@ -1,0 +1,156 @@
+"""The regulator export for a reporting period, as JSON or CSV (docs/regulator-export.md).
+
+The JSON document follows ``docs/regulator-export.schema.json``; the CSV carries the same figures
+in long form (``section,site,customer_class,metric,value``), one figure per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.errors import InvalidArgument
+from hub.models import ParcelState
+from hub.store import Store
+from hub.store.repo import partners as partners_repo
+from hub.store.repo import reporting as repo
+
+SCHEMA_ID = "lockerhub.regulator-export/1"
+# A period longer than this is refused (one export per month or quarter is the use).
+MAX_PERIOD_MS = 400 * 86_400_000
+# Transitions counted per outlet, as "parcels_<state>".
+COUNTED = (
+    ParcelState.DEPOSITED,
+    ParcelState.PICKED_UP,
+    ParcelState.EXPIRED,
+    ParcelState.WITHDRAWN,
+    ParcelState.RETURNED,
+    ParcelState.CANCELLED,
+)
+CITY_OPERATOR = "city_operator"
+HELD_NOTE = "lockerhub has no held (detained) parcel state: always 0"
+COURIER_NOTE = "courier records are not kept by this hub yet: no courier conduct to report"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def customer_class(carrier: str) -> str:
+    """The customer class of a parcel: its carrier ("carrier:<id>"), or the city operator."""
+    return f"carrier:{carrier}" if carrier else CITY_OPERATOR
+
+
+async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+    """The export of [from_ms, to_ms) as a JSON-ready dict.
+
+    Raises:
+        InvalidArgument: an empty, reversed, too long or implausible period.
+    """
+    if not 0 < from_ms < to_ms or to_ms - from_ms > MAX_PERIOD_MS or to_ms > 4_102_444_800_000:
+        raise InvalidArgument("period: from_ms < to_ms, at most 400 days, before 2100")
+    async with store.read() as tx:
+        outlets = await repo.outlets(tx)
+        moved = await repo.transitions_by_site(tx, from_ms, to_ms)
+        waybills = await repo.waybills_by_carrier(tx, from_ms, to_ms)
+        consent = await repo.consent_counts(tx, from_ms, to_ms)
+        incidents = await partners_repo.incidents(tx, from_ms, to_ms)
+    incident_rows = []
+    for i in incidents:
+        start, end = max(i.started_ms, from_ms), min(i.ended_ms or to_ms, to_ms, now_ms)
+        incident_rows.append(
+            {
+                "id": str(i.id),
+                "cause": i.cause,
+                "site": i.site,
+                "started": _iso(i.started_ms),
+                "ended": _iso(i.ended_ms) if i.ended_ms else None,
+                "seconds_in_period": max(0, end - start) // 1000,
+            }
+        )
+    outlet_rows = []
+    for o in outlets:
+        row: dict[str, Any] = {
+            "site": o.site,
+            "name": o.name,
+            "filing_number": o.filing_number,
+            "site_type": o.site_type,
+            "public_service": o.public_service,
+            "parcels_announced": moved.get((o.site, str(ParcelState.ANNOUNCED)), 0),
+        }
+        for state in COUNTED:
+            row[f"parcels_{state}"] = moved.get((o.site, str(state)), 0)
+        row["held_parcels"] = 0
+        row["incidents"] = sum(1 for i in incidents if i.site in (o.site, ""))
+        outlet_rows.append(row)
+    total = {
+        state: sum(r[f"parcels_{state}"] for r in outlet_rows)
+        for state in (ParcelState.ANNOUNCED, *COUNTED)
+    }
+    return {
+        "schema": SCHEMA_ID,
+        "period": {"from": _iso(from_ms), "to": _iso(to_ms), "from_ms": from_ms, "to_ms": to_ms},
+        "generated": _iso(now_ms),
+        "outlets": outlet_rows,
+        "volumes": {str(k): v for k, v in total.items()},
+        "electronic_waybill": [
+            {
+                "customer_class": customer_class(carrier),
+                "parcels": n,
+                "electronic_waybill": e,
+                "share": round(e / n, 4) if n else 0.0,
+            }
+            for carrier, n, e in waybills
+        ],
+        "returns": {
+            "withdrawn": total[ParcelState.WITHDRAWN],
+            "returned": total[ParcelState.RETURNED],
+        },
+        "held_parcels": {"count": 0, "note": HELD_NOTE},
+        "locker_consent": {k: consent.get(k, 0) for k in ("given", "unspecified")},
+        "incidents": incident_rows,
+        "courier_conduct": {"available": False, "note": COURIER_NOTE, "couriers": []},
+    }
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """The same figures in long form: one ``section,site,customer_class,metric,value`` line each."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(("section", "site", "customer_class", "metric", "value"))
+    for key in ("from", "to"):
+        w.writerow(("period", "", "", key, report["period"][key]))
+    for o in report["outlets"]:
+        for metric, value in o.items():
+            if metric != "site":
+                w.writerow(("outlet", o["site"], "", metric, _cell(value)))
+    for metric, value in report["volumes"].items():
+        w.writerow(("volumes", "", "", metric, value))
+    for e in report["electronic_waybill"]:
+        for metric in ("parcels", "electronic_waybill", "share"):
+            w.writerow(("electronic_waybill", "", e["customer_class"], metric, e[metric]))
+    for metric, value in report["returns"].items():
+        w.writerow(("returns", "", "", metric, value))
+    w.writerow(("held_parcels", "", "", "count", report["held_parcels"]["count"]))
+    for metric, value in report["locker_consent"].items():
+        w.writerow(("locker_consent", "", "", metric, value))
+    for i in report["incidents"]:
+        for metric in ("cause", "started", "ended", "seconds_in_period"):
+            w.writerow((f"incident:{i['id']}", i["site"], "", metric, _cell(i[metric])))
+    w.writerow(("courier_conduct", "", "", "available", "false"))
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -360,15 +360,10 @@ class HubApp:
             except StoreError as exc:  # the store failed since the ping: seen on the next tick
                 log.warning("incidents: store failed while recording: %s", exc)
         if healthy:
-            cluster = self.settings.cluster
-            async with store.transaction() as tx:
-                counting = await leases.acquire(
-                    tx,
-                    FLOW_LEASE,
-                    cluster.hub_id,
-                    now_ms=self.clock.now_ms(),
-                    ttl_ms=int(cluster.lease_s * 1000),
-                )
+            me, ttl_ms = self.settings.cluster.hub_id, int(self.settings.cluster.lease_s * 1000)
+            async with store.transaction() as tx:  # one hub counts parcel flow (docs/metrics.md)
+                now = self.clock.now_ms()
+                counting = await leases.acquire(tx, FLOW_LEASE, me, now_ms=now, ttl_ms=ttl_ms)
             async with store.read() as tx:
                 await self._store_metrics.refresh(tx, count_flow=counting)
 

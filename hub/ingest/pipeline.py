@@ -204,6 +204,10 @@ class Ingestor:
             raise
 
     async def _apply_in(self, tx: Tx, items: list[_Item]) -> list[_Item]:
+        # Several hubs apply batches of the same devices at once: take the batch's device rows
+        # in one order (sorted ids) before anything else, so that two batches wait for each other
+        # instead of deadlocking (PostgreSQL row locks; a no-op under SQLite's single writer).
+        await devices_repo.lock_in_order(tx, sorted({item.topic.device for item in items}))
         applied: list[_Item] = []
         for item in items:
             item.after, item.event, item.dropped, item.counts = [], None, None, []

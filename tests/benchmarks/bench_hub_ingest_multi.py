@@ -8,6 +8,8 @@ receiving the same stream (no decoding, no storage). Then 1, 2, 3 ``lockerhub hu
 authorised, applied once and stored before its PUBACK; the time runs until the last event is in
 the shared store. Printed as events/s and as ratios to the baseline and to one hub. On this
 machine the hubs share its two cores with the broker, the devices and this script.
+``--store sqlite|postgresql|both`` (default sqlite): the hubs' one store; PostgreSQL is a
+throw-away cluster started for the run (tests/support/postgres.py, durable settings).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -35,7 +38,7 @@ from tests.support.broker import BrokerHandle, start_test_broker  # noqa: E402
 from tests.support.processes import Proc  # noqa: E402
 
 
-def hub_toml(tmp: Path, broker: BrokerHandle, index: int, devices: list[Device]) -> Path:
+def hub_toml(tmp: Path, broker: BrokerHandle, index: int, devices: list[Device], url: str) -> Path:
     user, password = broker.hub_credentials()
     inventory = "".join(
         f'[[devices]]\nid = "{d.name}"\nsite = "{SITE}"\n'
@@ -58,7 +61,7 @@ username = "{user}"
 password = "{password}"
 share_group = "bench"
 [storage]
-path = "{tmp / "hub.db"}"
+{f'url = "{url}"' if url else f'path = "{tmp / "hub.db"}"'}
 [grpc]
 port = 0
 [metrics]
@@ -120,27 +123,40 @@ async def bare_rate(broker: BrokerHandle, devices: list[Device], per_device: int
         proc.wait()
 
 
-def applied(db: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM device_events").fetchone()[0])
+def count(target: Path | str, sql: str) -> int:
+    """One number from the store (SQLite file read-only, or PostgreSQL)."""
+    if isinstance(target, Path):
+        uri = f"file:{target}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+        return int(row[0]) if row else 0
 
 
-async def drain(db: Path, devices: list[Device], per_device: int) -> float:
+def applied(target: Path | str) -> int:
+    return count(target, "SELECT COUNT(*) FROM device_events")
+
+
+async def drain(target: Path | str, devices: list[Device], per_device: int) -> float:
     """Events/s from the first publish until the store holds every event."""
-    total = len(devices) * per_device + await asyncio.to_thread(applied, db)
+    total = len(devices) * per_device + await asyncio.to_thread(applied, target)
     start = time.perf_counter()
     senders = asyncio.gather(*(d.burst(per_device) for d in devices))
-    while await asyncio.to_thread(applied, db) < total:
-        await asyncio.sleep(0.02)
+    while await asyncio.to_thread(applied, target) < total:
+        await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
     await senders
     return len(devices) * per_device / elapsed
 
 
 async def hubs_rate(
-    tmp: Path, broker: BrokerHandle, devices: list[Device], count: int, per_device: int
+    tmp: Path, broker: BrokerHandle, devices: list[Device], count_: int, per_device: int, url: str
 ) -> float:
-    configs = [hub_toml(tmp, broker, i, devices) for i in range(count)]
+    configs = [hub_toml(tmp, broker, i, devices, url) for i in range(count_)]
+    target: Path | str = url or tmp / "hub.db"
     procs: list[Proc] = []
     try:
         for config in configs:  # one after the other: the first migrates the store
@@ -149,21 +165,19 @@ async def hubs_rate(
             await asyncio.to_thread(proc.wait_for, r"hub ready", 60)
         for d in devices:
             await d.birth()
-        db = tmp / "hub.db"
-        while True:
-            with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
-                (online,) = conn.execute("SELECT COUNT(*) FROM devices WHERE online = 1").fetchone()
-            if online == len(devices):
-                break
+        online = "SELECT COUNT(*) FROM devices WHERE online = 1"
+        while await asyncio.to_thread(count, target, online) < len(devices):
             await asyncio.sleep(0.05)
-        await drain(db, devices, 20)  # warm-up
-        return statistics.median([await drain(db, devices, per_device) for _ in range(2)])
+        await drain(target, devices, 20)  # warm-up
+        return statistics.median([await drain(target, devices, per_device) for _ in range(2)])
     finally:
         for proc in procs:
             proc.terminate()
 
 
-async def bench(args: argparse.Namespace, tmp: Path, broker: BrokerHandle) -> None:
+async def bench(
+    args: argparse.Namespace, tmp: Path, broker: BrokerHandle, stores: dict[str, Any]
+) -> None:
     per_device = args.events // args.cabinets
     async with contextlib.AsyncExitStack() as stack:
         devices = [
@@ -172,19 +186,22 @@ async def bench(args: argparse.Namespace, tmp: Path, broker: BrokerHandle) -> No
         ]
         await asyncio.gather(*(d.burst(50) for d in devices))  # warm the connections
         bare = statistics.median([await bare_rate(broker, devices, per_device) for _ in range(2)])
-        rates = {}
-        for count in args.hubs:
-            run = tmp / f"run-{count}"
-            run.mkdir()
-            for d in devices:  # a fresh store: the hubs start from seq 0
-                d.seq = 0
-            rates[count] = await hubs_rate(run, broker, devices, count, per_device)
+        rates: dict[tuple[str, int], float] = {}
+        for name, server in stores.items():
+            for hubs in args.hubs:
+                run = tmp / f"run-{name}-{hubs}"
+                run.mkdir()
+                url = "" if server is None else server.create_database("multi")
+                for d in devices:  # a fresh store: the hubs start from seq 0
+                    d.seq = 0
+                rates[name, hubs] = await hubs_rate(run, broker, devices, hubs, per_device, url)
     print(f"ingestion, {args.cabinets} cabinets x {per_device} QoS 1 events (median of 2 runs):")
-    print(f"  bare MQTT client       {bare:8.0f} events/s   (baseline)")
-    for count, rate in rates.items():
+    print(f"  bare MQTT client              {bare:8.0f} events/s   (baseline)")
+    for (name, hubs), rate in rates.items():
+        one = rates[name, args.hubs[0]]
         print(
-            f"  {count} hub process{'es' if count > 1 else '  '}  {rate:8.0f} events/s   "
-            f"ratio {rate / bare:.2f}   vs 1 hub {rate / rates[args.hubs[0]]:.2f}"
+            f"  {name:10} {hubs} hub process{'es' if hubs > 1 else '  '}  {rate:8.0f} events/s   "
+            f"ratio {rate / bare:.2f}   vs {args.hubs[0]} hub {rate / one:.2f}"
         )
 
 
@@ -197,13 +214,21 @@ def main() -> None:
     parser.add_argument("--cabinets", type=int, default=20)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--hubs", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="sqlite")
     args = parser.parse_args()
     logging.getLogger("mqtt").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with tempfile.TemporaryDirectory() as tmpdir, contextlib.ExitStack() as stack:
         tmp = Path(tmpdir)
+        stores: dict[str, Any] = {}
+        if args.store in ("sqlite", "both"):
+            stores["sqlite"] = None
+        if args.store in ("postgresql", "both"):
+            from tests.support.postgres import running_postgres
+
+            stores["postgresql"] = stack.enter_context(running_postgres(durable=True))
         broker = start_test_broker(tmp / "mosquitto")
         try:
-            asyncio.run(bench(args, tmp, broker))
+            asyncio.run(bench(args, tmp, broker, stores))
         finally:
             broker.stop()
 

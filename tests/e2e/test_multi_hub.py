@@ -15,9 +15,12 @@ import contextlib
 import json
 import random
 import sqlite3
+import subprocess
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import grpc
@@ -47,7 +50,30 @@ SHORT = Load(cabinets=4, parcels=48, concurrency=8, door_events_per_s=4)
 LONG = Load(cabinets=8, parcels=400, concurrency=16, door_events_per_s=10)
 
 
-def hub_config(tmp: Path, broker: BrokerHandle, index: int, cabinets: list[str]) -> Path:
+@dataclass
+class SharedStore:
+    """The hubs' one store, and the test's own reads of it."""
+
+    path: Path
+    url: str = ""  # set: PostgreSQL
+    server: Any = None  # tests.support.postgres.PostgresServer
+
+    def toml(self) -> str:
+        return f'url = "{self.url}"' if self.url else f'path = "{self.path}"'
+
+    def rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        if not self.url:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as conn:
+                return conn.execute(sql, params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(sql.replace("?", "%s").encode(), params)]
+
+
+def hub_config(
+    tmp: Path, broker: BrokerHandle, store: SharedStore, index: int, cabinets: list[str]
+) -> Path:
     user, password = broker.hub_credentials()
     path = tmp / f"hub-{index}.toml"
     path.write_text(
@@ -66,7 +92,7 @@ session_expiry_s = 600
 reconnect_min_s = 0.1
 reconnect_max_s = 0.5
 [storage]
-path = "{tmp / "hub.db"}"
+{store.toml()}
 [grpc]
 port = 0
 [metrics]
@@ -147,11 +173,6 @@ def notices(tmp: Path) -> list[dict[str, object]]:
     return lines
 
 
-def db_rows(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 async def retained_desired(broker: BrokerHandle, devices: list[str]) -> dict[str, int]:
     """The version of each device's retained DesiredState, read as a new subscriber would."""
     user, password = broker.hub_credentials()
@@ -178,15 +199,16 @@ async def eventually(check: object, what: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
+async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Load) -> None:
     names = [f"MH-{i + 1}" for i in range(load.cabinets)]
-    hubs = Hubs([hub_config(tmp, broker, i, names) for i in range(HUBS)])
-    db = tmp / "hub.db"
+    hubs = Hubs([hub_config(tmp, broker, store, i, names) for i in range(HUBS)])
+    db_rows = store.rows
     await hubs.start(0)  # the first one migrates the shared store
     await asyncio.gather(*(hubs.start(i) for i in range(1, HUBS)))
     held: dict[tuple[str, str], str] = {}  # compartment -> parcel currently given it
     given_twice: list[str] = []
     killed_mid_traffic: list[int] = []
+    restarted: list[str] = []
     done: list[str] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -195,7 +217,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
             }
             await eventually(
                 lambda: (
-                    db_rows(db, "SELECT COUNT(*) FROM devices WHERE online = 1")[0][0] == len(names)
+                    db_rows("SELECT COUNT(*) FROM devices WHERE online = 1")[0][0] == len(names)
                 ),
                 "cabinets online",
             )
@@ -231,7 +253,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
                     previous = held.get(where)
                     if previous is not None:
                         # Free again only once the previous parcel's pickup has committed.
-                        (state,) = db_rows(db, "SELECT state FROM parcels WHERE id = ?", previous)
+                        (state,) = db_rows("SELECT state FROM parcels WHERE id = ?", previous)
                         if state != ("picked_up",):
                             given_twice.append(f"{where} to {previous} and {parcel_id}")
                     held[where] = parcel_id
@@ -299,6 +321,11 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
                 for path in tmp.glob("notices-2.jsonl"):  # what its first run sent
                     path.rename(tmp / "notices-2.jsonl.killed")
                 await hubs.start(2)
+                if store.server is not None:  # PostgreSQL restarted mid-traffic
+                    while len(done) < load.parcels // 2:
+                        await asyncio.sleep(0.05)
+                    await asyncio.to_thread(restart_postgres, store.server)
+                    restarted.append("postgresql")
                 while len(done) < 2 * load.parcels // 3:
                     await asyncio.sleep(0.05)
                 reconnects = sum(c.reconnects for c in cabs.values())
@@ -315,6 +342,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
             assert given_twice == []
             assert len(done) == load.parcels
             assert killed_mid_traffic
+            assert restarted == (["postgresql"] if store.server is not None else [])
             assert killed_mid_traffic[0] < sum(len(c.ledger) for c in cabs.values())
             # The broker shared the events out: every hub applied some.
             shares = [await asyncio.to_thread(events_applied, hubs.metrics[i]) for i in (0, 1)]
@@ -322,18 +350,15 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
 
             # 0 events lost, 0 applied twice: the ledger of each cabinet is what the store holds.
             def ledgers_applied() -> bool:
-                rows = db_rows(db, "SELECT device, COUNT(*) FROM device_events GROUP BY device")
+                rows = db_rows("SELECT device, COUNT(*) FROM device_events GROUP BY device")
                 return dict(rows) == {n: len(c.ledger) for n, c in cabs.items()}  # type: ignore[comparison-overlap]
 
             await eventually(ledgers_applied, "every acknowledged event applied")
             for name, cab in cabs.items():
-                rows = db_rows(
-                    db, "SELECT seq FROM device_events WHERE device = ? ORDER BY seq", name
-                )
+                rows = db_rows("SELECT seq FROM device_events WHERE device = ? ORDER BY seq", name)
                 seqs = [r[0] for r in rows]
                 assert seqs == sorted(cab.ledger) == list(range(1, cab.seq + 1)), name
             effects = db_rows(
-                db,
                 "SELECT state, COUNT(*), COUNT(DISTINCT parcel_id) FROM parcel_transitions "
                 "WHERE state IN ('deposited', 'picked_up') GROUP BY state",
             )
@@ -357,26 +382,58 @@ async def run_city(tmp: Path, broker: BrokerHandle, load: Load) -> None:
             # Every cabinet's retained desired state is its newest version.
             def all_published() -> bool:
                 rows = db_rows(
-                    db, "SELECT COUNT(*) FROM desired_state WHERE published_version < version"
+                    "SELECT COUNT(*) FROM desired_state WHERE published_version < version"
                 )
                 return rows[0][0] == 0
 
             await eventually(all_published, "desired states published")
-            newest = dict(db_rows(db, "SELECT device, version FROM desired_state"))
+            newest = dict(db_rows("SELECT device, version FROM desired_state"))
             assert await retained_desired(broker, names) == {n: newest[n] for n in names}
     finally:
         failures = await hubs.close()
     assert failures == []
 
 
-@pytest.mark.parametrize("store", ["sqlite"])
+def restart_postgres(server: Any) -> None:
+    """``pg_ctl restart -m fast`` (clients cut off, then up again on the same socket). Its output
+    goes nowhere: the restarted server keeps pg_ctl's stdout open, so capturing it would wait for
+    the server to end."""
+    pg_ctl = [*server.run_as, str(server.bin_dir / "pg_ctl"), "-D", str(server.data_dir)]
+    subprocess.run(
+        [*pg_ctl, "-w", "restart", "-m", "fast"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def shared_store(kind: str, tmp: Path) -> Iterator[SharedStore]:
+    """The store of the run: a SQLite file, or a PostgreSQL cluster of the test's own (so that
+    the test may restart it)."""
+    if kind == "sqlite":
+        yield SharedStore(tmp / "hub.db")
+        return
+    from tests.support.postgres import running_postgres
+
+    with running_postgres() as server:
+        yield SharedStore(tmp / "unused.db", server.create_database("mh"), server)
+
+
+STORES = ["sqlite"]  # "postgresql" joins once the PostgreSQL store is on main
+
+
+@pytest.mark.parametrize("store", STORES)
 async def test_three_hubs_one_store_nothing_lost_nothing_twice(
     tmp_path: Path, own_mosquitto: BrokerHandle, store: str
 ) -> None:
-    await run_city(tmp_path, own_mosquitto, SHORT)
+    with shared_store(store, tmp_path) as shared:
+        await run_city(tmp_path, own_mosquitto, shared, SHORT)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("store", ["sqlite"])
+@pytest.mark.parametrize("store", STORES)
 async def test_three_hubs_soak(tmp_path: Path, own_mosquitto: BrokerHandle, store: str) -> None:
-    await run_city(tmp_path, own_mosquitto, LONG)
+    with shared_store(store, tmp_path) as shared:
+        await run_city(tmp_path, own_mosquitto, shared, LONG)

@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 # System packages the tests run for real (a broker, Prometheus and promtool; the operator guide
-# also runs sqlite3, openssl and curl; the simulation report is checked in headless chromium).
-SYSTEM_BINARIES := mosquitto:mosquitto prometheus:prometheus promtool:prometheus sqlite3:sqlite3 openssl:openssl curl:curl chromium:chromium
+# also runs sqlite3, openssl and curl; the simulation report is checked in headless chromium;
+# the PostgreSQL store's tests start their own cluster with initdb and pg_ctl).
+SYSTEM_BINARIES := mosquitto:mosquitto prometheus:prometheus promtool:prometheus sqlite3:sqlite3 openssl:openssl curl:curl chromium:chromium pg_ctl:postgresql
 
 .PHONY: run test test-fast lint proto bench soak mutate system-deps venv clean
 
@@ -21,7 +22,7 @@ venv: $(STAMP)
 ## system-deps: apt-get install what the tests need when it is missing (and we may)
 system-deps:
 	@missing=""; for pair in $(SYSTEM_BINARIES); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; done; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || compgen -G "/usr/lib/postgresql/*/bin/$$bin" >/dev/null || missing="$$missing $$pkg"; done; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing// /}" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -283,11 +283,13 @@ class EdgeAgent:
             tx.emit(*events)
 
     async def _sorter_loop(self) -> None:
-        """Send unconfirmed drops to the exception chute once their time is up."""
+        """Send unconfirmed drops to the exception chute once their time is up, and report a
+        newly applied plan version."""
         assert self.sorter is not None
         tick = min(0.1, self.settings.sorter.confirm_timeout_s / 4)
         while True:
             await self._clock.sleep(tick)
+            await self.sorter.report_plan()
             await self.sorter.expire()
 
     # -- start-up --------------------------------------------------------------------------

@@ -35,8 +35,25 @@ async def open_modbus(settings: EdgeSettings) -> AsyncIterator[tuple[HardwareDri
     from edge.modbus import ModbusDriver
 
     d = settings.driver
+    if settings.device.kind == "sorting_line":
+        from edge.modbus_line import ModbusLineDriver
+
+        line = ModbusLineDriver(
+            settings.sorter.chutes,
+            host=d.modbus_host,
+            port=d.modbus_port,
+            line_unit=d.modbus_line_unit,
+            meter_unit=d.modbus_meter_unit,
+            poll_s=d.modbus_poll_s,
+            timeout_s=d.modbus_timeout_s,
+        )
+        yield line, f"edge: modbus sorting line on {d.modbus_host}:{d.modbus_port}"
+        return
     if settings.device.kind != "cabinet":
-        raise ConfigError("driver.kind: 'modbus' drives cabinets only (device.kind = 'cabinet')")
+        raise ConfigError(
+            "driver.kind: 'modbus' drives cabinets and sorting lines (device.kind = 'cabinet' "
+            "or 'sorting_line')"
+        )
     driver = ModbusDriver(
         d.compartment_specs(),
         host=d.modbus_host,

@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import logging
 
+from edge import couriers
 from edge.cabinet import DoorClosed, DoorOpened, Intent
 from edge.commands import valid_id
+from edge.couriers import CourierSession, NonceBook
 from edge.errors import DriverError
 from edge.messages import alarm, event, match_code
 from edge.settings import EdgeSettings
@@ -25,10 +27,12 @@ from lockerhub.driver import (
     KeypadEntry,
     Scanned,
 )
+from lockerhub.errors import ContractError
 from lockerhub.states import CompartmentState
 from lockerhub.v1 import common_pb2, device_pb2
 
 log = logging.getLogger(__name__)
+KV_NONCES = "courier_nonces"
 
 
 async def open_door(
@@ -68,9 +72,16 @@ class Inputs:
         self._driver = driver
         self._stats = stats
         self._sorter = sorter
+        self._session: CourierSession | None = None
+        self._nonces = NonceBook()
+        # Compartment -> the courier whose scan opened it for a deposit (named in Deposited).
+        self._depositors: dict[str, str] = {}
 
     async def run(self) -> None:
         """Handle inputs until the driver's stream ends."""
+        raw = await self._state.store.get_blob(KV_NONCES)
+        if raw:
+            self._nonces.load_blob(raw)
         async for item in self._driver.inputs():
             try:
                 await self.handle(item)
@@ -118,7 +129,60 @@ class Inputs:
                 )
         self._state.telemetry_due.set()
 
+    async def _sign_in(self, text: str, *, keypad: bool) -> None:
+        """A courier's code or app token: a session, or a counted failure (never logged)."""
+        state = self._state
+        now = state.clock.now_ms()
+        desired = state.desired
+        try:
+            if state.pickup.blocked(now, None):
+                raise ContractError("credential entry locked out")
+            if desired is None:
+                raise ContractError("no desired state yet")
+            if keypad:
+                cred = await asyncio.to_thread(couriers.check_code, text, desired)
+            else:
+                cred = couriers.check_token(text, desired, self._nonces, now)
+        except ContractError as exc:
+            self._session = None
+            log.info("courier sign-in refused: %s", exc)
+            async with state.change() as tx:
+                tx.emit(*tx.guard().failure(now, None))
+            return
+        session_ms = int(self._settings.keypad.courier_session_s * 1000)
+        self._session = CourierSession(cred.courier_id, cred.carrier_id, now + session_ms)
+        log.info("courier %s signed in", cred.courier_id)
+        async with state.change() as tx:
+            tx.guard().success("")
+            if not keypad:  # a used nonce survives a restart
+                tx.put(KV_NONCES, self._nonces.to_blob())
+
+    def _courier_for(self, parcel_id: str, now: int) -> str | None:
+        """The signed-in courier allowed to deposit ``parcel_id`` ("" when couriers are not
+        managed), or None: refused."""
+        desired = self._state.desired
+        if not couriers.required(desired):
+            return ""
+        assert desired is not None
+        s = self._session
+        if s is None or s.until_ms <= now:
+            log.info("scan refused: no courier signed in")
+            return None
+        try:  # still allowed now (the desired state may have changed since the sign-in)
+            couriers.check_allowed(desired, s.courier_id)
+        except ContractError as exc:
+            self._session = None
+            log.info("scan refused: %s", exc)
+            return None
+        if couriers.parcel_carrier(desired, parcel_id) != s.carrier_id:
+            log.info("scan refused: the parcel is not of courier %s's carrier", s.courier_id)
+            return None
+        return s.courier_id
+
     async def _on_scan(self, parcel_id: str) -> None:
+        if couriers.is_credential(parcel_id, keypad=False):
+            await self._sign_in(parcel_id, keypad=False)
+            return
         async with self._state.change() as tx:
             now = self._state.clock.now_ms()
             rec = next(
@@ -136,9 +200,17 @@ class Inputs:
                 self._stats.scans_refused += 1
                 log.info("scan refused: no live reservation for the scanned parcel")
                 return
+            courier = self._courier_for(rec.parcel_id or "", now)
+            if courier is None:
+                self._stats.scans_refused += 1
+                return
+            self._depositors[rec.compartment_id] = courier
             await self._open(tx, rec.compartment_id, Intent.DEPOSIT, rec.parcel_id)
 
     async def _on_code(self, code: str, chosen: str | None = None) -> None:
+        if couriers.is_credential(code, keypad=True):
+            await self._sign_in(code, keypad=True)
+            return
         state = self._state
         now = state.clock.now_ms()
         if chosen is not None and chosen not in state.specs:
@@ -213,7 +285,14 @@ class Inputs:
             and rec.state is CompartmentState.RESERVED
         ):
             tx.save(dataclasses.replace(rec.occupied(), local_ms=now))
-            tx.emit(event(deposited=device_pb2.Deposited(parcel_id=parcel, compartment_id=cid)))
+            courier = self._depositors.pop(cid, "")
+            tx.emit(
+                event(
+                    deposited=device_pb2.Deposited(
+                        parcel_id=parcel, compartment_id=cid, courier_id=courier
+                    )
+                )
+            )
         elif (
             transition.intent is Intent.PICKUP
             and item is False

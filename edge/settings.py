@@ -177,6 +177,8 @@ class KeypadSettings:
     lockout_s: float = 300.0
     # Each further lockout doubles, up to this.
     max_lockout_s: float = 86400.0
+    # How long a courier stays signed in (code or app token) to scan parcels.
+    courier_session_s: float = 120.0
 
     def __post_init__(self) -> None:
         _require(1 <= self.max_failures <= 100, "keypad.max_failures", "must be 1-100")
@@ -186,6 +188,7 @@ class KeypadSettings:
             "keypad.max_lockout_s",
             "must be lockout_s-604800",
         )
+        _require(1 <= self.courier_session_s <= 3600, "keypad.courier_session_s", "must be 1-3600")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +321,8 @@ class DriverSettings:
     modbus_host: str = "127.0.0.1"
     modbus_port: int = 502
     modbus_meter_unit: int = 100
+    # sorting lines: unit id of the line controller (docs/edge.md, "Sorting line register map").
+    modbus_line_unit: int = 1
     modbus_poll_s: float = 0.1
     modbus_timeout_s: float = 1.0
 
@@ -330,6 +335,7 @@ class DriverSettings:
         _require(bool(self.modbus_host), "driver.modbus_host", "must not be empty")
         _require(1 <= self.modbus_port <= 65535, "driver.modbus_port", "must be 1-65535")
         _require(1 <= self.modbus_meter_unit <= 247, "driver.modbus_meter_unit", "must be 1-247")
+        _require(1 <= self.modbus_line_unit <= 247, "driver.modbus_line_unit", "must be 1-247")
         _require(0.01 <= self.modbus_poll_s <= 10, "driver.modbus_poll_s", "must be 0.01-10")
         _require(0.05 <= self.modbus_timeout_s <= 30, "driver.modbus_timeout_s", "must be 0.05-30")
         _require(1 <= self.board_size <= 256, "driver.board_size", "must be 1-256")

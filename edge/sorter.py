@@ -1,7 +1,9 @@
 """Sorting-line mode: per inducted item scan -> decide the chute -> divert -> confirm.
 
-The sort plan (destination -> chute, exception chute, versioned) comes from the hub's desired
-state. No-read, no rule, or no drop confirmation in time -> the exception chute; a full chute ->
+The sort plan (destination -> chute, exception and hold chutes, parcels held at screening,
+versioned) comes from the hub's desired state; the line reports each new plan version it applied
+(SortPlanApplied) and the version behind every decision (ParcelSorted.plan_version). No-read, no
+rule, or no drop confirmation in time -> the exception chute; a full chute ->
 recirculate, and the exception chute after ``max_recirculations`` rounds (domain notes: sorting
 lines). Every sorted item is a ParcelSorted event, every reject a ParcelRejected event; counters and
 chute states go into telemetry. The controller decides and drives the line; the agent persists and
@@ -18,7 +20,7 @@ from edge.errors import DriverError
 from edge.settings import SorterSettings
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.driver import DropConfirmed, Inducted, SorterDriver
-from lockerhub.v1 import common_pb2, device_pb2
+from lockerhub.v1 import common_pb2, device_pb2, sorting_pb2
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,15 @@ Emit = Callable[[Sequence[device_pb2.DeviceEvent]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class SortPlan:
-    """Destination -> chute, with the exception chute; ``version`` 0 = no plan yet."""
+    """Destination -> chute, with the exception and hold chutes and the parcels held at
+    screening; ``version`` is the desired state's, ``plan_version`` the plan's own (0 = none)."""
 
     version: int = 0
     rules: dict[str, str] = field(default_factory=dict)
     exception_chute: str = ""
+    plan_version: int = 0
+    hold_chute: str = ""
+    held: frozenset[str] = frozenset()
 
     @classmethod
     def from_desired(cls, desired: device_pb2.DesiredState, known: Sequence[str]) -> SortPlan:
@@ -46,7 +52,15 @@ class SortPlan:
                 len(desired.sort_plan) - len(rules),
             )
         exception = desired.exception_chute if desired.exception_chute in chutes else ""
-        return cls(desired.version, rules, exception)
+        hold = desired.hold_chute if desired.hold_chute in chutes else ""
+        return cls(
+            desired.version,
+            rules,
+            exception,
+            plan_version=desired.sort_plan_version,
+            hold_chute=hold,
+            held=frozenset(desired.held_parcels),
+        )
 
 
 @dataclass(slots=True)
@@ -57,6 +71,7 @@ class _InFlight:
     chute_id: str
     deadline_ms: int
     round: int
+    plan_version: int
 
 
 class SorterController:
@@ -81,12 +96,34 @@ class SorterController:
         self._driver = driver
         self._settings = settings
         self._emit = emit
-        self.plan = SortPlan()
+        self._plan = SortPlan()
+        self._reported_plan = 0
         self.counters = device_pb2.SorterCounters()
         self._in_flight: dict[str, _InFlight] = {}
         self._full: dict[str, bool] = {}
         self._unconfirmed = 0
         self.stalled = False
+
+    @property
+    def plan(self) -> SortPlan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: SortPlan) -> None:
+        self._plan = plan
+
+    async def report_plan(self) -> None:
+        """Tell the hub which plan version is in force, once per new version (SortPlanApplied)."""
+        version = self._plan.plan_version
+        if version and version != self._reported_plan:
+            self._reported_plan = version
+            await self._emit(
+                [
+                    device_pb2.DeviceEvent(
+                        sort_plan_applied=sorting_pb2.SortPlanApplied(plan_version=version)
+                    )
+                ]
+            )
 
     @property
     def exception_chute(self) -> str:
@@ -106,6 +143,11 @@ class SorterController:
             self.counters.no_reads += 1
             await self._reject(item.item_id, "", Reason.REASON_NO_READ)
             return
+        if item.parcel_id in self.plan.held:
+            # Held at security screening: never to a delivery chute.
+            hold = self.plan.hold_chute or self.exception_chute
+            await self._reject(item.item_id, item.parcel_id, Reason.REASON_HELD, chute=hold)
+            return
         chute = self.plan.rules.get(item.destination)
         if chute is None:
             await self._reject(item.item_id, item.parcel_id, Reason.REASON_NO_RULE)
@@ -123,7 +165,13 @@ class SorterController:
             return
         deadline = self._clock.now_ms() + round(self._settings.confirm_timeout_s * 1000)
         self._in_flight[item.item_id] = _InFlight(
-            item.item_id, item.parcel_id, item.destination, chute, deadline, item.round
+            item.item_id,
+            item.parcel_id,
+            item.destination,
+            chute,
+            deadline,
+            item.round,
+            self.plan.plan_version,
         )
         await self._driver.divert(item.item_id, chute)
 
@@ -148,6 +196,7 @@ class SorterController:
                         destination=pending.destination,
                         chute_id=pending.chute_id,
                         recirculations=pending.round,
+                        plan_version=pending.plan_version,
                     )
                 ),
             ]
@@ -184,10 +233,15 @@ class SorterController:
                 )
 
     async def _reject(
-        self, item_id: str, parcel_id: str, reason: device_pb2.ParcelRejected.Reason.ValueType
+        self,
+        item_id: str,
+        parcel_id: str,
+        reason: device_pb2.ParcelRejected.Reason.ValueType,
+        *,
+        chute: str = "",
     ) -> None:
         self.counters.rejected += 1
-        chute = self.exception_chute
+        chute = chute or self.exception_chute
         try:
             await self._driver.divert(item_id, chute)
         except DriverError as exc:
@@ -198,7 +252,10 @@ class SorterController:
             [
                 device_pb2.DeviceEvent(
                     parcel_rejected=device_pb2.ParcelRejected(
-                        parcel_id=parcel_id, reason=reason, chute_id=chute
+                        parcel_id=parcel_id,
+                        reason=reason,
+                        chute_id=chute,
+                        plan_version=self.plan.plan_version,
                     )
                 )
             ]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from firmware_sim import line_run
 from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.control import ControlClient
 from firmware_sim.errors import ControlError, SimError
@@ -71,6 +72,7 @@ def register(
     )
     p.add_argument("--meter-unit", type=int, default=DEFAULT_METER_UNIT, help="the meter's unit id")
     p.set_defaults(func=_modbus)
+    line_run.add_parser(actions)
     return actions
 
 

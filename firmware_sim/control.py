@@ -29,7 +29,7 @@ from lockerhub.driver import DriverError
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8 * 1024
-_MAX_ARG_CHARS = 128
+_MAX_ARG_CHARS = 512  # a courier app token (lockerhub.courier_token) is up to 512
 _MAX_TIMEOUT_S = 60.0
 _DEFAULT_TIMEOUT_S = 3.0
 

@@ -19,6 +19,9 @@ from prometheus_client import CollectorRegistry
 from hub.api.auth import token_digest
 from hub.api.compliance import Compliance
 from hub.api.server import ApiServices, GrpcServer
+from hub.couriers.carriers import CarrierRegistry
+from hub.couriers.keys import load_or_create, public_bytes
+from hub.couriers.registry import CourierRegistry
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
@@ -46,6 +49,9 @@ from hub.planning.routes import RoutePlanner
 from hub.privacy.audit import PersonalData
 from hub.privacy.retention import RetentionSweeper
 from hub.settings import HubSettings, TokenSettings
+from hub.sorting.containers import Containers
+from hub.sorting.plans import SortPlans
+from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import leases
@@ -87,7 +93,7 @@ class HubApp:
         self._ingestor: Ingestor | None = None
         self._commands: CommandService | None = None
         self._charging: CentralSystem | None = None
-        self._store_metrics = StoreMetrics(self.metrics)
+        self._store_metrics = StoreMetrics(self.metrics, clock=self.clock)
         self._sweeper: Sweeper | None = None
         self._desired: DesiredStates | None = None
         self._inventory: Inventory | None = None
@@ -119,16 +125,29 @@ class HubApp:
             if isinstance(self.notifier, FileNotifier):  # fail at start, not at the first notice
                 await asyncio.to_thread(_check_writable, s.notify.path, "notify.path")
             try:
-                store = await self._stack.enter_async_context(Store(s.storage.path))
+                store = await self._stack.enter_async_context(
+                    Store(s.storage.target, pool_size=s.storage.pool_size)
+                )
             except StoreError as exc:
-                raise ConfigError(f"storage.path: {exc}") from exc
+                key = "storage.url" if s.storage.url else "storage.path"
+                raise ConfigError(f"{key}: {exc}") from exc
             async with store.transaction() as tx:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
             me, lease_s = s.cluster.hub_id, s.cluster.lease_s  # who holds this hub's job leases
+            courier_key = await asyncio.to_thread(
+                load_or_create, s.couriers.token_key or s.storage.path.parent / "courier-token.key"
+            )
             desired = DesiredStates(
-                store, broker, self.clock, s.device_config, self.metrics, holder=me, lease_s=lease_s
+                store,
+                broker,
+                self.clock,
+                s.device_config,
+                self.metrics,
+                courier_key=public_bytes(courier_key),
+                holder=me,
+                lease_s=lease_s,
             )
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
@@ -138,6 +157,9 @@ class HubApp:
             registry = Registry(s.registry)
             self._inventory = Inventory(store, registry, self.clock, desired)
             await self._inventory.provision(s.devices)
+            plans = SortPlans(store, self.clock, self.metrics, desired, alarms)
+            screening = Screening(store, self.clock, self.metrics, desired, alarms)
+            containers = Containers(store, self.clock, self.metrics)
             events = EventApplier(
                 registry,
                 commands,
@@ -148,6 +170,9 @@ class HubApp:
                 desired_states=desired,
                 deadline_h=s.deadline_h,
                 sorting_hub=s.sorting_hub,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._ingestor = Ingestor(
                 s.ingest,
@@ -179,6 +204,13 @@ class HubApp:
                     if s.allocation.engine == "routing"
                     else allocate_smallest_fit
                 ),
+            )
+            couriers = CourierRegistry(
+                store,
+                self.clock,
+                s.couriers,
+                desired,
+                courier_key,
             )
             fleet = FleetService(
                 store,
@@ -231,6 +263,12 @@ class HubApp:
                     incidents=self._incidents,
                     personal_data=PersonalData(store, self.clock),
                 ),
+                carriers=CarrierRegistry(store, self.clock),
+                couriers=couriers,
+                store=store,
+                plans=plans,
+                screening=screening,
+                containers=containers,
             )
             self._grpc = await self._stack.enter_async_context(
                 GrpcServer(s.grpc, api, auth=s.auth, metrics=self.metrics, clock=self.clock)
@@ -269,6 +307,7 @@ class HubApp:
             "ingest-apply": ingestor.run,
             "command-flush": self._flush_on_connect,
             "command-sweeper": commands.run_sweeper,
+            "command-publisher": commands.run_publisher,
             "lifecycle-sweeper": self._require(self._sweeper).run,
             "desired-state": self._require(self._desired).run,
             "notice-outbox": self._require(self._outbox).run,

@@ -7,6 +7,7 @@ tree to status codes in one place (``hub.api.interceptors``)::
     HubError
     ├── ConfigError            settings file or environment is wrong (names the key)
     ├── StoreError             the database failed (not the caller's fault)
+    │   └── StoreConflict      a serialization failure or deadlock: the store retries it
     ├── BrokerError            the MQTT link failed or is down
     └── RequestError           the caller's request cannot be served as asked
         ├── InvalidArgument    malformed input; nothing was stored
@@ -30,7 +31,13 @@ class ConfigError(HubError):
 
 
 class StoreError(HubError):
-    """The database failed; translated from sqlite3 errors."""
+    """The database failed; translated from sqlite3 and psycopg errors."""
+
+
+class StoreConflict(StoreError):
+    """A transaction lost a race with another (PostgreSQL serialization failure or deadlock,
+    or a row it counted on was taken meanwhile). ``Store.transaction_on_thread`` runs the work
+    again after a short backoff; it only escapes when every attempt lost."""
 
 
 class BrokerError(HubError):

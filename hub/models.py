@@ -101,6 +101,7 @@ class Transition:
     ts_ms: int
     actor: str
     location: str
+    courier: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import json_format
 
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
-from ops import commands, compliance
+from ops import commands, compliance, couriers, sorting
 from ops.client import DEFAULT_TARGET, channel_for, report_rpc_error
 from ops.commands import Handler
 from ops.render import event_line
@@ -84,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--courier", default="")
     p.set_defaults(func=_wrap(commands.withdraw_call))
 
+    sorting.register(sub, _wrap)
+
     p = sub.add_parser(
         "reissue-code", help="a new pickup code for a deposited parcel (the old one stops working)"
     )
@@ -113,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.set_defaults(func=_wrap(commands.alarm_action_call), action=name)
 
     compliance.register(sub, _wrap)
+    couriers.register(sub, _wrap)
 
     p = sub.add_parser("watch", help="follow live parcel and alarm events (Ctrl-C stops)")
     p.add_argument("--site", default="")

@@ -97,6 +97,10 @@ def event_line(e: dispatch_pb2.LiveEvent) -> str:
         what = f"parcel {e.parcel.parcel_id}"
         state = enum_name(common_pb2.ParcelState, t.state, "PARCEL_STATE_")
         extra = f"{t.actor} @ {t.location}"
+    elif e.WhichOneof("body") == "screening":
+        what = f"screening {e.screening.parcel_id}"
+        state = e.screening.status
+        extra = f"{e.screening.actor} @ {e.screening.station_id}"
     else:
         a = e.alarm
         what = f"alarm {a.alarm_id} {enum_name(common_pb2.AlarmKind, a.kind, 'ALARM_KIND_')}"

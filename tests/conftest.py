@@ -14,6 +14,7 @@ from types import FrameType
 import pytest
 
 from tests.support.broker import BrokerHandle, start_test_broker
+from tests.support.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,23 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle
     broker = start_test_broker(tmp_path_factory.mktemp("mosquitto"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test session's own (tests/support/postgres.py)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """What ``Store(...)`` opens, once per back end: a SQLite file, or a fresh PostgreSQL
+    database on the session's cluster."""
+    if request.param == "sqlite":
+        return tmp_path / "hub.db"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()
 
 
 @pytest.fixture

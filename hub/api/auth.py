@@ -28,6 +28,8 @@ class TokenEntry:
     name: str
     role: Role
     expires_ms: int | None = None
+    # The carrier (tenant) the token is scoped to; "" = the city operator, who sees every carrier.
+    carrier: str = ""
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and now_ms >= self.expires_ms
@@ -35,10 +37,12 @@ class TokenEntry:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's name (used as the audit actor) and its role."""
+    """Who is calling: the token's name (used as the audit actor), its role and its carrier
+    ("" = the city operator)."""
 
     name: str
     role: Role
+    carrier: str = ""
 
     @property
     def actor(self) -> str:
@@ -59,6 +63,11 @@ def current_actor() -> str:
     return "operator" if principal is ANONYMOUS else principal.actor
 
 
+def current_carrier() -> str:
+    """The carrier the call is scoped to; "" for the city operator (and with auth disabled)."""
+    return _current.get().carrier
+
+
 def set_principal(principal: Principal) -> contextvars.Token[Principal]:
     return _current.set(principal)
 
@@ -69,8 +78,10 @@ def reset_principal(token: contextvars.Token[Principal]) -> None:
 
 # The least role each operator RPC needs; a method missing here needs ADMIN (deny by default).
 _VIEW = ("GetParcel", "ListParcels", "WatchEvents", "ListSites", "ListCabinets", "GetCabinet")
-_VIEW2 = ("ListAlarms", "ListChargingPiles", "ListMaintenance", "ListIncidents")
-_ADMIN = ("ListTokens",)
+_VIEW2 = ("ListAlarms", "ListChargingPiles", "ListCarriers", "ListCarrierQuotas")
+_VIEW3 = ("GetCourier", "ListCouriers", "GetCourierRecord", "ListBadConduct")
+_VIEW4 = ("ListMaintenance", "ListIncidents", "GetSortPlan", "GetScreening", "GetContainer")
+_ADMIN = ("ListTokens", "RegisterCarrier", "SetCarrierQuota")
 _OPERATE = (
     "AnnounceParcels",
     "CancelParcel",
@@ -87,11 +98,21 @@ _OPERATE = (
     "CancelMaintenance",
     "SetSiteFiling",
     "ExportReport",
+    "RegisterCourier",
+    "SetCourierStatus",
+    "SetCourierCode",
+    "IssueCourierToken",
+    "FileComplaint",
+    "AddToBadConductList",
+    "RemoveFromBadConductList",
+    "SetSortPlan",
+    "ReleaseParcel",
+    "RecordContainer",
 )
 # ADMIN (by default): CreatePartner, RevokePartner, ListPartners, RevealRecipientPhone,
 # ListPersonalDataReads - partner secrets and full phone numbers.
 REQUIRED_ROLE: dict[str, Role] = {
-    **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2)},
+    **{m: Role.VIEWER for m in (*_VIEW, *_VIEW2, *_VIEW3, *_VIEW4)},
     **{m: Role.OPERATOR for m in _OPERATE},
     **{m: Role.ADMIN for m in _ADMIN},
 }

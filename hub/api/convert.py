@@ -38,7 +38,11 @@ def parcel(p: ParcelRecord) -> dispatch_pb2.Parcel:
         carrier_id=p.carrier_id,
         history=[
             dispatch_pb2.ParcelTransition(
-                state=t.state.to_proto(), ts_ms=t.ts_ms, actor=t.actor, location=t.location
+                state=t.state.to_proto(),
+                ts_ms=t.ts_ms,
+                actor=t.actor,
+                location=t.location,
+                courier_id=t.courier,
             )
             for t in p.history
         ],
@@ -110,6 +114,12 @@ def live_event(e: JournalEntry) -> dispatch_pb2.LiveEvent:
                 ts_ms=e.ts_ms,
                 actor=e.actor,
                 location=e.location,
+            )
+        )
+    elif e.kind == "screening":
+        event.screening.CopyFrom(
+            dispatch_pb2.ScreeningEvent(
+                parcel_id=e.ref, status=e.state, actor=e.actor, station_id=e.device
             )
         )
     else:

@@ -8,17 +8,24 @@ import grpc
 from grpc import aio
 
 from hub.api import convert, validate
-from hub.api.auth import current_actor
+from hub.api.auth import current_actor, current_carrier
 from hub.parcels.announce import ParcelService
 from hub.parcels.feed import LiveFeed
 from hub.planning.routes import DEFAULT_TIME_LIMIT_S, RoutePlanner
+from hub.sorting.plans import SortPlans
 from lockerhub.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 
 class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
     def __init__(
-        self, parcels: ParcelService, feed: LiveFeed, planner: RoutePlanner | None = None
+        self,
+        parcels: ParcelService,
+        feed: LiveFeed,
+        planner: RoutePlanner | None = None,
+        *,
+        plans: SortPlans | None = None,
     ) -> None:
+        self._plans = plans
         self._parcels = parcels
         self._feed = feed
         self._planner = planner
@@ -53,7 +60,11 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         site = validate.optional_id("site", request.site)
         state = validate.parcel_state(request.state)
         page, token = await self._parcels.list(
-            site=site, state=state, page_size=request.page_size, page_token=request.page_token
+            site=site,
+            state=state,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            carrier=current_carrier(),
         )
         return dispatch_pb2.ListParcelsResponse(
             parcels=[convert.parcel(p) for p in page], next_page_token=token
@@ -97,6 +108,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         if remaining is not None:  # leave room to answer before the caller's deadline
             limit = min(limit, max(1.0, remaining - 1.0))
         result = await self._planner.plan(hub_site, vehicles, parcel_ids, float(limit))
+        if self._plans is not None and result.sort_plan:
+            # The routes' chute map becomes the plan of the hub site's lines (hub.sorting.plans).
+            await self._plans.apply_route_plan(hub_site, result.sort_plan, actor=current_actor())
         return dispatch_pb2.PlanRoutesResponse(
             routes=[
                 dispatch_pb2.VehicleRoute(
@@ -121,7 +135,5 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
     ) -> AsyncIterator[dispatch_pb2.LiveEvent]:
         site = validate.optional_id("site", request.site)
         after = await self._feed.start(request.cursor)
-        async for entry in self._feed.follow(after, site=site):
-            if entry.kind == "notice":  # partners' service notices (hub.partners)
-                continue
+        async for entry in self._feed.follow(after, site=site, carrier=current_carrier()):
             yield convert.live_event(entry)

@@ -1,5 +1,6 @@
-"""Server interceptors: bearer-token auth with roles (the one place), domain errors -> status
-codes (the one place), and request ids. Both unary and server-streaming calls are covered."""
+"""Server interceptors: bearer-token auth with roles and carrier tenancy (the one place), domain
+errors -> status codes (the one place), and request ids. Both unary and server-streaming calls
+are covered."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import grpc
 from grpc import aio
 
 from hub.api.auth import Principal, TokenBook, required_role, set_principal
+from hub.api.tenancy import TenancyDenied, TenancyGuard
 from hub.errors import (
     CommandTimeout,
     Conflict,
@@ -55,7 +57,7 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandl
 class _Wrapper:
     """What an interceptor does around a call: ``before`` may abort, ``error`` maps errors."""
 
-    async def before(self, method: str, context: Context) -> None:
+    async def before(self, method: str, context: Context, request: Any) -> None:
         return None
 
     async def error(self, method: str, context: Context, exc: HubError) -> None:
@@ -67,7 +69,7 @@ def _rewrap(handler: grpc.RpcMethodHandler, method: str, w: _Wrapper) -> grpc.Rp
         unary: Unary = handler.unary_unary
 
         async def call(request: Any, context: Context) -> Any:
-            await w.before(method, context)
+            await w.before(method, context, request)
             try:
                 return await unary(request, context)
             except HubError as exc:
@@ -82,7 +84,7 @@ def _rewrap(handler: grpc.RpcMethodHandler, method: str, w: _Wrapper) -> grpc.Rp
         stream: Stream = handler.unary_stream
 
         async def follow(request: Any, context: Context) -> AsyncIterator[Any]:
-            await w.before(method, context)
+            await w.before(method, context, request)
             try:
                 async for item in stream(request, context):
                     yield item
@@ -98,7 +100,7 @@ def _rewrap(handler: grpc.RpcMethodHandler, method: str, w: _Wrapper) -> grpc.Rp
 
 
 class _Errors(_Wrapper):
-    async def before(self, method: str, context: Context) -> None:
+    async def before(self, method: str, context: Context, request: Any) -> None:
         metadata = dict(context.invocation_metadata() or ())
         request_id = str(metadata.get("x-request-id") or uuid.uuid4())[:64]
         await context.send_initial_metadata((("x-request-id", request_id),))
@@ -125,11 +127,12 @@ class DomainErrorInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
 
 class _Auth(_Wrapper):
-    def __init__(self, book: TokenBook, clock: Clock) -> None:
+    def __init__(self, book: TokenBook, clock: Clock, tenancy: TenancyGuard | None) -> None:
         self._book = book
         self._clock = clock
+        self._tenancy = tenancy
 
-    async def before(self, method: str, context: Context) -> None:
+    async def before(self, method: str, context: Context, request: Any) -> None:
         header = ""
         for key, value in context.invocation_metadata() or ():
             if key == "authorization" and isinstance(value, str):
@@ -146,7 +149,7 @@ class _Auth(_Wrapper):
         assert entry is not None
         if entry.expired(self._clock.now_ms()):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"token {entry.name!r} expired")
-        principal = Principal(entry.name, entry.role)
+        principal = Principal(entry.name, entry.role, entry.carrier)
         needed = required_role(method)
         if principal.role < needed:
             await context.abort(
@@ -154,7 +157,16 @@ class _Auth(_Wrapper):
                 f"{method.rsplit('/', 1)[-1]} needs role {needed.name.lower()}; "
                 f"token {principal.name!r} has {principal.role.name.lower()}",
             )
-        set_principal(principal)  # the call's own task: read by current_actor() for audits
+        if principal.carrier:
+            if self._tenancy is None:  # a carrier token with no guard would see everything
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "tenancy not enforced")
+            assert self._tenancy is not None
+            try:
+                await self._tenancy.check(method, request, principal.carrier)
+            except TenancyDenied as denied:
+                await context.abort(denied.code, denied.message)
+        # The call's own task: read by current_actor() for audits, current_carrier() for scope.
+        set_principal(principal)
 
 
 # Partners authenticate with their own credentials (hub.partners.credentials), never a token.
@@ -166,8 +178,8 @@ class AuthInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     orchestrators can probe the hub; PartnerService has its own credentials). Disabled when no
     token is configured."""
 
-    def __init__(self, book: TokenBook, clock: Clock) -> None:
-        self._auth = _Auth(book, clock)
+    def __init__(self, book: TokenBook, clock: Clock, tenancy: TenancyGuard | None = None) -> None:
+        self._auth = _Auth(book, clock, tenancy)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails

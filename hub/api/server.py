@@ -18,11 +18,17 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 
 from hub.api.admin import AdminServicer
 from hub.api.auth import Role, TokenBook, TokenEntry
+from hub.api.carriers import CarrierServicer
 from hub.api.compliance import Compliance, ComplianceServicer
+from hub.api.couriers import CourierServicer
 from hub.api.dispatch import DispatchServicer
 from hub.api.fleet import FleetServicer
 from hub.api.interceptors import AuthInterceptor, DomainErrorInterceptor
 from hub.api.partners import PartnerServicer
+from hub.api.sorting import SortingServicer
+from hub.api.tenancy import TenancyGuard
+from hub.couriers.carriers import CarrierRegistry
+from hub.couriers.registry import CourierRegistry
 from hub.devices.alarms import AlarmService
 from hub.devices.fleet import FleetService
 from hub.errors import ConfigError
@@ -31,21 +37,29 @@ from hub.parcels.feed import LiveFeed
 from hub.partners.feed import PartnerFeed
 from hub.planning.routes import RoutePlanner
 from hub.settings import AuthSettings, GrpcSettings
+from hub.store import Store
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    carriers_pb2,
+    carriers_pb2_grpc,
     dispatch_pb2,
     dispatch_pb2_grpc,
     fleet_pb2,
     fleet_pb2_grpc,
     partners_pb2,
     partners_pb2_grpc,
+    sorting_pb2,
+    sorting_pb2_grpc,
 )
 
 if TYPE_CHECKING:
     from hub.metrics.catalogue import HubMetrics
     from hub.ocpp import CentralSystem
+    from hub.sorting.containers import Containers
+    from hub.sorting.plans import SortPlans
+    from hub.sorting.screening import Screening
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,9 @@ SERVICES = (
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     partners_pb2.DESCRIPTOR.services_by_name["ComplianceService"].full_name,
     partners_pb2.DESCRIPTOR.services_by_name["PartnerService"].full_name,
+    carriers_pb2.DESCRIPTOR.services_by_name["CarrierService"].full_name,
+    carriers_pb2.DESCRIPTOR.services_by_name["CourierService"].full_name,
+    sorting_pb2.DESCRIPTOR.services_by_name["SortingService"].full_name,
 )
 _GRACE_S = 5.0
 # grpc sets SO_REUSEPORT by default: a second hub could then bind the same port and take half of
@@ -76,11 +93,27 @@ class ApiServices:
     charging: CentralSystem | None = None
     planner: RoutePlanner | None = None
     compliance: Compliance | None = None
+    carriers: CarrierRegistry | None = None
+    couriers: CourierRegistry | None = None
+    # Given, the tenancy guard checks every call of a carrier-scoped token against it.
+    store: Store | None = None
+    # The sorting hub (hub.sorting); SortingService is served when all three are given.
+    plans: SortPlans | None = None
+    screening: Screening | None = None
+    containers: Containers | None = None
 
 
 def token_book(settings: AuthSettings) -> TokenBook:
     return TokenBook(
-        (TokenEntry(name=t.name, role=Role[t.role.upper()], expires_ms=t.expires_ms), t.sha256)
+        (
+            TokenEntry(
+                name=t.name,
+                role=Role[t.role.upper()],
+                expires_ms=t.expires_ms,
+                carrier=t.carrier,
+            ),
+            t.sha256,
+        )
         for t in settings.tokens
     )
 
@@ -140,14 +173,15 @@ class GrpcServer:
 
             interceptors.append(MetricsInterceptor(metrics))
         if book.enabled:
-            interceptors.append(AuthInterceptor(book, clock))
+            tenancy = None if api.store is None else TenancyGuard(api.store)
+            interceptors.append(AuthInterceptor(book, clock, tenancy))
         else:
             log.warning("grpc: no [auth] tokens configured: the operator API is open to anyone")
         interceptors.append(DomainErrorInterceptor())
         self._server = aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._health = HealthServicer()
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(
-            DispatchServicer(api.parcels, api.feed, api.planner), self._server
+            DispatchServicer(api.parcels, api.feed, api.planner, plans=api.plans), self._server
         )
         fleet_pb2_grpc.add_FleetServiceServicer_to_server(
             FleetServicer(api.fleet, api.alarms, api.charging), self._server
@@ -160,6 +194,18 @@ class GrpcServer:
             partners_pb2_grpc.add_PartnerServiceServicer_to_server(
                 PartnerServicer(api.compliance.partners, PartnerFeed(api.compliance.store)),
                 self._server,
+            )
+        if api.carriers is not None:
+            carriers_pb2_grpc.add_CarrierServiceServicer_to_server(
+                CarrierServicer(api.carriers), self._server
+            )
+        if api.couriers is not None:
+            carriers_pb2_grpc.add_CourierServiceServicer_to_server(
+                CourierServicer(api.couriers), self._server
+            )
+        if api.plans is not None and api.screening is not None and api.containers is not None:
+            sorting_pb2_grpc.add_SortingServiceServicer_to_server(
+                SortingServicer(api.plans, api.screening, api.containers), self._server
             )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflector = reflection.aio.ReflectionServicer(

@@ -328,7 +328,7 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-_KINDS = ("cabinet", "sorting_line", "charging_pile")
+_KINDS = ("cabinet", "sorting_line", "charging_pile", "screening_station")
 
 
 def _inventory_entry(device: str, site: str, kind: str, layout: str) -> str:

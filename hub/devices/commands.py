@@ -24,6 +24,10 @@ from lockerhub.v1 import common_pb2, device_pb2
 log = logging.getLogger(__name__)
 
 
+# Committed command batches waiting to be published in the background.
+_OUTGOING_BATCHES = 64
+
+
 class Publisher(Protocol):
     """Whatever puts a command on the wire (the broker connection)."""
 
@@ -65,6 +69,10 @@ class CommandService:
         self._settings = settings
         self._metrics = metrics
         self._waiters: dict[str, asyncio.Future[CommandOutcome]] = {}
+        # Committed batches waiting for run_publisher; on overflow the rows stay queued in the
+        # store and the publisher flushes them from there.
+        self._outgoing: asyncio.Queue[list[PendingCommand]] = asyncio.Queue(_OUTGOING_BATCHES)
+        self._overflowed = False
 
     async def create(
         self,
@@ -99,6 +107,67 @@ class CommandService:
             command.expires_ms,
             await devices_repo.accept_of(tx, device_id),
         )
+
+    async def create_many(
+        self,
+        tx: Tx,
+        commands: list[tuple[str, str, device_pb2.Command]],
+        *,
+        ttl_ms: int,
+        actor: str,
+    ) -> list[PendingCommand]:
+        """:meth:`create` for many (device, site, command) at once: one bulk insert."""
+        now = self._clock.now_ms()
+        formats: dict[str, str] = {}
+        rows: list[tuple[str, str, str, bytes, str, int, int]] = []
+        out: list[PendingCommand] = []
+        for device_id, site, command in commands:
+            command.command_id = str(uuid.uuid4())
+            command.issued_ms = now
+            command.expires_ms = now + ttl_ms
+            payload = encode(command)
+            rows.append(
+                (
+                    command.command_id,
+                    device_id,
+                    command.WhichOneof("body") or "",
+                    payload,
+                    actor,
+                    now,
+                    command.expires_ms,
+                )
+            )
+            if device_id not in formats:
+                formats[device_id] = await devices_repo.accept_of(tx, device_id)
+            topic = Topic(site, device_id, Kind.COMMAND)
+            out.append(
+                PendingCommand(
+                    command.command_id, topic, payload, command.expires_ms, formats[device_id]
+                )
+            )
+        await repo.insert_commands(tx, rows)
+        return out
+
+    def publish_soon(self, pendings: list[PendingCommand]) -> None:
+        """Hand committed commands to :meth:`run_publisher` (the caller does not wait for the
+        broker). They are rows in the store already: if the queue is full they stay queued
+        there and the publisher sends them from the store."""
+        if not pendings:
+            return
+        try:
+            self._outgoing.put_nowait(pendings)
+        except asyncio.QueueFull:
+            log.warning("command publisher busy: %d commands wait in the store", len(pendings))
+            self._overflowed = True
+
+    async def run_publisher(self) -> None:
+        """Publish what :meth:`publish_soon` handed over, batch by batch; runs until cancelled."""
+        while True:
+            batch = await self._outgoing.get()
+            await self.publish_many(batch)
+            if self._overflowed and self._outgoing.empty():
+                self._overflowed = False
+                await self.flush_queued()
 
     async def publish(self, pending: PendingCommand) -> bool:
         """Publish a committed command; on a broker failure it stays queued (False)."""

@@ -1,5 +1,7 @@
 """Retained desired state per device: what a cabinet must hold to serve couriers and recipients
-while the hub is away (reservations, pickup-code hashes, disabled compartments, config).
+while the hub is away (reservations with their carrier, pickup-code hashes, disabled compartments,
+config, the couriers it lets in with their code hashes, the courier-token public key and the
+bad-conduct list).
 
 Every change bumps the device's version inside the transaction that made the change (so the
 version only grows and survives restarts); :meth:`DesiredStates.run` publishes the newest state of
@@ -21,9 +23,11 @@ from hub.errors import BrokerError
 from hub.metrics.catalogue import HubMetrics
 from hub.settings import DeviceConfigSettings
 from hub.store import Store, Tx
+from hub.store.repo import couriers as couriers_repo
 from hub.store.repo import desired as desired_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
+from hub.store.repo import sorting as sorting_repo
 from lockerhub.clock import Clock
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, encode_as
 from lockerhub.topics import Kind, Topic
@@ -53,7 +57,8 @@ async def mark(tx: Tx, device_id: str, now_ms: int) -> None:
     """Bump ``device_id``'s desired-state version (inside the caller's transaction)."""
     await tx.execute(
         "INSERT INTO desired_state (device, version, updated_ms) VALUES (?, 1, ?) "
-        "ON CONFLICT(device) DO UPDATE SET version = version + 1, updated_ms = excluded.updated_ms",
+        "ON CONFLICT(device) DO UPDATE SET version = desired_state.version + 1, "
+        "updated_ms = excluded.updated_ms",
         (device_id, now_ms),
     )
 
@@ -69,9 +74,11 @@ class DesiredStates:
         config: DeviceConfigSettings,
         metrics: HubMetrics,
         *,
+        courier_key: bytes = b"",
         holder: str = "hub",
         lease_s: float = 15.0,
     ) -> None:
+        self._courier_key = courier_key
         self._store = store
         self._holder = holder
         # Longer than a publish may take (10 s bound in hub.mqtt.link) plus a margin.
@@ -99,9 +106,18 @@ class DesiredStates:
     async def build(self, tx: Tx, device_id: str, version: int) -> device_pb2.DesiredState:
         """The whole desired state of one device at ``version``."""
         state = device_pb2.DesiredState(version=version, ts_ms=self._clock.now_ms())
-        for parcel_id, compartment, expires_ms in await parcels_repo.reservations_of(tx, device_id):
+        carriers = await parcels_repo.carriers_on(tx, device_id)
+        reservations = await parcels_repo.reservations_of(tx, device_id)
+        # A parcel held at screening keeps no compartment on the cabinet until it is released.
+        held = await sorting_repo.held_among(tx, [r[0] for r in reservations])
+        for parcel_id, compartment, expires_ms in reservations:
+            if parcel_id in held:
+                continue
             state.reservations.add(
-                parcel_id=parcel_id, compartment_id=compartment, expires_ms=expires_ms
+                parcel_id=parcel_id,
+                compartment_id=compartment,
+                expires_ms=expires_ms,
+                carrier_id=carriers.get(parcel_id, ""),
             )
         for parcel_id, compartment, code_hash, deadline in await parcels_repo.codes_of(
             tx, device_id
@@ -114,7 +130,33 @@ class DesiredStates:
             )
         state.disabled_compartments.extend(await devices_repo.disabled_compartments(tx, device_id))
         state.config.CopyFrom(config_message(self._config))
+        await self._couriers(tx, device_id, state)
+        plan = await sorting_repo.plan(tx, device_id)
+        if plan is not None:  # a sorting line with a plan (hub.sorting.plans)
+            state.sort_plan_version = plan.version
+            state.sort_plan.extend(
+                device_pb2.SortRule(destination=d, chute_id=c) for d, c in plan.rules
+            )
+            state.exception_chute = plan.exception_chute
+            state.hold_chute = plan.hold_chute
+            site = await tx.fetchone("SELECT site FROM sort_lines WHERE line = ?", (device_id,))
+            if site is not None:
+                state.held_parcels.extend(await sorting_repo.held_at(tx, site["site"]))
         return state
+
+    async def _couriers(self, tx: Tx, device_id: str, state: device_pb2.DesiredState) -> None:
+        """Cabinets: the couriers they let in (code hashes only), the token key, the barred."""
+        device = await devices_repo.get_device(tx, device_id)
+        if device is None or device.kind != "cabinet":
+            return
+        state.courier_token_key = self._courier_key
+        for c in await couriers_repo.cabinet_couriers(tx):
+            cred = state.couriers.add(courier_id=c.courier_id, carrier_id=c.carrier_id)
+            if c.code_hash:
+                cred.code_salt = bytes.fromhex(c.code_salt)
+                cred.code_hash = bytes.fromhex(c.code_hash)
+                cred.code_iterations = c.code_iterations
+        state.barred_couriers.extend(b.courier_id for b in await couriers_repo.blocklist(tx))
 
     async def run(self) -> None:
         """Publish pending states whenever woken, and every ``_RETRY_S`` on the clock (retrying

@@ -34,10 +34,11 @@ class Scope(enum.StrEnum):
 
 # Device kinds as stored (``hub.models.device_kind_name``); "unprovisioned" is a device that
 # registered itself by its birth and that no operator provisioned: it may send nothing.
-CABINET, SORTING_LINE, CHARGING_PILE, UNPROVISIONED = (
+CABINET, SORTING_LINE, CHARGING_PILE, SCREENING_STATION, UNPROVISIONED = (
     "cabinet",
     "sorting_line",
     "charging_pile",
+    "screening_station",
     "unprovisioned",
 )
 
@@ -51,6 +52,11 @@ RULES: MappingProxyType[tuple[str, str], Scope] = MappingProxyType(
         (SORTING_LINE, "parcel_sorted"): Scope.SITE_PARCEL,
         (SORTING_LINE, "parcel_rejected"): Scope.OWN,
         (SORTING_LINE, "alarm"): Scope.OWN,
+        (SORTING_LINE, "sort_plan_applied"): Scope.OWN,
+        # FILLED and RETURNED at the line's own site (hub.sorting.containers checks the action).
+        (SORTING_LINE, "container_moved"): Scope.OWN,
+        (SCREENING_STATION, "parcel_screened"): Scope.SITE_PARCEL,
+        (SCREENING_STATION, "alarm"): Scope.OWN,
         (CHARGING_PILE, "alarm"): Scope.OWN,
     }
 )

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from hub.couriers import records as conduct_records
 from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService, PendingCommand
@@ -20,10 +21,15 @@ from hub.parcels.notify import PickupNotice
 from hub.parcels.outbox import NoticeOutbox
 from hub.parcels.pickup import IssuedCode, issue_code
 from hub.settings import PickupSettings
+from hub.sorting.containers import Containers
+from hub.sorting.plans import SortPlans
+from hub.sorting.screening import Screening
 from hub.store import Tx
+from hub.store.repo import containers as containers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import events as events_repo
 from hub.store.repo import parcels as parcels_repo
+from hub.store.repo import sorting as sorting_repo
 from lockerhub.states import CompartmentState
 from lockerhub.topics import Topic
 from lockerhub.v1 import device_pb2
@@ -47,6 +53,14 @@ class Applied:
     follow_ups: list[FollowUp] = field(default_factory=list)
     transitions: list[ParcelState] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)  # kinds of the alarms it raised
+    # (site, reason) of a sort exception; (site, result) of a screening result
+    sort_exception: tuple[str, str] | None = None
+    screened: tuple[str, str] | None = None
+
+
+def valid_courier(courier_id: str) -> bool:
+    """A courier id fit to store (devices are not trusted to send one)."""
+    return 0 < len(courier_id) <= 64 and courier_id.isprintable()
 
 
 class EventApplier:
@@ -64,7 +78,13 @@ class EventApplier:
         desired_states: DesiredStates,
         deadline_h: Callable[[str], float] | None = None,
         sorting_hub: Callable[[str], str] | None = None,
+        plans: SortPlans | None = None,
+        screening: Screening | None = None,
+        containers: Containers | None = None,
     ) -> None:
+        self._plans = plans
+        self._screening = screening
+        self._containers = containers
         self._sorting_hub = sorting_hub or (lambda _site: "")
         self._alarms = alarms
         self._desired = desired_states
@@ -118,7 +138,7 @@ class EventApplier:
         elif body == "door_changed":
             applied.alarms += await self._door_changed(tx, topic, event)
         elif body == "alarm":
-            applied.alarms += await self._alarm(tx, topic, event)
+            applied.alarms += await self._alarm(tx, topic, event, now)
         elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
             if await self._alarms.raise_(
                 tx,
@@ -131,9 +151,45 @@ class EventApplier:
                 applied.alarms.append("keypad_lockout")
         elif body == "parcel_sorted":
             applied.transitions.append(
-                await self._sorted(tx, topic, event.parcel_sorted, now, scope)
+                await self._sorted(tx, topic, event.parcel_sorted, now, scope, applied)
             )
+        else:
+            await self._sorting_hub_event(tx, topic, event, scope, applied)
         return applied
+
+    async def _sorting_hub_event(
+        self,
+        tx: Tx,
+        topic: Topic,
+        event: device_pb2.DeviceEvent,
+        scope: authz.Scope,
+        applied: Applied,
+    ) -> None:
+        """Sort plan reports, screening results and container moves (hub.sorting)."""
+        body = applied.body
+        if body == "sort_plan_applied" and self._plans is not None:
+            await self._plans.applied(tx, topic, event.sort_plan_applied)
+        elif body == "parcel_screened" and self._screening is not None:
+            result = await self._screening.screened(
+                tx,
+                topic,
+                event.parcel_screened,
+                scope,
+                sorting_hub=await self._hub_of_parcel(tx, event.parcel_screened.parcel_id),
+            )
+            applied.screened = (topic.site, result)
+        elif body == "container_moved" and self._containers is not None:
+            await self._containers.moved(
+                tx,
+                event.container_moved,
+                site=topic.site,
+                actor=f"device:{topic.device}",
+                line=True,
+            )
+
+    async def _hub_of_parcel(self, tx: Tx, parcel_id: str) -> str:
+        parcel = await parcels_repo.get_parcel(tx, parcel_id, history=False)
+        return "" if parcel is None else self._sorting_hub(parcel.site)
 
     async def refused(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int) -> None:
         """Keep a refused event in the ledger (after its rollback), so that its seq is no gap to
@@ -143,6 +199,11 @@ class EventApplier:
             tx, topic.device, event.seq, event.event_id, f"refused:{body}", event.ts_ms, now
         ):
             await devices_repo.touch(tx, topic.device, now, event.seq)
+            d = event.deposited
+            if body == "deposited" and valid_courier(d.courier_id):
+                await conduct_records.on_wrong_compartment(
+                    tx, d.parcel_id, d.courier_id, topic.device, d.compartment_id, now
+                )
 
     def count(self, applied: Applied) -> None:
         """Metrics of a committed event (before any follow-up, so they never lag the store)."""
@@ -153,6 +214,11 @@ class EventApplier:
             self._metrics.parcel_transitions.labels(str(state)).inc()
         for kind in applied.alarms:
             self._alarms.count(kind)
+        if applied.sort_exception is not None:
+            self._metrics.sorting.sort_exceptions.labels(*applied.sort_exception).inc()
+            self._alarms.count("sort_exception")
+        if applied.screened is not None and self._screening is not None:
+            self._screening.count(*applied.screened)
         if applied.body in ("deposited", "picked_up"):
             self._desired.wake()
 
@@ -210,8 +276,10 @@ class EventApplier:
         deadline_ms: int | None = None,
         *,
         place: str | None = None,
+        courier: str = "",
     ) -> None:
-        """Record a device-caused transition at ``place`` (default: the parcel's compartment)."""
+        """Record a device-caused transition at ``place`` (default: the parcel's compartment),
+        naming the courier who caused it when the device said."""
         try:
             await record_transition(
                 tx,
@@ -222,6 +290,7 @@ class EventApplier:
                 actor=f"device:{topic.device}",
                 location=f"{topic.site}/{topic.device}/{place or parcel.compartment_id}",
                 pickup_deadline_ms=deadline_ms,
+                courier=courier,
             )
         except IllegalTransition as exc:
             raise Dropped("mismatch", str(exc)) from exc
@@ -236,8 +305,18 @@ class EventApplier:
         scope: authz.Scope,
     ) -> list[FollowUp]:
         parcel = await self._parcel_at(tx, topic, ev.parcel_id, ev.compartment_id, scope)
+        if await sorting_repo.is_held(tx, parcel.parcel_id):
+            raise Dropped(
+                "held", f"{topic.device} reported a deposit of a parcel held at screening"
+            )
         deadline = now + int(self._deadline_h(topic.site) * _HOUR_MS)
-        await self._transition(tx, topic, parcel, ParcelState.DEPOSITED, now, deadline)
+        courier = ev.courier_id if valid_courier(ev.courier_id) else ""
+        await self._transition(
+            tx, topic, parcel, ParcelState.DEPOSITED, now, deadline, courier=courier
+        )
+        await conduct_records.on_deposit(
+            tx, parcel.parcel_id, courier, now, f"device:{topic.device}"
+        )
         await desired.mark(tx, topic.device, now)
         await devices_repo.set_compartment_state(
             tx, topic.device, ev.compartment_id, CompartmentState.OCCUPIED, parcel.parcel_id
@@ -288,7 +367,13 @@ class EventApplier:
         await desired.mark(tx, topic.device, now)
 
     async def _sorted(
-        self, tx: Tx, topic: Topic, ev: device_pb2.ParcelSorted, now: int, scope: authz.Scope
+        self,
+        tx: Tx,
+        topic: Topic,
+        ev: device_pb2.ParcelSorted,
+        now: int,
+        scope: authz.Scope,
+        applied: Applied,
     ) -> ParcelState:
         """A sorting line diverted the parcel: SORTED, or RETURNED for a withdrawn parcel (it is
         back at the hub on its way to the sender)."""
@@ -296,8 +381,14 @@ class EventApplier:
         if parcel is None:
             raise Dropped("unknown_parcel", f"{topic.device} sorted an unknown parcel")
         authz.check_parcel(scope, topic, parcel, sorting_hub=self._sorting_hub(parcel.site))
+        if self._plans is not None:
+            reason = await self._plans.check_sorted(tx, topic, ev, parcel)
+            if reason:
+                applied.sort_exception = (topic.site, reason)
         new = ParcelState.RETURNED if parcel.state == ParcelState.WITHDRAWN else ParcelState.SORTED
         await self._transition(tx, topic, parcel, new, now, place=ev.chute_id)
+        if new == ParcelState.SORTED:
+            await containers_repo.count_share(tx, parcel.site, sorted_=1)
         return new
 
     async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
@@ -322,12 +413,21 @@ class EventApplier:
             return ["door_forced"]
         return []
 
-    async def _alarm(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
+    async def _alarm(
+        self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, now: int
+    ) -> list[str]:
         """Returns the kinds of the alarms it raised."""
         ev = event.alarm
         if ev.compartment_id:
             await self._compartment(tx, topic, ev.compartment_id)
         kind = alarm_kind_name(ev.kind)  # "unspecified" for a number newer than this hub
+        if ev.active and kind == "door_forced" and ev.compartment_id:
+            await conduct_records.on_forced_open(
+                tx,
+                f"{topic.site}/{topic.device}/{ev.compartment_id}",
+                now,
+                f"device:{topic.device}",
+            )
         if ev.active:
             raised = await self._alarms.raise_(
                 tx,

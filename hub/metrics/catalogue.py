@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.metrics.sorting import SortingMetrics
 from hub.metrics.telemetry import DeviceInfo, TelemetryCollector
 from lockerhub.v1 import common_pb2, device_pb2
 
@@ -36,6 +37,9 @@ DROP_REASONS = (
     "unauthorized",
     "duplicate",
     "stale",
+    "held",
+    "unknown_plan_version",
+    "container_conflict",
     "overflow",
     "error",
 )
@@ -281,6 +285,7 @@ class HubMetrics:
             ["site"],
             registry=registry,
         )
+        self.sorting = SortingMetrics(registry)
         self.snapshot = SnapshotCollector()
         registry.register(self.snapshot)
         self.telemetry = TelemetryCollector(lambda: self.snapshot.devices)
@@ -306,6 +311,7 @@ class HubMetrics:
         for state in states:
             self.parcel_events.labels(site, state)
         self.parcel_dwell.labels(site)
+        self.sorting.add_site(site)
 
     def parcel_announced(
         self, site: str, *, electronic_waybill: bool, reusable_container: bool

@@ -14,12 +14,17 @@ So ``sum without (instance) (rate(...))`` over all hubs is the city's flow (docs
 from __future__ import annotations
 
 from hub.metrics.catalogue import HubMetrics, Snapshot
+from hub.metrics.sorting import ContainerSnapshot
 from hub.metrics.telemetry import DeviceInfo
 from hub.models import ParcelState
 from hub.store import Tx
+from hub.store.repo import containers as containers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import notices as notices_repo
+from lockerhub.clock import Clock, SystemClock
 
+# A container away from the hub and not seen for this long counts as lost (docs/hub.md).
+DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
 _DEPOSITED, _PICKED_UP = str(ParcelState.DEPOSITED), str(ParcelState.PICKED_UP)
 FLOW_LEASE = "parcel-flow-metrics"
 
@@ -27,7 +32,16 @@ FLOW_LEASE = "parcel-flow-metrics"
 class StoreMetrics:
     """Refreshes the hub's snapshot and flow counters from one read transaction per tick."""
 
-    def __init__(self, metrics: HubMetrics, *, batch: int = 10_000) -> None:
+    def __init__(
+        self,
+        metrics: HubMetrics,
+        *,
+        batch: int = 10_000,
+        clock: Clock | None = None,
+        container_lost_after_days: float = DEFAULT_CONTAINER_LOST_AFTER_DAYS,
+    ) -> None:
+        self._clock: Clock = clock or SystemClock()
+        self._lost_after_ms = int(container_lost_after_days * 86_400_000)
         self._metrics = metrics
         self._batch = batch
         self._parcel_cursor: int | None = None
@@ -61,6 +75,12 @@ class StoreMetrics:
             return
         await self._count_announced(tx)
         await self._count_transitions(tx)
+        self._metrics.sorting.containers.snapshot = ContainerSnapshot(
+            by_state=await containers_repo.by_state(tx),
+            cycles=await containers_repo.cycles(tx),
+            lost=await containers_repo.lost(tx, self._clock.now_ms() - self._lost_after_ms),
+            share=await containers_repo.share(tx),
+        )
 
     async def _start(self, tx: Tx, sql: str) -> int:
         row = await tx.fetchone(sql)

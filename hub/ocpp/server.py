@@ -66,7 +66,7 @@ class CentralSystem:
         self._alarms = alarms
         self._metrics = metrics
         self._clock = clock
-        self._sessions = SessionStore(settings.sessions_path)
+        self._sessions = SessionStore(settings.sessions_url or settings.sessions_path)
         self._piles: dict[str, PileState] = {}
         self._handlers: dict[str, PileHandler] = {}
         self._server: Server | None = None

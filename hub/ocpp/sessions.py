@@ -1,4 +1,4 @@
-"""Charging sessions (OCPP transactions) with their energy, in a small SQLite file.
+"""Charging sessions (OCPP transactions) with their energy, in a store of their own.
 
 Id tags (RFID cards) are kept only as a SHA-256 digest: enough to match a known card in an
 audit, nothing readable in the file or in a debug log.
@@ -7,20 +7,17 @@ audit, nothing readable in the file or in a debug log.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
 from hub.errors import StoreError
-from lockerhub.sqlite import Database, Migration, migrate, open_database
+from hub.store import Store, Tx, is_database_url
 
-T = TypeVar("T")
-
-# Never edit a released migration: append a new one (lockerhub.sqlite.migrate applies them).
+# Never edit a released migration: append a new one. Portable SQL (hub.store.dialect): the same
+# schema in a SQLite file of its own or in the hubs' shared PostgreSQL database.
 MIGRATIONS = (
-    Migration(
+    (
         1,
         "charging sessions",
         """
@@ -49,19 +46,25 @@ def tag_digest(id_tag: str) -> str:
 
 
 class SessionStore:
-    """Async context manager over the sessions file; one connection, short transactions."""
+    """Async context manager over the sessions' store: a SQLite file (``ocpp.sessions_path``) or
+    a PostgreSQL database (``ocpp.sessions_url``, its own ``ocpp_schema_version`` table)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db: Database | None = None
+    def __init__(self, target: Path | str) -> None:
+        self._target = target
+        self._store = Store(
+            target,
+            pool_size=2,
+            migrations=MIGRATIONS,
+            version_table="ocpp_schema_version",
+            thread_name="ocpp-sessions",
+        )
 
     async def __aenter__(self) -> Self:
         try:
-            self._db, _ = await open_database(
-                self._path, lambda conn: migrate(conn, MIGRATIONS), thread_name="ocpp-sessions"
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"ocpp.sessions_path: cannot open {self._path}: {exc}") from exc
+            await self._store.__aenter__()
+        except StoreError as exc:
+            key = "ocpp.sessions_url" if is_database_url(self._target) else "ocpp.sessions_path"
+            raise StoreError(f"{key}: {exc}") from exc
         return self
 
     async def __aexit__(
@@ -70,25 +73,7 @@ class SessionStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await db.__aexit__(exc_type, exc, tb)
-
-    async def _write(self, what: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise StoreError("session store is not open")
-        try:
-            return await self._db.transaction(work)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot {what}: {exc}") from exc
-
-    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise StoreError("session store is not open")
-        try:
-            return await self._db.run(work)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read charging sessions: {exc}") from exc
+        await self._store.__aexit__(exc_type, exc, tb)
 
     async def start(
         self,
@@ -102,63 +87,58 @@ class SessionStore:
     ) -> int:
         """Open a session; returns its transaction id."""
 
-        def work(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
+        async def work(tx: Tx) -> int:
+            row = await tx.fetchone(
                 "INSERT INTO charging_sessions (pile, site, connector, id_tag_sha256, "
-                "meter_start_wh, started_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                "meter_start_wh, started_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING transaction_id",
                 (pile, site, connector, tag_digest(id_tag), meter_start_wh, now_ms),
             )
-            assert cur.lastrowid is not None
-            return int(cur.lastrowid)
+            assert row is not None
+            return int(row["transaction_id"])
 
-        return await self._write("store charging session", work)
+        return await self._store.transaction_on_thread(work)
 
     async def stop(
         self, transaction_id: int, *, pile: str, meter_stop_wh: float, reason: str, now_ms: int
     ) -> float | None:
         """Close a session of ``pile``; returns its energy in Wh, None if unknown or closed."""
 
-        def work(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
+        async def work(tx: Tx) -> float | None:
+            row = await tx.fetchone(
                 "SELECT meter_start_wh FROM charging_sessions WHERE transaction_id = ? "
                 "AND pile = ? AND stopped_ms IS NULL",
                 (transaction_id, pile),
-            ).fetchone()
+            )
             if row is None:
                 return None
             energy = max(0.0, meter_stop_wh - float(row["meter_start_wh"]))
-            conn.execute(
+            # Conditional: of two hubs closing one session, only the first counts its energy.
+            changed = await tx.execute(
                 "UPDATE charging_sessions SET meter_stop_wh = ?, energy_wh = ?, stopped_ms = ?, "
-                "stop_reason = ? WHERE transaction_id = ?",
+                "stop_reason = ? WHERE transaction_id = ? AND stopped_ms IS NULL",
                 (meter_stop_wh, energy, now_ms, reason[:32], transaction_id),
             )
-            return energy
+            return energy if changed == 1 else None
 
-        return await self._write("close charging session", work)
+        return await self._store.transaction_on_thread(work)
 
     async def open_session(self, pile: str, transaction_id: int) -> bool:
         """True if ``transaction_id`` is a running session of ``pile``."""
-        return await self._read(
-            lambda conn: (
-                conn.execute(
-                    "SELECT 1 FROM charging_sessions WHERE transaction_id = ? AND pile = ? "
-                    "AND stopped_ms IS NULL",
-                    (transaction_id, pile),
-                ).fetchone()
-                is not None
+        async with self._store.read() as tx:
+            row = await tx.fetchone(
+                "SELECT 1 FROM charging_sessions WHERE transaction_id = ? AND pile = ? "
+                "AND stopped_ms IS NULL",
+                (transaction_id, pile),
             )
-        )
+        return row is not None
 
     async def sessions(self, pile: str) -> list[dict[str, object]]:
         """All sessions of a pile, oldest first (ops and tests)."""
-        return await self._read(
-            lambda conn: [
-                dict(r)
-                for r in conn.execute(
-                    "SELECT transaction_id, connector, meter_start_wh, meter_stop_wh, energy_wh, "
-                    "started_ms, stopped_ms, stop_reason FROM charging_sessions WHERE pile = ? "
-                    "ORDER BY transaction_id",
-                    (pile,),
-                ).fetchall()
-            ]
-        )
+        async with self._store.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT transaction_id, connector, meter_start_wh, meter_stop_wh, energy_wh, "
+                "started_ms, stopped_ms, stop_reason FROM charging_sessions WHERE pile = ? "
+                "ORDER BY transaction_id",
+                (pile,),
+            )
+        return [dict(zip(r.keys(), r, strict=True)) for r in rows]

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
+from hub.couriers.checks import require_active_courier
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
-from hub.errors import FailedPrecondition, InvalidArgument, NotFound
+from hub.errors import FailedPrecondition, InvalidArgument, NotFound, StoreConflict
 from hub.metrics.catalogue import HubMetrics
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
 from hub.parcels.codes import CodeReissuer
 from hub.parcels.consent import consent_refusal
 from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
+from hub.parcels.paging import decode_page_token, encode_page_token
 from hub.parcels.phones import mask_phone
+from hub.parcels.quotas import QuotaRules, allocate_with_quotas
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
+from hub.store.repo import carriers as carriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as repo
 from hub.store.repo import privacy as privacy_repo
@@ -26,8 +28,7 @@ from lockerhub.clock import Clock
 from lockerhub.v1 import device_pb2
 
 _HOUR_MS = 3_600_000
-# How long the cabinet may still open the door for a courier's withdrawal.
-_WITHDRAW_OPEN_TTL_MS = 15 * 60_000
+_WITHDRAW_OPEN_TTL_MS = 15 * 60_000  # how long the cabinet may still open for a withdrawal
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -99,21 +100,32 @@ class ParcelService:
         hold_ms = int(self._reservation.hold_h * _HOUR_MS)
         results: dict[str, AnnounceResult] = {}
         pending: list[PendingCommand] = []
-        cabinets: set[str] = set()
 
-        # One transaction on the database thread: thousands of parcels cost one hop to it, not
-        # ~10 per parcel (the body awaits only ``tx``).
+        # One transaction, written in bulk (a few statements per batch, not ~10 per parcel). On
+        # SQLite it is one hop to the database thread; on PostgreSQL it is retried whole when it
+        # loses a race with another hub, so it starts from scratch each time.
         async def work(tx: Tx) -> None:
+            results.clear()
+            pending.clear()
             existing = await repo.existing_ids(tx, [a.parcel_id for a in items])
             sites = {a.site for a in items}
             known_sites = {s for s in sites if await devices_repo.site_exists(tx, s)}
+            # Two hubs allocating at one site take turns (a no-op on SQLite, whose write
+            # transactions are serial anyway): the free slots read below stay free until commit.
+            await tx.lock(*(f"allocate:{site}" for site in known_sites))
             todo = []
             again = await self._reannounceable(tx, existing)
+            carriers = {a.carrier_id for a in items if a.carrier_id}
+            known_carriers = {c for c in carriers if await carriers_repo.carrier_exists(tx, c)}
             for a in items:
                 refusal = consent_refusal(a.locker_consent, self._unspecified_consent)
                 if refusal:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason=refusal)
-                elif a.parcel_id in again:
+                elif a.carrier_id and a.carrier_id not in known_carriers:
+                    results[a.parcel_id] = AnnounceResult(
+                        a.parcel_id, False, reason=f"unknown carrier {a.carrier_id}"
+                    )
+                elif a.parcel_id in again and again[a.parcel_id].carrier_id == a.carrier_id:
                     todo.append(a)
                 elif a.parcel_id in existing:
                     results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
@@ -136,8 +148,19 @@ class ParcelService:
                 )
                 for a in todo
             ]
-            # Pure CPU work, already off the event loop here (on the database thread).
-            chosen = self._allocator(demands, slots)
+            rules = QuotaRules(
+                *await carriers_repo.quota_rules(tx, {slot.cabinet_id for slot in slots})
+            )
+            owners = [a.carrier_id for a in todo]
+            # Pure CPU work: off the event loop on both back ends.
+            chosen = await tx.compute(
+                lambda: allocate_with_quotas(self._allocator, demands, owners, slots, rules)
+            )
+            new: list[tuple[ParcelRecord, str, int]] = []
+            history: list[tuple[str, str, Transition]] = []
+            holds: list[tuple[str, str, str]] = []
+            consents: list[tuple[str, str]] = []
+            commands: list[tuple[str, str, device_pb2.Command]] = []
             for a, index in zip(todo, chosen, strict=True):
                 if index is None:
                     results[a.parcel_id] = AnnounceResult(
@@ -145,37 +168,64 @@ class ParcelService:
                     )
                     continue
                 slot = slots[index]
+                location = f"{slot.site}/{slot.cabinet_id}/{slot.compartment_id}"
                 if a.parcel_id in again:
-                    await self._reserve_again(
-                        tx, again[a.parcel_id], slot.cabinet_id, slot.compartment_id, now, hold_ms
+                    parcel = again[a.parcel_id]
+                    await repo.set_reservation(
+                        tx, a.parcel_id, slot.cabinet_id, slot.compartment_id, now + hold_ms, now
                     )
+                    if parcel.state == ParcelState.ANNOUNCED:
+                        await record_transition(
+                            tx,
+                            a.parcel_id,
+                            parcel.state,
+                            ParcelState.RESERVED,
+                            ts_ms=now,
+                            actor="hub",
+                            location=location,
+                        )
                 else:
-                    await self._store_reserved(
-                        tx, a, slot.cabinet_id, slot.compartment_id, now, hold_ms, actor
+                    new.append(
+                        (
+                            self._record(a, slot.cabinet_id, slot.compartment_id),
+                            a.phone,
+                            now + hold_ms,
+                        )
                     )
-                await privacy_repo.set_consent(tx, a.parcel_id, a.locker_consent)
+                    history.append(
+                        (a.parcel_id, a.site, Transition(ParcelState.ANNOUNCED, now, actor, a.site))
+                    )
+                    history.append(
+                        (
+                            a.parcel_id,
+                            a.site,
+                            Transition(ParcelState.RESERVED, now, "hub", location),
+                        )
+                    )
+                holds.append((slot.cabinet_id, slot.compartment_id, a.parcel_id))
+                consents.append((a.locker_consent, a.parcel_id))
                 command = device_pb2.Command(
                     reserve_compartment=device_pb2.ReserveCompartment(
                         parcel_id=a.parcel_id,
                         compartment_id=slot.compartment_id,
                         expires_ms=now + hold_ms,
+                        carrier_id=a.carrier_id,
                     )
                 )
-                pending.append(
-                    await self._commands.create(
-                        tx,
-                        device_id=slot.cabinet_id,
-                        site=slot.site,
-                        command=command,
-                        ttl_ms=hold_ms,
-                        actor=actor,
-                    )
-                )
+                commands.append((slot.cabinet_id, slot.site, command))
                 results[a.parcel_id] = AnnounceResult(
                     a.parcel_id, True, slot.cabinet_id, slot.compartment_id
                 )
-                cabinets.add(slot.cabinet_id)
-            for cabinet in sorted(cabinets):
+            await repo.insert_parcels(tx, new, now_ms=now)
+            await repo.add_transitions(tx, history)
+            await privacy_repo.set_consents(tx, consents)
+            if await devices_repo.reserve_compartments(tx, holds) != len(holds):
+                # Only possible if something took a slot without the site's lock: run again.
+                raise StoreConflict("an allocated compartment was taken meanwhile")
+            pending.extend(
+                await self._commands.create_many(tx, commands, ttl_ms=hold_ms, actor=actor)
+            )
+            for cabinet in sorted({c for c, _, _ in holds}):
                 await desired.mark(tx, cabinet, now)
 
         await self._store.transaction_on_thread(work)
@@ -183,42 +233,17 @@ class ParcelService:
         accepted = sum(r.accepted for r in results.values())
         self._metrics.parcel_transitions.labels(str(ParcelState.ANNOUNCED)).inc(accepted)
         self._metrics.parcel_transitions.labels(str(ParcelState.RESERVED)).inc(accepted)
-        await self._commands.publish_many(pending)
+        # Published in the background: the reservations are committed (and in each cabinet's
+        # desired state); the caller need not wait for 10,000 PUBACKs.
+        self._commands.publish_soon(pending)
         return [results[a.parcel_id] for a in items]
 
     @staticmethod
-    async def _reannounceable(tx: Tx, existing: set[str]) -> dict[str, ParcelRecord]:
-        """Known parcels without a compartment (their hold expired): announcing them again
-        allocates a new compartment instead of refusing a duplicate."""
-        found: dict[str, ParcelRecord] = {}
-        for parcel_id in existing:
-            parcel = await repo.get_parcel(tx, parcel_id, history=False)
-            if parcel is not None and reannounceable(parcel):
-                found[parcel_id] = parcel
-        return found
-
-    @staticmethod
-    async def _reserve_again(
-        tx: Tx, parcel: ParcelRecord, cabinet: str, compartment: str, now: int, hold_ms: int
-    ) -> None:
-        await repo.set_reservation(tx, parcel.parcel_id, cabinet, compartment, now + hold_ms, now)
-        await _hold_compartment(
-            tx, parcel.parcel_id, parcel.state, parcel.site, cabinet, compartment, now
-        )
-
-    async def _store_reserved(
-        self,
-        tx: Tx,
-        a: Announcement,
-        cabinet: str,
-        compartment: str,
-        now: int,
-        hold_ms: int,
-        actor: str,
-    ) -> None:
-        record = ParcelRecord(
+    def _record(a: Announcement, cabinet: str, compartment: str) -> ParcelRecord:
+        """A new parcel as stored: already reserved in ``cabinet``/``compartment``."""
+        return ParcelRecord(
             parcel_id=a.parcel_id,
-            state=ParcelState.ANNOUNCED,
+            state=ParcelState.RESERVED,
             site=a.site,
             cabinet_id=cabinet,
             compartment_id=compartment,
@@ -231,15 +256,17 @@ class ParcelService:
             pickup_deadline_ms=0,
             carrier_id=a.carrier_id,
         )
-        await repo.insert_parcel(
-            tx, record, phone=a.phone, reservation_expires_ms=now + hold_ms, now_ms=now
-        )
-        await repo.add_transition(
-            tx, a.parcel_id, Transition(ParcelState.ANNOUNCED, now, actor, a.site)
-        )
-        await _hold_compartment(
-            tx, a.parcel_id, ParcelState.ANNOUNCED, a.site, cabinet, compartment, now
-        )
+
+    @staticmethod
+    async def _reannounceable(tx: Tx, existing: set[str]) -> dict[str, ParcelRecord]:
+        """Known parcels without a compartment (their hold expired): announcing them again
+        allocates a new compartment instead of refusing a duplicate."""
+        found: dict[str, ParcelRecord] = {}
+        for parcel_id in existing:
+            parcel = await repo.get_parcel(tx, parcel_id, history=False)
+            if parcel is not None and reannounceable(parcel):
+                found[parcel_id] = parcel
+        return found
 
     async def cancel(self, parcel_id: str, *, reason: str, actor: str) -> ParcelRecord:
         """Cancel a parcel before deposit; its reservation is freed and the cabinet told.
@@ -283,6 +310,8 @@ class ParcelService:
         async with self._store.transaction() as tx:
             parcel = await self._require(tx, parcel_id)
             check_transition(parcel_id, parcel.state, ParcelState.WITHDRAWN)
+            if parcel.carrier_id:
+                await require_active_courier(tx, courier_id, parcel.carrier_id)
             who = f"courier:{courier_id}" if courier_id else actor
             await record_transition(
                 tx,
@@ -293,6 +322,7 @@ class ParcelService:
                 actor=who,
                 location=_location(parcel),
                 detail=f"requested by {actor}",
+                courier=courier_id,
             )
             await repo.delete_code_hash(tx, parcel_id)
             if parcel.cabinet_id and await devices_repo.release_compartment(
@@ -386,62 +416,36 @@ class ParcelService:
         return parcel
 
     async def list(
-        self, *, site: str, state: ParcelState | None, page_size: int, page_token: str
+        self,
+        *,
+        site: str,
+        state: ParcelState | None,
+        page_size: int,
+        page_token: str,
+        carrier: str = "",
     ) -> tuple[list[ParcelRecord], str]:
-        """One page of parcels and the token of the next ("" at the end).
+        """One page of parcels (only ``carrier``'s when given) and the token of the next ("" at
+        the end).
 
         Raises:
             InvalidArgument: page_size over the limit or a page_token this hub did not issue.
         """
         if page_size > MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be <= {MAX_PAGE_SIZE}")
-        after = _decode_token(page_token) if page_token else 0
+        after = decode_page_token(page_token) if page_token else 0
         async with self._store.read() as tx:
             page, next_seq = await repo.list_parcels(
-                tx, site=site, state=state, after_seq=after, limit=page_size or DEFAULT_PAGE_SIZE
+                tx,
+                site=site,
+                state=state,
+                after_seq=after,
+                limit=page_size or DEFAULT_PAGE_SIZE,
+                carrier=carrier,
             )
-        return page, "" if next_seq is None else _encode_token(next_seq)
+        return page, "" if next_seq is None else encode_page_token(next_seq)
 
 
 def _location(parcel: ParcelRecord) -> str:
     if parcel.cabinet_id:
         return f"{parcel.site}/{parcel.cabinet_id}/{parcel.compartment_id}"
     return parcel.site
-
-
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{seq}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("p:"):
-            raise ValueError(text)
-        return int(text[2:])
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("page_token is not a token this hub issued") from None
-
-
-async def _hold_compartment(
-    tx: Tx,
-    parcel_id: str,
-    state: ParcelState,
-    site: str,
-    cabinet: str,
-    compartment: str,
-    now: int,
-) -> None:
-    """An announced parcel becomes reserved, and the allocated compartment is taken for it."""
-    if state == ParcelState.ANNOUNCED:
-        await record_transition(
-            tx,
-            parcel_id,
-            state,
-            ParcelState.RESERVED,
-            ts_ms=now,
-            actor="hub",
-            location=f"{site}/{cabinet}/{compartment}",
-        )
-    if not await devices_repo.reserve_compartment(tx, cabinet, compartment, parcel_id):
-        raise AssertionError("allocated compartment was not free inside the same transaction")

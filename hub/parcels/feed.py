@@ -55,8 +55,11 @@ class LiveFeed:
         async with self._store.read() as tx:
             return await journal.last_cursor(tx)
 
-    async def follow(self, after: int, *, site: str = "") -> AsyncIterator[JournalEntry]:
-        """Every entry after ``after`` (optionally of one site), in order, forever."""
+    async def follow(
+        self, after: int, *, site: str = "", carrier: str = ""
+    ) -> AsyncIterator[JournalEntry]:
+        """Every entry after ``after`` (optionally of one site, or only one carrier's parcels),
+        in order, forever."""
         loop = asyncio.get_running_loop()
         hole: tuple[int, float] | None = None  # (first missing id, when first seen)
         while True:
@@ -69,7 +72,9 @@ class LiveFeed:
                         hole = (missing, loop.time())
                     elif loop.time() - hole[1] >= self._gap_wait_s:
                         upto = ids[-1] if ids else after  # a rollback's hole: pass it
-                entries = await journal.after(tx, after, upto=upto, site=site, limit=_PAGE)
+                entries = await journal.after(
+                    tx, after, upto=upto, site=site, limit=_PAGE, carrier=carrier
+                )
             for entry in entries:
                 yield entry
             if upto > after:

@@ -62,6 +62,7 @@ async def record_transition(
     location: str,
     pickup_deadline_ms: int | None = None,
     detail: str = "",
+    courier: str = "",
 ) -> None:
     """Check and store one transition (state + history row) inside the caller's transaction.
 
@@ -71,5 +72,5 @@ async def record_transition(
     check_transition(parcel_id, current, new)
     await parcels_repo.set_state(tx, parcel_id, new, ts_ms, pickup_deadline_ms=pickup_deadline_ms)
     await parcels_repo.add_transition(
-        tx, parcel_id, Transition(new, ts_ms, actor, location), detail=detail
+        tx, parcel_id, Transition(new, ts_ms, actor, location, courier), detail=detail
     )

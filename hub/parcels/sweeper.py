@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from hub.couriers import records as conduct_records
 from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService, PendingCommand
@@ -141,6 +142,7 @@ class Sweeper:
                     location=f"{p.site}/{p.cabinet_id}/{p.compartment_id}",
                     detail="pickup deadline passed",
                 )
+                await conduct_records.on_expired(tx, p.parcel_id, now)
                 # The code stops working: the cabinet drops it with the next desired state.
                 await parcels_repo.delete_code_hash(tx, p.parcel_id)
                 await desired.mark(tx, p.cabinet_id, now)

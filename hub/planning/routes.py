@@ -19,6 +19,7 @@ from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.models import ParcelState
 from hub.store import Store
 from hub.store.repo import parcels as parcels_repo
+from hub.store.repo import sorting as sorting_repo
 
 MAX_VEHICLES = 500
 MAX_TIME_LIMIT_S = 120
@@ -163,6 +164,8 @@ class RoutePlanner:
                     p = await parcels_repo.get_parcel(tx, pid, history=False)
                     if p is None:
                         raise NotFound(f"parcel {pid!r} not found")
+                    if await sorting_repo.is_held(tx, pid):
+                        raise FailedPrecondition(f"parcel {pid} is held at screening")
                     if p.state not in (ParcelState.SORTED, ParcelState.LOADED):
                         raise FailedPrecondition(f"parcel {pid} is {p.state}, not sorted")
                     chosen.append(p)
@@ -170,7 +173,10 @@ class RoutePlanner:
                 rows = await tx.fetchall(
                     "SELECT id FROM parcels WHERE state = 'sorted' LIMIT 100000"
                 )
+                held = await sorting_repo.held_among(tx, [r["id"] for r in rows])
                 for r in rows:
+                    if r["id"] in held:
+                        continue  # held at screening: routed once an operator releases it
                     p = await parcels_repo.get_parcel(tx, r["id"], history=False)
                     if p is not None:
                         chosen.append(p)

@@ -19,6 +19,7 @@ from hub.settings.compliance import PartnerSettings, PrivacySettings
 from hub.settings.domain import (
     AllocationSettings,
     CommandSettings,
+    CourierSettings,
     DeviceConfigSettings,
     IngestSettings,
     LifecycleSettings,
@@ -51,6 +52,7 @@ __all__ = [
     "ClusterSettings",
     "CommandSettings",
     "CompartmentSettings",
+    "CourierSettings",
     "DeviceConfigSettings",
     "DeviceInventorySettings",
     "GrpcSettings",
@@ -82,6 +84,7 @@ class HubSettings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     commands: CommandSettings = field(default_factory=CommandSettings)
     pickup: PickupSettings = field(default_factory=PickupSettings)
+    couriers: CourierSettings = field(default_factory=CourierSettings)
     reservation: ReservationSettings = field(default_factory=ReservationSettings)
     allocation: AllocationSettings = field(default_factory=AllocationSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)

@@ -11,6 +11,29 @@ from hub.settings.checks import require as _require
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CourierSettings:
+    """Courier credentials: the Ed25519 signing key of courier app tokens (created 0600 when
+    missing; None = ``courier-token.key`` next to the database), token lifetime, code hashing."""
+
+    token_key: Path | None = None
+    token_ttl_s: int = 300
+    max_token_ttl_s: int = 3600
+    code_iterations: int = 20_000
+
+    def __post_init__(self) -> None:
+        _require(
+            10 <= self.token_ttl_s <= self.max_token_ttl_s <= 86_400,
+            "couriers.token_ttl_s",
+            "must be 10 <= token_ttl_s <= max_token_ttl_s <= 86400",
+        )
+        _require(
+            1_000 <= self.code_iterations <= 1_000_000,
+            "couriers.code_iterations",
+            "must be 1000-1000000",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandSettings:
     # A door open must never run late: its MQTT message expiry and the device's own check use this.
     default_ttl_s: int = 10

@@ -12,7 +12,7 @@ from hub.settings.checks import check_id as _check_id
 from hub.settings.checks import require as _require
 from lockerhub.layout import parse_layout
 
-_DEVICE_KINDS = ("cabinet", "sorting_line", "charging_pile")
+_DEVICE_KINDS = ("cabinet", "sorting_line", "charging_pile", "screening_station")
 _SIZES = ("XS", "S", "M", "L", "XL")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.settings.checks import check_id as _check_id
@@ -26,8 +26,10 @@ class OcppSettings:
     response_timeout_s: float = 10.0
     max_piles: int = 1000
     max_message_bytes: int = 64 * 1024
-    # Charging sessions (with energy) are kept in this SQLite file.
+    # Charging sessions (with energy) are kept in this SQLite file, or, when sessions_url is set,
+    # in that PostgreSQL database (several hubs: the same URL as storage.url).
     sessions_path: Path = Path("lockerhub-ocpp.db")
+    sessions_url: str = field(default="", repr=False)
     # OCPP 1.6 security profile: 1 = HTTP Basic auth with each pile's provisioned password,
     # 2 = the same over TLS (tls_cert, tls_key). There is no unauthenticated profile 0.
     security_profile: int = 1
@@ -76,3 +78,9 @@ class OcppSettings:
             "must be 1 KiB to 16 MiB",
         )
         _require(str(self.sessions_path) not in ("", "."), "ocpp.sessions_path", "must name a file")
+        _require(
+            self.sessions_url == ""
+            or self.sessions_url.startswith(("postgresql://", "postgres://")),
+            "ocpp.sessions_url",
+            'must be empty (SQLite at ocpp.sessions_path) or a "postgresql://" URL',
+        )

@@ -99,10 +99,28 @@ class ClusterSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSettings:
+    """Where the hub keeps its state: a SQLite file (``path``, the embedded default) or, when
+    ``url`` is set, a PostgreSQL database that several hubs share (``postgresql://...``;
+    ``LOCKERHUB_HUB_STORAGE__URL`` overrides it like every other key)."""
+
     path: Path = Path("lockerhub-hub.db")
+    url: str = field(default="", repr=False)  # may carry a password: never in logs
+    # PostgreSQL connections per hub (writes use one at a time; reads use the others).
+    pool_size: int = 4
 
     def __post_init__(self) -> None:
         _require(str(self.path) not in ("", "."), "storage.path", "must name a file")
+        _require(
+            self.url == "" or self.url.startswith(("postgresql://", "postgres://")),
+            "storage.url",
+            'must be empty (SQLite at storage.path) or a "postgresql://" URL',
+        )
+        _require(1 <= self.pool_size <= 100, "storage.pool_size", "must be 1-100")
+
+    @property
+    def target(self) -> Path | str:
+        """What the store opens: the URL when set, else the SQLite file."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +154,8 @@ class TokenSettings:
     role: str
     sha256: str
     expires: dt.datetime | None = None
+    # Scopes the token to one carrier (tenant); empty = the city operator, who sees all.
+    carrier: str = ""
 
     @property
     def expires_ms(self) -> int | None:
@@ -149,6 +169,14 @@ class TokenSettings:
             f"auth.tokens[{self.name}].sha256",
             "must be 64 hex digits (`lockerhub hub-token` prints it)",
         )
+        if self.carrier:
+            _check_id(self.carrier, f"auth.tokens[{self.name}].carrier")
+            # A carrier administers nothing of the hub itself.
+            _require(
+                self.role != "admin",
+                f"auth.tokens[{self.name}].role",
+                "a carrier-scoped token is a viewer or an operator, not an admin",
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

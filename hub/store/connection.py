@@ -1,162 +1,88 @@
-"""The hub's SQLite store (WAL) with versioned migrations, on a database thread the hub owns.
+"""The hub's store: one interface over SQLite (embedded default) or PostgreSQL (several hubs).
 
-One connection (``lockerhub.sqlite.Database``); transactions are serialised by an asyncio lock so
-that the ingest loop and gRPC handlers never interleave statements. A write whose caller is
-cancelled before its commit (a gRPC deadline, a client that went away) commits nothing.
-sqlite3 errors become :class:`hub.errors.StoreError` here.
+``Store(target)`` opens a SQLite file when ``target`` is a path and a PostgreSQL database when it
+is a ``postgresql://`` URL; migrations are applied on open. Repositories see only :class:`Tx`
+(``?`` placeholders, rows by column name); :mod:`hub.store.dialect` translates for PostgreSQL.
+
+Two ways to write:
+
+* ``async with store.transaction() as tx:`` for ordinary request paths;
+* ``await store.transaction_on_thread(work)`` for hot paths and for anything that may lose a race
+  with another hub: ``work(tx)`` awaits only ``tx`` (no I/O, no sleeps). On SQLite it runs as one
+  hop to the database thread (SQLite's, or the PostgreSQL back end's own thread with a synchronous
+  connection); on :class:`hub.errors.StoreConflict` (PostgreSQL serialization failure or
+  deadlock, SQLite's file lock held too long by another process) it is run again, so ``work``
+  must be safe to run again (reset what it collects at its start).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+import logging
+import random
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
-from hub.errors import StoreError
+from hub.errors import StoreConflict, StoreError
+from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 from hub.store.migrations import MIGRATIONS
-from lockerhub.sqlite import DEFAULT_PRAGMAS, Database, Migration, migrate, open_database
+from hub.store.pg_store import PgBackend
+from hub.store.sqlite_store import SqliteBackend
 
-Row = sqlite3.Row
-Params = Sequence[Any] | dict[str, Any]
+__all__ = ["Params", "Row", "Store", "Tx", "is_database_url"]
+
 T = TypeVar("T")
-# secure_delete: deleted rows (a purged phone number) are overwritten with zeros in their page
-# and freed pages are zeroed, so that nothing personal survives in free space of the file.
-STORE_PRAGMAS = (*DEFAULT_PRAGMAS, "PRAGMA secure_delete=ON")
+log = logging.getLogger(__name__)
+#: Attempts of one retried transaction, and the backoff before the second (doubled each time,
+#: times a jitter of 0.5-1.5).
+RETRY_ATTEMPTS = 8
+RETRY_BASE_S = 0.005
+_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
-class Tx:
-    """Statements on the store inside one transaction (or one read), one thread hop each."""
-
-    __slots__ = ("_db",)
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; return the number of rows it changed."""
-        try:
-            return await self._db.run(lambda conn: _execute(conn, sql, params))
-        except sqlite3.Error as exc:
-            raise StoreError(f"database statement failed: {exc}") from exc
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        batch = list(rows)
-        try:
-            await self._db.run(lambda conn: conn.executemany(sql, batch).close())
-        except sqlite3.Error as exc:
-            raise StoreError(f"database statement failed: {exc}") from exc
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        try:
-            return await self._db.run(lambda conn: _fetchone(conn, sql, params))
-        except sqlite3.Error as exc:
-            raise StoreError(f"database query failed: {exc}") from exc
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        try:
-            return await self._db.run(lambda conn: _fetchall(conn, sql, params))
-        except sqlite3.Error as exc:
-            raise StoreError(f"database query failed: {exc}") from exc
-
-
-def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
-    cursor = conn.execute(sql, params)
-    count = cursor.rowcount
-    cursor.close()
-    return count
-
-
-def _fetchone(conn: sqlite3.Connection, sql: str, params: Params) -> Row | None:
-    cursor = conn.execute(sql, params)
-    row: Row | None = cursor.fetchone()
-    cursor.close()
-    return row
-
-
-def _fetchall(conn: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
-    cursor = conn.execute(sql, params)
-    rows = list(cursor.fetchall())
-    cursor.close()
-    return rows
-
-
-class DirectTx(Tx):
-    """A :class:`Tx` whose statements run at once on the connection, on the database thread.
-
-    Only valid inside :meth:`Store.transaction_on_thread`: the awaits never suspend, so a whole
-    transaction costs one hop to that thread instead of one per statement.
-    """
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: sqlite3.Connection) -> None:  # no super(): no Database hop here
-        self._raw = raw
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        try:
-            return _execute(self._raw, sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"database statement failed: {exc}") from exc
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        try:
-            self._raw.executemany(sql, rows).close()
-        except sqlite3.Error as exc:
-            raise StoreError(f"database statement failed: {exc}") from exc
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        try:
-            return _fetchone(self._raw, sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"database query failed: {exc}") from exc
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        try:
-            return _fetchall(self._raw, sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"database query failed: {exc}") from exc
-
-
-def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never suspends (it awaits only :class:`DirectTx`) to its result."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coro.close()
-    raise StoreError("a database-thread transaction awaited something other than the store")
+def is_database_url(target: str | Path) -> bool:
+    """True for a PostgreSQL URL, False for a SQLite file path."""
+    return isinstance(target, str) and target.startswith(_URL_SCHEMES)
 
 
 class Store:
-    """Async context manager owning the database (its connection and thread)."""
+    """Async context manager owning the database (connection, thread or pool)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db: Database | None = None
-        self._lock = asyncio.Lock()
-        self._version = 0
+    def __init__(
+        self,
+        target: Path | str,
+        *,
+        pool_size: int = 4,
+        migrations: Migrations = MIGRATIONS,
+        version_table: str = "schema_version",
+        thread_name: str = "hub-store",
+    ) -> None:
+        """``migrations`` and ``version_table`` let another schema (the OCPP sessions) use the
+        same machinery; on a shared PostgreSQL database each schema needs its own table."""
+        self._backend: Backend = (
+            PgBackend(str(target), migrations, version_table=version_table, pool_size=pool_size)
+            if is_database_url(target)
+            else SqliteBackend(Path(target), migrations, thread_name=thread_name)
+        )
+        self._open = False
         # Set (and replaced) after every commit: WatchEvents waits on it instead of polling.
         self._committed = asyncio.Event()
 
     @property
     def schema_version(self) -> int:
-        return self._version
+        return self._backend.schema_version
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return "postgresql" if isinstance(self._backend, PgBackend) else "sqlite"
 
     async def __aenter__(self) -> Self:
-        try:
-            self._db, self._version = await open_database(
-                self._path,
-                lambda conn: migrate(conn, _MIGRATIONS),
-                pragmas=_PRAGMAS,
-                thread_name="hub-store",
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+        await self._backend.open()
+        self._open = True
         return self
 
     async def __aexit__(
@@ -165,43 +91,38 @@ class Store:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            async with self._lock:  # let a transaction in flight finish or roll back first
-                await db.__aexit__(exc_type, exc, tb)
+        self._open = False
+        await self._backend.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction: committed on success, rolled back on any exception or cancel."""
-        db = self._require()
-        async with self._lock:
-            tx = Tx(db)
-            await tx.execute("BEGIN IMMEDIATE")
-            try:
-                yield tx
-            except BaseException:
-                await asyncio.shield(db.run(_rollback))
-                raise
-            await tx.execute("COMMIT")
+        self._require()
+        async with self._backend.transaction() as tx:
+            yield tx
         self._signal_commit()
 
-    async def transaction_on_thread(self, work: Callable[[Tx], Coroutine[Any, Any, T]]) -> T:
-        """Run ``work(tx)`` as ONE write transaction on the database thread; return its result.
+    async def transaction_on_thread(self, work: Work[T]) -> T:
+        """Run ``work(tx)`` as ONE write transaction; return its result (module docstring).
 
         Same guarantees as :meth:`transaction` (committed on success, rolled back on any
         exception or on cancellation before the commit, serialised with every other
-        transaction), but the statements do not each hop between the event loop and the
-        database thread: ``work`` must await only the ``tx`` it is given (no I/O, no sleeps),
-        which :class:`DirectTx` runs synchronously.
+        transaction of this hub); ``work`` must await only the ``tx`` it is given.
         """
-        db = self._require()
-        async with self._lock:
+        self._require()
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
             try:
-                value = await db.transaction(lambda conn: _run_to_end(work(DirectTx(conn))))
-            except sqlite3.Error as exc:
-                raise StoreError(f"database transaction failed: {exc}") from exc
-        self._signal_commit()
-        return value
+                value = await self._backend.run(work)
+            except StoreConflict as exc:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                delay = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
+                log.info("transaction retried (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(delay)
+            else:
+                self._signal_commit()
+                return value
+        raise AssertionError("unreachable")
 
     def _signal_commit(self) -> None:
         self._committed.set()
@@ -214,25 +135,23 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """Consistent reads outside a write transaction."""
-        db = self._require()
-        async with self._lock:
-            yield Tx(db)
+        self._require()
+        async with self._backend.read() as tx:
+            yield tx
 
     async def erase_history(self) -> None:
-        """Leave no deleted content in the files: checkpoint the write-ahead log into the
-        database (whose freed content secure_delete has zeroed) and truncate it to zero bytes.
+        """Leave no deleted personal data readable in the database's files (after a purge).
+
+        SQLite: a truncating checkpoint of the write-ahead log (secure_delete zeroes freed
+        content). PostgreSQL: VACUUM of the tables that held personal data, so that dead tuples
+        are cleared from their pages; WAL segments and archives age out under the operator's
+        retention (docs/security.md).
 
         Raises:
-            StoreError: the checkpoint failed or could not complete (a reader held it back).
+            StoreError: the engine could not complete it.
         """
-        db = self._require()
-        async with self._lock:
-            try:
-                row = await db.run(_checkpoint_truncate)
-            except sqlite3.Error as exc:
-                raise StoreError(f"checkpoint failed: {exc}") from exc
-        if row[0]:
-            raise StoreError("checkpoint could not complete: the write-ahead log is still in use")
+        self._require()
+        await self._backend.erase_history()
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -243,25 +162,6 @@ class Store:
             return False
         return True
 
-    def _require(self) -> Database:
-        if self._db is None:
+    def _require(self) -> None:
+        if not self._open:
             raise StoreError("the store is not open")
-        return self._db
-
-
-# Several hub processes may share the file (docs/hub.md): a writer waits up to this long for the
-# others' write lock. SQLite's busy handler is not fair (sleep and retry), so under contention a
-# waiter can lose several rounds; 5 s was seen to run out with three hubs on a loaded machine.
-_PRAGMAS = (*(p for p in STORE_PRAGMAS if "busy_timeout" not in p), "PRAGMA busy_timeout=30000")
-
-_MIGRATIONS = tuple(Migration(v, description, sql) for v, description, sql in MIGRATIONS)
-
-
-def _checkpoint_truncate(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    return (int(row[0]), int(row[1]), int(row[2]))
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")

@@ -1,7 +1,9 @@
 """Versioned schema migrations, applied in order once each (recorded in ``schema_version``).
 
-Never edit a released migration: append a new one. Full phone numbers live only in
-``recipient_contacts``; every other table holds the masked form.
+Never edit a released migration: append a new one. The SQL is the portable subset that
+``hub.store.dialect.pg_schema`` translates for PostgreSQL (migration 2's ``CASE WHEN active <> 0``
+was ``CASE WHEN active``: the same on SQLite, and the one spelling PostgreSQL accepts). Full
+phone numbers live only in ``recipient_contacts``; every other table holds the masked form.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE alarms ADD COLUMN status TEXT NOT NULL DEFAULT 'raised';
         ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT NOT NULL DEFAULT '';
         ALTER TABLE alarms ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;
-        UPDATE alarms SET status = CASE WHEN active THEN 'raised' ELSE 'cleared' END,
+        UPDATE alarms SET status = CASE WHEN active <> 0 THEN 'raised' ELSE 'cleared' END,
             site = COALESCE((SELECT site FROM devices WHERE devices.id = alarms.device), ''),
             updated_ms = received_ms;
         CREATE INDEX alarms_open ON alarms(device, kind, compartment, status);
@@ -242,6 +244,140 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        10,
+        "sort plans sent to lines, sort exceptions, screening holds, reusable containers",
+        """
+        CREATE TABLE sort_plans (
+            line TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            rules TEXT NOT NULL,
+            exception_chute TEXT NOT NULL DEFAULT '',
+            hold_chute TEXT NOT NULL DEFAULT '',
+            created_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (line, version)
+        );
+        CREATE TABLE sort_lines (
+            line TEXT PRIMARY KEY,
+            site TEXT NOT NULL,
+            version BIGINT NOT NULL DEFAULT 0,
+            applied_version BIGINT NOT NULL DEFAULT 0,
+            applied_ms BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE sort_exceptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            line TEXT NOT NULL,
+            site TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            plan_version BIGINT NOT NULL,
+            chute TEXT NOT NULL DEFAULT '',
+            expected_chute TEXT NOT NULL DEFAULT '',
+            ts_ms BIGINT NOT NULL
+        );
+        CREATE TABLE screenings (
+            parcel_id TEXT PRIMARY KEY REFERENCES parcels(id),
+            site TEXT NOT NULL,
+            station TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            screened_ms BIGINT NOT NULL,
+            released_by TEXT NOT NULL DEFAULT '',
+            release_reason TEXT NOT NULL DEFAULT '',
+            released_ms BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX screenings_status ON screenings(status, site);
+        CREATE TABLE containers (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            state TEXT NOT NULL,
+            site TEXT NOT NULL DEFAULT '',
+            vehicle TEXT NOT NULL DEFAULT '',
+            home_site TEXT NOT NULL,
+            cycles BIGINT NOT NULL DEFAULT 0,
+            first_seen_ms BIGINT NOT NULL,
+            last_seen_ms BIGINT NOT NULL
+        );
+        CREATE INDEX containers_state ON containers(state, site);
+        CREATE TABLE container_parcels (
+            container TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            site TEXT NOT NULL,
+            filled_ms BIGINT NOT NULL,
+            emptied_ms BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (container, parcel_id, filled_ms)
+        );
+        CREATE INDEX container_parcels_parcel ON container_parcels(parcel_id);
+        CREATE TABLE container_share (
+            site TEXT PRIMARY KEY,
+            sorted BIGINT NOT NULL DEFAULT 0,
+            contained BIGINT NOT NULL DEFAULT 0
+        );
+        """,
+    ),
+    (
+        11,
+        "carriers (tenants), per-carrier compartment quotas, couriers and their conduct",
+        """
+        CREATE TABLE carriers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL
+        );
+        CREATE TABLE carrier_quotas (
+            carrier TEXT NOT NULL,
+            cabinet TEXT NOT NULL,
+            max_compartments INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (carrier, cabinet)
+        );
+        CREATE TABLE carrier_reserved (
+            cabinet TEXT NOT NULL,
+            compartment TEXT NOT NULL,
+            carrier TEXT NOT NULL,
+            PRIMARY KEY (cabinet, compartment)
+        );
+        CREATE TABLE couriers (
+            id TEXT PRIMARY KEY,
+            carrier TEXT NOT NULL,
+            name TEXT NOT NULL,
+            phone_masked TEXT NOT NULL,
+            status TEXT NOT NULL,
+            code_salt TEXT NOT NULL DEFAULT '',
+            code_hash TEXT NOT NULL DEFAULT '',
+            code_iterations INTEGER NOT NULL DEFAULT 0,
+            created_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        );
+        CREATE INDEX couriers_carrier ON couriers(carrier, id);
+        CREATE TABLE courier_conduct (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            courier TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            parcel_id TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            actor TEXT NOT NULL,
+            ts_ms BIGINT NOT NULL
+        );
+        CREATE INDEX courier_conduct_courier ON courier_conduct(courier, id);
+        CREATE TABLE courier_blocklist (
+            courier TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            since_ms BIGINT NOT NULL
+        );
+        CREATE TABLE courier_audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            courier TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            ts_ms BIGINT NOT NULL
+        );
+        ALTER TABLE parcel_transitions ADD COLUMN courier TEXT NOT NULL DEFAULT '';
+        """,
+    ),
+    (
         12,
         "personal data retention and audit, locker consent, partners, notices, incidents, filings",
         """
@@ -293,6 +429,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             site_type TEXT NOT NULL,
             public_service INTEGER NOT NULL
         );
+        """,
+    ),
+    (
+        13,
+        "a cabinet's parcels by index (desired state and reservations read them per cabinet)",
+        """
+        CREATE INDEX parcels_device ON parcels(device, state);
         """,
     ),
 )

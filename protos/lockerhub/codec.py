@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError, Message
 
 from lockerhub.errors import PayloadError
 from lockerhub.topics import Kind
-from lockerhub.v1 import device_pb2
+from lockerhub.v1 import device_pb2, sorting_pb2
 
 CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
 CONTENT_TYPE_JSON = "application/json"
@@ -185,6 +185,50 @@ def _validate_event(m: Message) -> None:
     elif body == "parcel_rejected":
         _check_id(m.parcel_rejected.parcel_id, "parcel_rejected.parcel_id", required=False)
         _check_id(m.parcel_rejected.chute_id, "parcel_rejected.chute_id", required=False)
+        _check_counter(m.parcel_rejected.plan_version, "parcel_rejected.plan_version")
+    elif body == "sort_plan_applied":
+        _check_counter(m.sort_plan_applied.plan_version, "sort_plan_applied.plan_version")
+    elif body == "parcel_screened":
+        _validate_screened(m.parcel_screened)
+    elif body == "container_moved":
+        validate_container_moved(m.container_moved)
+    if body == "parcel_sorted":
+        _check_counter(m.parcel_sorted.plan_version, "parcel_sorted.plan_version")
+
+
+_MAX_CONTAINER_PARCELS = 1000
+
+
+def _validate_screened(s: sorting_pb2.ParcelScreened) -> None:
+    _check_id(s.parcel_id, "parcel_screened.parcel_id")
+    if s.result not in (s.RESULT_CLEAR, s.RESULT_HOLD):
+        raise PayloadError("invalid", "parcel_screened.result must be CLEAR or HOLD")
+    _check_text(s.reason, "parcel_screened.reason")
+    if s.result == s.RESULT_HOLD and not s.reason.strip():
+        raise PayloadError("invalid", "parcel_screened.reason is required for a hold")
+    s.reason = clean_text(s.reason)
+
+
+def validate_container_moved(c: sorting_pb2.ContainerMoved) -> None:
+    """Shape checks of a container movement (device event or the driver app's gRPC call).
+
+    Raises:
+        PayloadError: reason ``invalid``.
+    """
+    _check_id(c.container_id, "container_moved.container_id")
+    if c.type not in sorting_pb2.ContainerType.values() or c.type == 0:
+        raise PayloadError("invalid", "container_moved.type must be BAG, BOX or CAGE")
+    if c.action not in sorting_pb2.ContainerAction.values() or c.action == 0:
+        raise PayloadError("invalid", "container_moved.action is required")
+    _check_id(c.chute_id, "container_moved.chute_id", required=False)
+    _check_id(c.vehicle_id, "container_moved.vehicle_id", required=False)
+    _check_id(c.site, "container_moved.site", required=False)
+    if len(c.parcel_ids) > _MAX_CONTAINER_PARCELS:
+        raise PayloadError("invalid", f"container_moved: over {_MAX_CONTAINER_PARCELS} parcels")
+    for pid in c.parcel_ids:
+        _check_id(pid, "container_moved.parcel_ids")
+    if len(set(c.parcel_ids)) != len(c.parcel_ids):
+        raise PayloadError("invalid", "container_moved.parcel_ids has duplicates")
 
 
 def _validate_command(m: Message) -> None:
@@ -234,6 +278,23 @@ def _validate_desired(m: Message) -> None:
         _check_id(rule.destination, "sort_plan.destination")
         _check_id(rule.chute_id, "sort_plan.chute_id")
     _check_id(m.exception_chute, "exception_chute", required=False)
+    for r in m.reservations:
+        _check_id(r.carrier_id, "reservations.carrier_id", required=False)
+    if len(m.courier_token_key) not in (0, 32):
+        raise PayloadError("invalid", "courier_token_key must be an Ed25519 key (32 bytes)")
+    for cred in m.couriers:
+        _check_id(cred.courier_id, "couriers.courier_id")
+        _check_id(cred.carrier_id, "couriers.carrier_id", required=False)
+        if len(cred.code_salt) > 64 or len(cred.code_hash) > 64:
+            raise PayloadError("invalid", "couriers: code salt and hash are at most 64 bytes")
+        if cred.code_iterations > 10_000_000:
+            raise PayloadError("invalid", "couriers.code_iterations must be <= 10000000")
+    for courier in m.barred_couriers:
+        _check_id(courier, "barred_couriers")
+    _check_id(m.hold_chute, "hold_chute", required=False)
+    _check_counter(m.sort_plan_version, "sort_plan_version")
+    for pid in m.held_parcels:
+        _check_id(pid, "held_parcels")
 
 
 _VALIDATORS = {

@@ -421,7 +421,7 @@ def shared_store(kind: str, tmp: Path) -> Iterator[SharedStore]:
         yield SharedStore(tmp / "unused.db", server.create_database("mh"), server)
 
 
-STORES = ["sqlite"]  # "postgresql" joins once the PostgreSQL store is on main
+STORES = ["sqlite", "postgresql"]
 
 
 @pytest.mark.parametrize("store", STORES)

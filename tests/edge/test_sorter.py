@@ -110,3 +110,43 @@ async def test_sorting_line_sorts_and_rejects(
         ]
         assert [a.active for a in cleared] == [True, False]
         await hub.publish_desired(None)
+
+
+async def test_plan_version_reported_and_held_parcels_go_to_the_hold_chute(
+    tmp_path: Path, mosquitto: BrokerHandle, device_id: str
+) -> None:
+    """Issue 13: the line reports each plan version it applied and the version behind every
+    decision; a parcel on the held list is diverted to the hold chute, never to its own."""
+    settings = edge_settings(tmp_path, mosquitto, device_id, LINE)
+    line = SimulatedSortingLine(settings.sorter.chutes, loop_s=0.05, confirm_delay_s=0.02)
+    async with FakeHub(mosquitto, device_id) as hub, running(EdgeAgent(settings, line)) as agent:
+        plan = _plan(1, {"D1": "CH01"})
+        plan.sort_plan_version, plan.hold_chute = 4, "CH03"
+        plan.held_parcels.append("P-HELD")
+        await hub.publish_desired(plan)
+        (applied,) = await hub.wait_event("sort_plan_applied")
+        assert applied.sort_plan_applied.plan_version == 4
+        await line.induct("P-OK", "D1")
+        await line.induct("P-HELD", "D1")
+        (sorted_,) = await hub.wait_event("parcel_sorted")
+        assert (sorted_.parcel_sorted.chute_id, sorted_.parcel_sorted.plan_version) == ("CH01", 4)
+        (rejected,) = await hub.wait_event("parcel_rejected")
+        r = rejected.parcel_rejected
+        assert (r.parcel_id, r.reason, r.chute_id, r.plan_version) == (
+            "P-HELD",
+            R.REASON_HELD,
+            "CH03",
+            4,
+        )
+        assert line.landed["CH03"] == ["P-HELD"]
+        # A new plan without the hold: reported once, and the parcel sorts to its chute.
+        plan2 = _plan(2, {"D1": "CH02"})
+        plan2.sort_plan_version = 5
+        await hub.publish_desired(plan2)
+        await until(lambda: agent.desired_version == 2)
+        applied = await hub.wait_event("sort_plan_applied", count=2)
+        assert [e.sort_plan_applied.plan_version for e in applied] == [4, 5]
+        await line.induct("P-HELD", "D1")
+        done = await hub.wait_event("parcel_sorted", count=2)
+        assert (done[-1].parcel_sorted.chute_id, done[-1].parcel_sorted.plan_version) == ("CH02", 5)
+        await hub.publish_desired(None)

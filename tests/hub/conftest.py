@@ -179,3 +179,15 @@ def site() -> str:
 async def hub(tmp_path: Path, mosquitto: Any, site: str) -> AsyncIterator[HubHarness]:
     async with running_hub(settings_for(tmp_path, mosquitto, site), tmp_path, mosquitto) as h:
         yield h
+
+
+@pytest.fixture
+async def any_store_hub(
+    tmp_path: Path, mosquitto: Any, site: str, store_target: Path | str
+) -> AsyncIterator[HubHarness]:
+    """A hub on each store back end in turn (SQLite file, PostgreSQL database): a module that
+    wants its hub tests run on both defines ``hub`` as this fixture."""
+    storage = {"url": store_target} if isinstance(store_target, str) else {}
+    settings = settings_for(tmp_path, mosquitto, site, storage=storage)
+    async with running_hub(settings, tmp_path, mosquitto) as h:
+        yield h

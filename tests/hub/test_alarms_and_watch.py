@@ -18,6 +18,12 @@ from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_flow import announcement, online
 
 
+@pytest.fixture
+def hub(any_store_hub: HubHarness) -> HubHarness:
+    """Alarms and the WatchEvents journal on SQLite and on PostgreSQL."""
+    return any_store_hub
+
+
 async def open_alarms(hub: HubHarness, kind: int | None = None) -> list[fleet_pb2.Alarm]:
     resp = await hub.fleet.ListAlarms(fleet_pb2.ListAlarmsRequest(site=hub.site))
     return [a for a in resp.alarms if kind is None or a.kind == kind]

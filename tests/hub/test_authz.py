@@ -16,7 +16,7 @@ from hub.ingest.authz import Scope
 from hub.metrics.catalogue import DROP_REASONS
 from hub.settings import SiteSettings
 from lockerhub.topics import Kind, Topic
-from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2
+from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, sorting_pb2
 from tests.hub.cabinet import LAYOUT, FakeCabinet, inventory_entry
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_authz_rules import ALLOWED, parcel_record
@@ -26,6 +26,7 @@ KINDS = {
     "cabinet": device_pb2.DEVICE_KIND_CABINET,
     "sorting_line": device_pb2.DEVICE_KIND_SORTING_LINE,
     "charging_pile": device_pb2.DEVICE_KIND_CHARGING_PILE,
+    "screening_station": device_pb2.DEVICE_KIND_SCREENING_STATION,
 }
 BODIES = tuple(f.name for f in device_pb2.DeviceEvent.DESCRIPTOR.oneofs_by_name["body"].fields)
 # The whole table (written out once, in test_authz_rules.ALLOWED): (kind, body) -> scope,
@@ -97,6 +98,22 @@ def _body(body: str, parcel_id: str, compartment: str) -> dict[str, Any]:
             }
         case "parcel_rejected":
             return {body: device_pb2.ParcelRejected(chute_id="EX")}
+        case "sort_plan_applied":
+            return {body: sorting_pb2.SortPlanApplied(plan_version=1)}
+        case "parcel_screened":
+            return {
+                body: sorting_pb2.ParcelScreened(
+                    parcel_id=parcel_id, result=sorting_pb2.ParcelScreened.RESULT_CLEAR
+                )
+            }
+        case "container_moved":
+            return {
+                body: sorting_pb2.ContainerMoved(
+                    container_id="BAG-1",
+                    type=sorting_pb2.CONTAINER_TYPE_BAG,
+                    action=sorting_pb2.CONTAINER_ACTION_RETURNED,
+                )
+            }
     raise AssertionError(body)
 
 
@@ -104,7 +121,12 @@ async def test_every_kind_and_body_through_the_hub(hub: HubHarness) -> None:
     """Each (kind, body) pair sent by a real device: refused pairs are dropped as unauthorized
     with an alarm for the sender and change nothing; allowed pairs are not refused."""
     devices = {kind: hub.cabinet(f"D-{kind}", kind=value) for kind, value in KINDS.items()}
-    async with devices["cabinet"] as cab, devices["sorting_line"], devices["charging_pile"]:
+    async with (
+        devices["cabinet"] as cab,
+        devices["sorting_line"],
+        devices["charging_pile"],
+        devices["screening_station"],
+    ):
         for kind, device in devices.items():
             await device.birth(() if kind != "cabinet" else LAYOUT)
             await online(hub, device.device)
@@ -140,7 +162,7 @@ async def test_every_kind_and_body_through_the_hub(hub: HubHarness) -> None:
             "SELECT device FROM alarms WHERE kind = 'unauthorized_event' AND status = 'raised'"
         )
         assert sorted(d for (d,) in refused_by) == sorted(d.device for d in devices.values())
-        assert hub.app.metrics.alarms.labels("unauthorized_event")._value.get() == 3
+        assert hub.app.metrics.alarms.labels("unauthorized_event")._value.get() == len(devices)
 
         # The allowed ones still work.
         await devices["sorting_line"].event(**_body("parcel_sorted", "P-Z", compartment))

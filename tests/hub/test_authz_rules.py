@@ -17,7 +17,15 @@ from hub.models import Dims, ParcelRecord, ParcelState, Zone
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import device_pb2
 
-KINDS = ("cabinet", "sorting_line", "charging_pile", "unprovisioned", "unspecified", "")
+KINDS = (
+    "cabinet",
+    "sorting_line",
+    "charging_pile",
+    "screening_station",
+    "unprovisioned",
+    "unspecified",
+    "",
+)
 BODIES = (
     *(f.name for f in device_pb2.DeviceEvent.DESCRIPTOR.oneofs_by_name["body"].fields),
     "",
@@ -32,6 +40,10 @@ ALLOWED: dict[tuple[str, str], Scope] = {
     ("sorting_line", "parcel_sorted"): Scope.SITE_PARCEL,
     ("sorting_line", "parcel_rejected"): Scope.OWN,
     ("sorting_line", "alarm"): Scope.OWN,
+    ("sorting_line", "sort_plan_applied"): Scope.OWN,
+    ("sorting_line", "container_moved"): Scope.OWN,
+    ("screening_station", "parcel_screened"): Scope.SITE_PARCEL,
+    ("screening_station", "alarm"): Scope.OWN,
     ("charging_pile", "alarm"): Scope.OWN,
 }
 PAIRS = list(itertools.product(KINDS, BODIES))
@@ -39,12 +51,13 @@ TOPIC = Topic("S1", "CAB", Kind.EVENT)
 
 
 def test_constants_and_table() -> None:
-    assert (authz.CABINET, authz.SORTING_LINE, authz.CHARGING_PILE, authz.UNPROVISIONED) == (
-        "cabinet",
-        "sorting_line",
-        "charging_pile",
-        "unprovisioned",
-    )
+    assert (
+        authz.CABINET,
+        authz.SORTING_LINE,
+        authz.CHARGING_PILE,
+        authz.SCREENING_STATION,
+        authz.UNPROVISIONED,
+    ) == ("cabinet", "sorting_line", "charging_pile", "screening_station", "unprovisioned")
     assert dict(authz.RULES) == ALLOWED
     assert set(ALLOWED) <= set(PAIRS)
 

@@ -12,6 +12,13 @@ from lockerhub.codes import verify_code
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, fleet_pb2
 from tests.hub.conftest import HubHarness, eventually
 
+
+@pytest.fixture
+def hub(any_store_hub: HubHarness) -> HubHarness:
+    """Every flow in this module runs on SQLite and on PostgreSQL."""
+    return any_store_hub
+
+
 PHONE = "13812341234"
 
 

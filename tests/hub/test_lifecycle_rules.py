@@ -104,8 +104,9 @@ def test_reannounce_set(state: S) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store(tmp_path / "hub.db") as s:
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """The same rules on both back ends (SQLite file, PostgreSQL database)."""
+    async with Store(store_target) as s:
         yield s
 
 

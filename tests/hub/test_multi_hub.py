@@ -35,6 +35,11 @@ from lockerhub.v1 import device_pb2
 SITE, CAB = "mh-site", "MH-1"
 
 
+@pytest.fixture
+def tmp_path(store_target: Path | str) -> Path | str:  # type: ignore[override]
+    return store_target
+
+
 @contextlib.asynccontextmanager
 async def two_stores(target: Path | str) -> AsyncIterator[tuple[Store, Store]]:
     path = target / "hub.db" if isinstance(target, Path) else target

@@ -1,4 +1,5 @@
-"""Issue 18: the rules of the parcels repository (hub.store.repo.parcels) on a real SQLite file.
+"""Issue 18: the rules of the parcels repository (hub.store.repo.parcels), on a real SQLite file
+and on a real PostgreSQL database.
 
 Each query's selection (which states, which deadlines, which device) is pinned with a row on each
 side of its boundary; no broker and no hub, only ``hub.store.Store`` under ``tmp_path``.
@@ -34,8 +35,9 @@ BASE = ParcelRecord(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store(tmp_path / "hub.db") as s:
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """The same rules on both back ends (SQLite file, PostgreSQL database)."""
+    async with Store(store_target) as s:
         yield s
 
 

@@ -123,7 +123,7 @@ async def load(store: Store, sims: list[Sim]) -> None:
             await parcels_repo.insert_parcel(
                 tx, record, phone="13800000000", reservation_expires_ms=0, now_ms=p.created
             )
-            await privacy_repo.set_consent(tx, p.parcel_id, p.consent)
+            await privacy_repo.set_consents(tx, [(p.consent, p.parcel_id)])
             for state, ts in p.steps:
                 await parcels_repo.add_transition(tx, p.parcel_id, Transition(state, ts, "hub", ""))
             await parcels_repo.set_state(tx, p.parcel_id, p.steps[-1][0], p.steps[-1][1])

@@ -86,11 +86,15 @@ class BrokerHandle:
         await self.broker.start()
 
 
-def start_test_broker(workdir: Path) -> BrokerHandle:
-    """Start a broker in ``workdir`` with a hub account; stop it with ``stop()``."""
+def start_test_broker(workdir: Path, **limits: int) -> BrokerHandle:
+    """Start a broker in ``workdir`` with a hub account; stop it with ``stop()``.
+
+    ``limits`` override :class:`BrokerConfig` limits (benchmarks raise ``max_queued_messages``
+    so that a backlog of 100,000 events fits a slow subscriber's queue).
+    """
     binary = require_mosquitto()
     hub = Account(username=HUB_USERNAME, password=new_password())
-    config = BrokerConfig(workdir=workdir, tls_port=0)
+    config = BrokerConfig(workdir=workdir, tls_port=0, **limits)
     broker = Mosquitto(config, accounts={hub.username: hub}, binary=binary)
     asyncio.run(broker.__aenter__())
     return BrokerHandle(broker)

@@ -42,12 +42,12 @@ async def insert(
     device_ts_ms: int,
     now_ms: int,
 ) -> int:
-    await tx.execute(
+    row = await tx.fetchone(
         "INSERT INTO alarms (device, kind, compartment, detail, active, device_ts_ms, "
-        "received_ms, site, status, updated_ms) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 'raised', ?)",
+        "received_ms, site, status, updated_ms) VALUES (?, ?, ?, ?, 1, ?, ?, ?, 'raised', ?) "
+        "RETURNING id",
         (device, kind, compartment, detail, device_ts_ms, now_ms, site, now_ms),
     )
-    row = await tx.fetchone("SELECT last_insert_rowid() AS id")
     assert row is not None
     return int(row["id"])
 

@@ -24,6 +24,15 @@ async def insert_command(
     )
 
 
+async def insert_commands(tx: Tx, rows: list[tuple[str, str, str, bytes, str, int, int]]) -> None:
+    """Bulk :func:`insert_command`: (id, device, type, body, actor, created_ms, expires_ms)."""
+    await tx.insert_many(
+        "commands",
+        ("id", "device", "type", "body", "actor", "state", "created_ms", "expires_ms"),
+        [(c, d, t, b, a, "queued", created, expires) for c, d, t, b, a, created, expires in rows],
+    )
+
+
 async def mark_sent(tx: Tx, command_id: str, now_ms: int) -> None:
     await tx.execute(
         "UPDATE commands SET state = 'sent', sent_ms = ? WHERE id = ? AND state = 'queued'",

@@ -127,6 +127,24 @@ async def reserve_compartment(tx: Tx, device_id: str, compartment_id: str, parce
     return changed == 1
 
 
+async def reserve_compartments(tx: Tx, rows: list[tuple[str, str, str]]) -> int:
+    """Bulk :func:`reserve_compartment`: (cabinet, compartment, parcel) each; returns how many
+    were still free (the caller compares it with ``len(rows)``)."""
+    changed = 0
+    # One statement per chunk: a join against a VALUES list (column1.. column3 in both engines)
+    # instead of one UPDATE per row; chunks keep SQLite under its bound-variable limit.
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        changed += await tx.execute(
+            "UPDATE compartments SET state = 'reserved', parcel_id = v.column3 "  # noqa: S608
+            f"FROM (VALUES {values}) AS v WHERE compartments.device = v.column1 "
+            "AND compartments.id = v.column2 AND compartments.state = 'free'",
+            [value for row in chunk for value in row],
+        )
+    return changed
+
+
 async def set_sensors(
     tx: Tx,
     device_id: str,
@@ -323,8 +341,9 @@ async def add_telemetry_history(
     await tx.execute(
         "INSERT INTO telemetry_history (device, bucket_ms, energy_wh, power_w_max, samples) "
         "VALUES (?, ?, ?, ?, 1) ON CONFLICT(device, bucket_ms) DO UPDATE SET "
-        "energy_wh = excluded.energy_wh, power_w_max = MAX(power_w_max, excluded.power_w_max), "
-        "samples = samples + 1",
+        "energy_wh = excluded.energy_wh, "
+        "power_w_max = MAX(telemetry_history.power_w_max, excluded.power_w_max), "
+        "samples = telemetry_history.samples + 1",
         (device_id, bucket, energy_wh, power_w),
     )
 

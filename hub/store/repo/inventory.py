@@ -42,10 +42,14 @@ async def provision_compartments(tx: Tx, device_id: str, slots: Iterable[Slot]) 
     await tx.executemany(
         "INSERT INTO compartments (device, id, size, width_mm, height_mm, depth_mm, max_weight_g, "
         "zone, provisioned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT(device, id) DO UPDATE "
-        "SET provisioned = 1, confirmed = confirmed AND size = excluded.size "
-        "AND width_mm = excluded.width_mm AND height_mm = excluded.height_mm "
-        "AND depth_mm = excluded.depth_mm AND max_weight_g = excluded.max_weight_g "
-        "AND zone = excluded.zone, size = excluded.size, width_mm = excluded.width_mm, "
+        "SET provisioned = 1, confirmed = CASE WHEN compartments.confirmed = 1 "
+        "AND compartments.size = excluded.size "
+        "AND compartments.width_mm = excluded.width_mm "
+        "AND compartments.height_mm = excluded.height_mm "
+        "AND compartments.depth_mm = excluded.depth_mm "
+        "AND compartments.max_weight_g = excluded.max_weight_g "
+        "AND compartments.zone = excluded.zone THEN 1 ELSE 0 END, "
+        "size = excluded.size, width_mm = excluded.width_mm, "
         "height_mm = excluded.height_mm, depth_mm = excluded.depth_mm, "
         "max_weight_g = excluded.max_weight_g, zone = excluded.zone",
         [

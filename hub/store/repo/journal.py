@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.models import Transition
 from hub.store import Tx
 
 
@@ -37,6 +38,18 @@ async def parcel_changed(
         "INSERT INTO live_events (ts_ms, site, kind, ref, state, actor, location) "
         "SELECT ?, site, 'parcel', id, ?, ?, ? FROM parcels WHERE id = ?",
         (ts_ms, state, actor, location, parcel_id),
+    )
+
+
+async def parcels_changed(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
+    """Journal many parcel transitions at once: (parcel id, site, transition) each, in order."""
+    await tx.insert_many(
+        "live_events",
+        ("ts_ms", "site", "kind", "ref", "state", "actor", "location"),
+        [
+            (t.ts_ms, site, "parcel", pid, str(t.state), t.actor, t.location)
+            for pid, site, t in rows
+        ],
     )
 
 
@@ -73,20 +86,26 @@ async def ids_after(tx: Tx, cursor: int, limit: int) -> list[int]:
 
 
 async def after(
-    tx: Tx, cursor: int, *, upto: int, site: str = "", limit: int = 500
+    tx: Tx, cursor: int, *, upto: int, site: str = "", limit: int = 500, carrier: str = ""
 ) -> list[JournalEntry]:
     """Entries with a cursor above ``cursor`` and at most ``upto`` (optionally of one site),
-    oldest first."""
+    oldest first. With ``carrier``: only transitions of that carrier's parcels (no alarms:
+    cabinets are shared)."""
+    clauses: list[str] = ["e.id > ?", "e.id <= ?"]
+    params: list[object] = [cursor, upto]
+    join = ""
     if site:
-        rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? AND id <= ? AND site = ? ORDER BY id LIMIT ?",
-            (cursor, upto, site, limit),
-        )
-    else:
-        rows = await tx.fetchall(
-            "SELECT * FROM live_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-            (cursor, upto, limit),
-        )
+        clauses.append("e.site = ?")
+        params.append(site)
+    if carrier:
+        join = "JOIN parcels p ON p.id = e.ref "
+        clauses.append("e.kind = 'parcel' AND p.carrier = ?")
+        params.append(carrier)
+    rows = await tx.fetchall(
+        f"SELECT e.* FROM live_events e {join}WHERE {' AND '.join(clauses)} "  # noqa: S608
+        "ORDER BY e.id LIMIT ?",
+        [*params, limit],
+    )
     return [
         JournalEntry(
             cursor=r["id"],

@@ -74,9 +74,9 @@ async def insert_parcel(
 async def add_transition(tx: Tx, parcel_id: str, t: Transition, *, detail: str = "") -> None:
     """Record a transition in the parcel's history and in the live event journal."""
     await tx.execute(
-        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail),
+        "INSERT INTO parcel_transitions (parcel_id, state, ts_ms, actor, location, detail, "
+        "courier) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (parcel_id, str(t.state), t.ts_ms, t.actor, t.location, detail, t.courier),
     )
     await journal.parcel_changed(tx, parcel_id, str(t.state), t.ts_ms, t.actor, t.location)
 
@@ -103,21 +103,33 @@ async def get_parcel(tx: Tx, parcel_id: str, *, history: bool = True) -> ParcelR
     hist: tuple[Transition, ...] = ()
     if history:
         rows = await tx.fetchall(
-            "SELECT state, ts_ms, actor, location FROM parcel_transitions WHERE parcel_id = ? "
+            "SELECT state, ts_ms, actor, location, courier FROM parcel_transitions "
+            "WHERE parcel_id = ? "
             "ORDER BY id",
             (parcel_id,),
         )
         hist = tuple(
-            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"]) for r in rows
+            Transition(ParcelState(r["state"]), r["ts_ms"], r["actor"], r["location"], r["courier"])
+            for r in rows
         )
     return _parcel(row, hist)
 
 
 async def list_parcels(
-    tx: Tx, *, site: str, state: ParcelState | None, after_seq: int, limit: int
+    tx: Tx,
+    *,
+    site: str,
+    state: ParcelState | None,
+    after_seq: int,
+    limit: int,
+    carrier: str = "",
 ) -> tuple[list[ParcelRecord], int | None]:
-    """One page in insertion order; returns the page and the cursor of the next one (or None)."""
+    """One page in insertion order (one carrier's when ``carrier`` is set); returns the page and
+    the cursor of the next one (or None)."""
     clauses, params = ["seq > ?"], [after_seq]
+    if carrier:
+        clauses.append("carrier = ?")
+        params.append(carrier)  # type: ignore[arg-type]
     if site:
         clauses.append("site = ?")
         params.append(site)  # type: ignore[arg-type]
@@ -222,6 +234,16 @@ async def reservations_of(tx: Tx, device_id: str) -> list[tuple[str, str, int]]:
     return [(r["id"], r["compartment"], r["reservation_expires_ms"]) for r in rows]
 
 
+async def carriers_on(tx: Tx, device_id: str) -> dict[str, str]:
+    """Parcel id -> carrier of every parcel placed or reserved in a cabinet."""
+    rows = await tx.fetchall(
+        "SELECT id, carrier FROM parcels WHERE device = ? "
+        "AND state IN ('announced', 'sorted', 'loaded', 'reserved', 'deposited', 'expired')",
+        (device_id,),
+    )
+    return {str(r["id"]): str(r["carrier"]) for r in rows}
+
+
 async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
     """Code hashes of parcels deposited in a cabinet: (parcel, compartment, hash, deadline)."""
     rows = await tx.fetchall(
@@ -231,3 +253,55 @@ async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
         (device_id,),
     )
     return [(r["id"], r["compartment"], r["code_hash"], r["deadline_ms"]) for r in rows]
+
+
+_PARCEL_COLUMNS = (
+    "id", "state", "site", "device", "compartment", "width_mm", "height_mm", "depth_mm",
+    "weight_g", "zone", "phone_masked", "electronic_waybill", "reusable_container",
+    "reservation_expires_ms", "pickup_deadline_ms", "created_ms", "updated_ms", "carrier",
+)  # fmt: skip
+
+
+async def insert_parcels(tx: Tx, rows: list[tuple[ParcelRecord, str, int]], *, now_ms: int) -> None:
+    """Bulk :func:`insert_parcel`: (parcel, full phone, reservation_expires_ms) each."""
+    await tx.insert_many(
+        "parcels",
+        _PARCEL_COLUMNS,
+        [
+            (
+                p.parcel_id,
+                str(p.state),
+                p.site,
+                p.cabinet_id or None,
+                p.compartment_id or None,
+                p.dims.width_mm,
+                p.dims.height_mm,
+                p.dims.depth_mm,
+                p.weight_g,
+                str(p.zone),
+                p.phone_masked,
+                int(p.electronic_waybill),
+                int(p.reusable_container),
+                expires_ms,
+                p.pickup_deadline_ms,
+                now_ms,
+                now_ms,
+                p.carrier_id,
+            )
+            for p, _, expires_ms in rows
+        ],
+    )
+    await tx.insert_many(
+        "recipient_contacts", ("parcel_id", "phone"), [(p.parcel_id, phone) for p, phone, _ in rows]
+    )
+
+
+async def add_transitions(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
+    """Bulk :func:`add_transition` for parcels whose site the caller knows: (parcel id, site,
+    transition) each, in order (history and journal keep that order)."""
+    await tx.insert_many(
+        "parcel_transitions",
+        ("parcel_id", "state", "ts_ms", "actor", "location", "detail"),
+        [(pid, str(t.state), t.ts_ms, t.actor, t.location, "") for pid, _, t in rows],
+    )
+    await journal.parcels_changed(tx, rows)

@@ -19,8 +19,9 @@ class DataRead:
     purpose: str
 
 
-async def set_consent(tx: Tx, parcel_id: str, consent: str) -> None:
-    await tx.execute("UPDATE parcels SET locker_consent = ? WHERE id = ?", (consent, parcel_id))
+async def set_consents(tx: Tx, consents: Iterable[tuple[str, str]]) -> None:
+    """Record each (consent, parcel id) pair given at announce, in one batch."""
+    await tx.executemany("UPDATE parcels SET locker_consent = ? WHERE id = ?", consents)
 
 
 async def due_purges(tx: Tx, states: Iterable[str], closed_before_ms: int, limit: int) -> list[str]:

@@ -179,6 +179,10 @@ class _AlarmKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlarmKind.V
     """A birth's compartments (or kind) differ from the layout the operator provisioned."""
     ALARM_KIND_UNAUTHORIZED_EVENT: _AlarmKind.ValueType  # 14
     """The device sent an event its kind, site or the parcel's place does not allow (refused)."""
+    ALARM_KIND_PARCEL_HELD: _AlarmKind.ValueType  # 15
+    """A parcel is held at security screening (cleared when an operator releases it)."""
+    ALARM_KIND_SORT_EXCEPTION: _AlarmKind.ValueType  # 16
+    """A line sorted a parcel against an old plan, to a wrong chute, or had no chute for it."""
 
 class AlarmKind(_AlarmKind, metaclass=_AlarmKindEnumTypeWrapper): ...
 
@@ -200,6 +204,10 @@ ALARM_KIND_LAYOUT_MISMATCH: AlarmKind.ValueType  # 13
 """A birth's compartments (or kind) differ from the layout the operator provisioned."""
 ALARM_KIND_UNAUTHORIZED_EVENT: AlarmKind.ValueType  # 14
 """The device sent an event its kind, site or the parcel's place does not allow (refused)."""
+ALARM_KIND_PARCEL_HELD: AlarmKind.ValueType  # 15
+"""A parcel is held at security screening (cleared when an operator releases it)."""
+ALARM_KIND_SORT_EXCEPTION: AlarmKind.ValueType  # 16
+"""A line sorted a parcel against an old plan, to a wrong chute, or had no chute for it."""
 Global___AlarmKind: _TypeAlias = AlarmKind  # noqa: Y015
 
 @_typing.final

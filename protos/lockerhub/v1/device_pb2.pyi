@@ -11,6 +11,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from lockerhub.v1 import common_pb2 as _common_pb2
+from lockerhub.v1 import sorting_pb2 as _sorting_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -32,6 +33,8 @@ class _DeviceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeviceKind
     DEVICE_KIND_CABINET: _DeviceKind.ValueType  # 1
     DEVICE_KIND_SORTING_LINE: _DeviceKind.ValueType  # 2
     DEVICE_KIND_CHARGING_PILE: _DeviceKind.ValueType  # 3
+    DEVICE_KIND_SCREENING_STATION: _DeviceKind.ValueType  # 4
+    """Security screening (X-ray) at a sorting hub: reports ParcelScreened."""
 
 class DeviceKind(_DeviceKind, metaclass=_DeviceKindEnumTypeWrapper): ...
 
@@ -39,6 +42,8 @@ DEVICE_KIND_UNSPECIFIED: DeviceKind.ValueType  # 0
 DEVICE_KIND_CABINET: DeviceKind.ValueType  # 1
 DEVICE_KIND_SORTING_LINE: DeviceKind.ValueType  # 2
 DEVICE_KIND_CHARGING_PILE: DeviceKind.ValueType  # 3
+DEVICE_KIND_SCREENING_STATION: DeviceKind.ValueType  # 4
+"""Security screening (X-ray) at a sorting hub: reports ParcelScreened."""
 Global___DeviceKind: _TypeAlias = DeviceKind  # noqa: Y015
 
 @_typing.final
@@ -367,11 +372,14 @@ class ParcelSorted(_message.Message):
     DESTINATION_FIELD_NUMBER: _builtins.int
     CHUTE_ID_FIELD_NUMBER: _builtins.int
     RECIRCULATIONS_FIELD_NUMBER: _builtins.int
+    PLAN_VERSION_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     destination: _builtins.str
     chute_id: _builtins.str
     recirculations: _builtins.int
     """Rounds it went past a full chute before being diverted."""
+    plan_version: _builtins.int
+    """The sort plan version the decision was taken with (0 = none)."""
     def __init__(
         self,
         *,
@@ -379,10 +387,11 @@ class ParcelSorted(_message.Message):
         destination: _builtins.str = ...,
         chute_id: _builtins.str = ...,
         recirculations: _builtins.int = ...,
+        plan_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "destination", b"destination", "parcel_id", b"parcel_id", "recirculations", b"recirculations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "destination", b"destination", "parcel_id", b"parcel_id", "plan_version", b"plan_version", "recirculations", b"recirculations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -405,6 +414,8 @@ class ParcelRejected(_message.Message):
         REASON_NO_RULE: ParcelRejected._Reason.ValueType  # 2
         REASON_NO_CONFIRMATION: ParcelRejected._Reason.ValueType  # 3
         REASON_CHUTE_FULL: ParcelRejected._Reason.ValueType  # 4
+        REASON_HELD: ParcelRejected._Reason.ValueType  # 5
+        """Held at security screening: diverted to the hold chute."""
 
     class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper): ...
     REASON_UNSPECIFIED: ParcelRejected.Reason.ValueType  # 0
@@ -412,24 +423,29 @@ class ParcelRejected(_message.Message):
     REASON_NO_RULE: ParcelRejected.Reason.ValueType  # 2
     REASON_NO_CONFIRMATION: ParcelRejected.Reason.ValueType  # 3
     REASON_CHUTE_FULL: ParcelRejected.Reason.ValueType  # 4
+    REASON_HELD: ParcelRejected.Reason.ValueType  # 5
+    """Held at security screening: diverted to the hold chute."""
 
     PARCEL_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CHUTE_ID_FIELD_NUMBER: _builtins.int
+    PLAN_VERSION_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     """Empty on a no-read."""
     reason: Global___ParcelRejected.Reason.ValueType
     chute_id: _builtins.str
+    plan_version: _builtins.int
     def __init__(
         self,
         *,
         parcel_id: _builtins.str = ...,
         reason: Global___ParcelRejected.Reason.ValueType = ...,
         chute_id: _builtins.str = ...,
+        plan_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "parcel_id", b"parcel_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chute_id", b"chute_id", "parcel_id", b"parcel_id", "plan_version", b"plan_version", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -482,6 +498,9 @@ class DeviceEvent(_message.Message):
     ALARM_FIELD_NUMBER: _builtins.int
     PARCEL_SORTED_FIELD_NUMBER: _builtins.int
     PARCEL_REJECTED_FIELD_NUMBER: _builtins.int
+    SORT_PLAN_APPLIED_FIELD_NUMBER: _builtins.int
+    PARCEL_SCREENED_FIELD_NUMBER: _builtins.int
+    CONTAINER_MOVED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     seq: _builtins.int
     ts_ms: _builtins.int
@@ -499,6 +518,12 @@ class DeviceEvent(_message.Message):
     def parcel_sorted(self) -> Global___ParcelSorted: ...
     @_builtins.property
     def parcel_rejected(self) -> Global___ParcelRejected: ...
+    @_builtins.property
+    def sort_plan_applied(self) -> _sorting_pb2.SortPlanApplied: ...
+    @_builtins.property
+    def parcel_screened(self) -> _sorting_pb2.ParcelScreened: ...
+    @_builtins.property
+    def container_moved(self) -> _sorting_pb2.ContainerMoved: ...
     def __init__(
         self,
         *,
@@ -512,12 +537,15 @@ class DeviceEvent(_message.Message):
         alarm: Global___AlarmRaised | None = ...,
         parcel_sorted: Global___ParcelSorted | None = ...,
         parcel_rejected: Global___ParcelRejected | None = ...,
+        sort_plan_applied: _sorting_pb2.SortPlanApplied | None = ...,
+        parcel_screened: _sorting_pb2.ParcelScreened | None = ...,
+        container_moved: _sorting_pb2.ContainerMoved | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "parcel_rejected", b"parcel_rejected", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "container_moved", b"container_moved", "deposited", b"deposited", "door_changed", b"door_changed", "parcel_rejected", b"parcel_rejected", "parcel_screened", b"parcel_screened", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected", "sort_plan_applied", b"sort_plan_applied"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "deposited", b"deposited", "door_changed", b"door_changed", "event_id", b"event_id", "parcel_rejected", b"parcel_rejected", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected", "seq", b"seq", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "container_moved", b"container_moved", "deposited", b"deposited", "door_changed", b"door_changed", "event_id", b"event_id", "parcel_rejected", b"parcel_rejected", "parcel_screened", b"parcel_screened", "parcel_sorted", b"parcel_sorted", "picked_up", b"picked_up", "pickup_code_rejected", b"pickup_code_rejected", "seq", b"seq", "sort_plan_applied", b"sort_plan_applied", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["deposited", "picked_up", "pickup_code_rejected", "door_changed", "alarm", "parcel_sorted", "parcel_rejected"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["deposited", "picked_up", "pickup_code_rejected", "door_changed", "alarm", "parcel_sorted", "parcel_rejected", "sort_plan_applied", "parcel_screened", "container_moved"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -556,19 +584,23 @@ class ReserveCompartment(_message.Message):
     PARCEL_ID_FIELD_NUMBER: _builtins.int
     COMPARTMENT_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_MS_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
     parcel_id: _builtins.str
     compartment_id: _builtins.str
     expires_ms: _builtins.int
+    carrier_id: _builtins.str
+    """The parcel's carrier: the cabinet opens it only for an active courier of this carrier."""
     def __init__(
         self,
         *,
         parcel_id: _builtins.str = ...,
         compartment_id: _builtins.str = ...,
         expires_ms: _builtins.int = ...,
+        carrier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compartment_id", b"compartment_id", "expires_ms", b"expires_ms", "parcel_id", b"parcel_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "compartment_id", b"compartment_id", "expires_ms", b"expires_ms", "parcel_id", b"parcel_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -847,9 +879,22 @@ class DesiredState(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     SORT_PLAN_FIELD_NUMBER: _builtins.int
     EXCEPTION_CHUTE_FIELD_NUMBER: _builtins.int
+    COURIERS_FIELD_NUMBER: _builtins.int
+    COURIER_TOKEN_KEY_FIELD_NUMBER: _builtins.int
+    BARRED_COURIERS_FIELD_NUMBER: _builtins.int
+    SORT_PLAN_VERSION_FIELD_NUMBER: _builtins.int
+    HOLD_CHUTE_FIELD_NUMBER: _builtins.int
+    HELD_PARCELS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     ts_ms: _builtins.int
     exception_chute: _builtins.str
+    courier_token_key: _builtins.bytes
+    """Raw Ed25519 public key (32 bytes) that signs courier app tokens; empty = tokens refused."""
+    sort_plan_version: _builtins.int
+    """Sorting lines: the plan's own version (reported back in SortPlanApplied and ParcelSorted),
+    the chute for parcels held at screening, and the parcels currently held.
+    """
+    hold_chute: _builtins.str
     @_builtins.property
     def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReserveCompartment]:
         """Cabinets: live reservations and pickup-code hashes (never plaintext codes)."""
@@ -864,6 +909,16 @@ class DesiredState(_message.Message):
     def sort_plan(self) -> _containers.RepeatedCompositeFieldContainer[Global___SortRule]:
         """Sorting lines: destination -> chute, and the exception chute."""
 
+    @_builtins.property
+    def couriers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CourierCredential]:
+        """Cabinets: couriers allowed to deposit and withdraw (active, not on the bad-conduct list)."""
+
+    @_builtins.property
+    def barred_couriers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Couriers on the bad-conduct list: refused whatever credential they present."""
+
+    @_builtins.property
+    def held_parcels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -875,11 +930,52 @@ class DesiredState(_message.Message):
         config: Global___DeviceConfig | None = ...,
         sort_plan: _abc.Iterable[Global___SortRule] | None = ...,
         exception_chute: _builtins.str = ...,
+        couriers: _abc.Iterable[Global___CourierCredential] | None = ...,
+        courier_token_key: _builtins.bytes = ...,
+        barred_couriers: _abc.Iterable[_builtins.str] | None = ...,
+        sort_plan_version: _builtins.int = ...,
+        hold_chute: _builtins.str = ...,
+        held_parcels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "disabled_compartments", b"disabled_compartments", "exception_chute", b"exception_chute", "pickup_codes", b"pickup_codes", "reservations", b"reservations", "sort_plan", b"sort_plan", "ts_ms", b"ts_ms", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barred_couriers", b"barred_couriers", "config", b"config", "courier_token_key", b"courier_token_key", "couriers", b"couriers", "disabled_compartments", b"disabled_compartments", "exception_chute", b"exception_chute", "held_parcels", b"held_parcels", "hold_chute", b"hold_chute", "pickup_codes", b"pickup_codes", "reservations", b"reservations", "sort_plan", b"sort_plan", "sort_plan_version", b"sort_plan_version", "ts_ms", b"ts_ms", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DesiredState: _TypeAlias = DesiredState  # noqa: Y015
+
+@_typing.final
+class CourierCredential(_message.Message):
+    """A courier a cabinet accepts, with the salted hash of the courier's keypad code (never the code):
+    code_hash = PBKDF2-HMAC-SHA256(code, code_salt, code_iterations).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURIER_ID_FIELD_NUMBER: _builtins.int
+    CARRIER_ID_FIELD_NUMBER: _builtins.int
+    CODE_SALT_FIELD_NUMBER: _builtins.int
+    CODE_HASH_FIELD_NUMBER: _builtins.int
+    CODE_ITERATIONS_FIELD_NUMBER: _builtins.int
+    courier_id: _builtins.str
+    carrier_id: _builtins.str
+    code_salt: _builtins.bytes
+    code_hash: _builtins.bytes
+    code_iterations: _builtins.int
+    def __init__(
+        self,
+        *,
+        courier_id: _builtins.str = ...,
+        carrier_id: _builtins.str = ...,
+        code_salt: _builtins.bytes = ...,
+        code_hash: _builtins.bytes = ...,
+        code_iterations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier_id", b"carrier_id", "code_hash", b"code_hash", "code_iterations", b"code_iterations", "code_salt", b"code_salt", "courier_id", b"courier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CourierCredential: _TypeAlias = CourierCredential  # noqa: Y015

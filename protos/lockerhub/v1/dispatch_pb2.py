@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from lockerhub.v1 import common_pb2 as lockerhub_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blockerhub/v1/dispatch.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\"\xc8\x02\n\x12ParcelAnnouncement\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12,\n\ndimensions\x18\x02 \x01(\x0b\x32\x18.lockerhub.v1.Dimensions\x12\x10\n\x08weight_g\x18\x03 \x01(\r\x12+\n\x04zone\x18\x04 \x01(\x0e\x32\x1d.lockerhub.v1.TemperatureZone\x12\x18\n\x10\x64\x65stination_site\x18\x05 \x01(\t\x12\x17\n\x0frecipient_phone\x18\x06 \x01(\t\x12\x1a\n\x12\x65lectronic_waybill\x18\x07 \x01(\x08\x12\x1a\n\x12reusable_container\x18\x08 \x01(\x08\x12\x12\n\ncarrier_id\x18\t \x01(\t\x12\x33\n\x0elocker_consent\x18\n \x01(\x0e\x32\x1b.lockerhub.v1.LockerConsent\"K\n\x16\x41nnounceParcelsRequest\x12\x31\n\x07parcels\x18\x01 \x03(\x0b\x32 .lockerhub.v1.ParcelAnnouncement\"r\n\x0f\x41nnounceOutcome\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\ncabinet_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"J\n\x17\x41nnounceParcelsResponse\x12/\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1d.lockerhub.v1.AnnounceOutcome\"l\n\x10ParcelTransition\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\"\xb1\x03\n\x06Parcel\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\x18\n\x10\x64\x65stination_site\x18\x03 \x01(\t\x12\x12\n\ncabinet_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x05 \x01(\t\x12\x1e\n\x16recipient_phone_masked\x18\x06 \x01(\t\x12,\n\ndimensions\x18\x07 \x01(\x0b\x32\x18.lockerhub.v1.Dimensions\x12\x10\n\x08weight_g\x18\x08 \x01(\r\x12+\n\x04zone\x18\t \x01(\x0e\x32\x1d.lockerhub.v1.TemperatureZone\x12\x1a\n\x12\x65lectronic_waybill\x18\n \x01(\x08\x12\x1a\n\x12reusable_container\x18\x0b \x01(\x08\x12\x1a\n\x12pickup_deadline_ms\x18\x0c \x01(\x03\x12/\n\x07history\x18\r \x03(\x0b\x32\x1e.lockerhub.v1.ParcelTransition\x12\x12\n\ncarrier_id\x18\x0e \x01(\t\"%\n\x10GetParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\"s\n\x12ListParcelsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"U\n\x13ListParcelsResponse\x12%\n\x07parcels\x18\x01 \x03(\x0b\x32\x14.lockerhub.v1.Parcel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x13\x43\x61ncelParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x15WithdrawParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x12\n\ncourier_id\x18\x02 \x01(\t\"=\n\x18ReissuePickupCodeRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x87\x01\n\x07Vehicle\x12\x12\n\nvehicle_id\x18\x01 \x01(\t\x12\x18\n\x10\x63\x61pacity_parcels\x18\x02 \x01(\r\x12\x19\n\x11\x63\x61pacity_volume_l\x18\x03 \x01(\x01\x12\x13\n\x0b\x62\x61ttery_kwh\x18\x04 \x01(\x01\x12\x1e\n\x16\x63onsumption_kwh_per_km\x18\x05 \x01(\x01\"x\n\x11PlanRoutesRequest\x12\x10\n\x08hub_site\x18\x01 \x01(\t\x12\'\n\x08vehicles\x18\x02 \x03(\x0b\x32\x15.lockerhub.v1.Vehicle\x12\x12\n\nparcel_ids\x18\x03 \x03(\t\x12\x14\n\x0ctime_limit_s\x18\x04 \x01(\r\"\x8d\x01\n\tRouteStop\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65liver_parcel_ids\x18\x02 \x03(\t\x12\x14\n\x0cpickup_count\x18\x03 \x01(\r\x12\x12\n\narrival_ms\x18\x04 \x01(\x03\x12\x18\n\x10\x63harging_pile_id\x18\x05 \x01(\t\x12\x12\n\ncharge_kwh\x18\x06 \x01(\x01\"_\n\x0cVehicleRoute\x12\x12\n\nvehicle_id\x18\x01 \x01(\t\x12&\n\x05stops\x18\x02 \x03(\x0b\x32\x17.lockerhub.v1.RouteStop\x12\x13\n\x0b\x64istance_km\x18\x03 \x01(\x01\"\xa9\x01\n\x12PlanRoutesResponse\x12*\n\x06routes\x18\x01 \x03(\x0b\x32\x1a.lockerhub.v1.VehicleRoute\x12\x19\n\x11total_distance_km\x18\x02 \x01(\x01\x12\x1b\n\x13unrouted_parcel_ids\x18\x03 \x03(\t\x12/\n\tsort_plan\x18\x04 \x03(\x0b\x32\x1c.lockerhub.v1.SortAssignment\"7\n\x0eSortAssignment\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x02 \x01(\t\"2\n\x12WatchEventsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\"\x8a\x01\n\tLiveEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12+\n\x06parcel\x18\n \x01(\x0b\x32\x19.lockerhub.v1.ParcelEventH\x00\x12)\n\x05\x61larm\x18\x0b \x01(\x0b\x32\x18.lockerhub.v1.AlarmEventH\x00\x42\x06\n\x04\x62ody\"T\n\x0bParcelEvent\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x32\n\ntransition\x18\x02 \x01(\x0b\x32\x1e.lockerhub.v1.ParcelTransition\"\x8e\x01\n\nAlarmEvent\x12\x10\n\x08\x61larm_id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.lockerhub.v1.AlarmKind\x12\x0c\n\x04site\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t*e\n\rLockerConsent\x12\x1e\n\x1aLOCKER_CONSENT_UNSPECIFIED\x10\x00\x12\x18\n\x14LOCKER_CONSENT_GIVEN\x10\x01\x12\x1a\n\x16LOCKER_CONSENT_REFUSED\x10\x02\x32\x8e\x05\n\x0f\x44ispatchService\x12^\n\x0f\x41nnounceParcels\x12$.lockerhub.v1.AnnounceParcelsRequest\x1a%.lockerhub.v1.AnnounceParcelsResponse\x12\x41\n\tGetParcel\x12\x1e.lockerhub.v1.GetParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12R\n\x0bListParcels\x12 .lockerhub.v1.ListParcelsRequest\x1a!.lockerhub.v1.ListParcelsResponse\x12G\n\x0c\x43\x61ncelParcel\x12!.lockerhub.v1.CancelParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12K\n\x0eWithdrawParcel\x12#.lockerhub.v1.WithdrawParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12Q\n\x11ReissuePickupCode\x12&.lockerhub.v1.ReissuePickupCodeRequest\x1a\x14.lockerhub.v1.Parcel\x12O\n\nPlanRoutes\x12\x1f.lockerhub.v1.PlanRoutesRequest\x1a .lockerhub.v1.PlanRoutesResponse\x12J\n\x0bWatchEvents\x12 .lockerhub.v1.WatchEventsRequest\x1a\x17.lockerhub.v1.LiveEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blockerhub/v1/dispatch.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\"\xc8\x02\n\x12ParcelAnnouncement\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12,\n\ndimensions\x18\x02 \x01(\x0b\x32\x18.lockerhub.v1.Dimensions\x12\x10\n\x08weight_g\x18\x03 \x01(\r\x12+\n\x04zone\x18\x04 \x01(\x0e\x32\x1d.lockerhub.v1.TemperatureZone\x12\x18\n\x10\x64\x65stination_site\x18\x05 \x01(\t\x12\x17\n\x0frecipient_phone\x18\x06 \x01(\t\x12\x1a\n\x12\x65lectronic_waybill\x18\x07 \x01(\x08\x12\x1a\n\x12reusable_container\x18\x08 \x01(\x08\x12\x12\n\ncarrier_id\x18\t \x01(\t\x12\x33\n\x0elocker_consent\x18\n \x01(\x0e\x32\x1b.lockerhub.v1.LockerConsent\"K\n\x16\x41nnounceParcelsRequest\x12\x31\n\x07parcels\x18\x01 \x03(\x0b\x32 .lockerhub.v1.ParcelAnnouncement\"r\n\x0f\x41nnounceOutcome\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\ncabinet_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"J\n\x17\x41nnounceParcelsResponse\x12/\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1d.lockerhub.v1.AnnounceOutcome\"\x80\x01\n\x10ParcelTransition\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x12\n\ncourier_id\x18\x05 \x01(\t\"\xb1\x03\n\x06Parcel\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\x18\n\x10\x64\x65stination_site\x18\x03 \x01(\t\x12\x12\n\ncabinet_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x05 \x01(\t\x12\x1e\n\x16recipient_phone_masked\x18\x06 \x01(\t\x12,\n\ndimensions\x18\x07 \x01(\x0b\x32\x18.lockerhub.v1.Dimensions\x12\x10\n\x08weight_g\x18\x08 \x01(\r\x12+\n\x04zone\x18\t \x01(\x0e\x32\x1d.lockerhub.v1.TemperatureZone\x12\x1a\n\x12\x65lectronic_waybill\x18\n \x01(\x08\x12\x1a\n\x12reusable_container\x18\x0b \x01(\x08\x12\x1a\n\x12pickup_deadline_ms\x18\x0c \x01(\x03\x12/\n\x07history\x18\r \x03(\x0b\x32\x1e.lockerhub.v1.ParcelTransition\x12\x12\n\ncarrier_id\x18\x0e \x01(\t\"%\n\x10GetParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\"s\n\x12ListParcelsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.lockerhub.v1.ParcelState\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"U\n\x13ListParcelsResponse\x12%\n\x07parcels\x18\x01 \x03(\x0b\x32\x14.lockerhub.v1.Parcel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x13\x43\x61ncelParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x15WithdrawParcelRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x12\n\ncourier_id\x18\x02 \x01(\t\"=\n\x18ReissuePickupCodeRequest\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x87\x01\n\x07Vehicle\x12\x12\n\nvehicle_id\x18\x01 \x01(\t\x12\x18\n\x10\x63\x61pacity_parcels\x18\x02 \x01(\r\x12\x19\n\x11\x63\x61pacity_volume_l\x18\x03 \x01(\x01\x12\x13\n\x0b\x62\x61ttery_kwh\x18\x04 \x01(\x01\x12\x1e\n\x16\x63onsumption_kwh_per_km\x18\x05 \x01(\x01\"x\n\x11PlanRoutesRequest\x12\x10\n\x08hub_site\x18\x01 \x01(\t\x12\'\n\x08vehicles\x18\x02 \x03(\x0b\x32\x15.lockerhub.v1.Vehicle\x12\x12\n\nparcel_ids\x18\x03 \x03(\t\x12\x14\n\x0ctime_limit_s\x18\x04 \x01(\r\"\x8d\x01\n\tRouteStop\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x1a\n\x12\x64\x65liver_parcel_ids\x18\x02 \x03(\t\x12\x14\n\x0cpickup_count\x18\x03 \x01(\r\x12\x12\n\narrival_ms\x18\x04 \x01(\x03\x12\x18\n\x10\x63harging_pile_id\x18\x05 \x01(\t\x12\x12\n\ncharge_kwh\x18\x06 \x01(\x01\"_\n\x0cVehicleRoute\x12\x12\n\nvehicle_id\x18\x01 \x01(\t\x12&\n\x05stops\x18\x02 \x03(\x0b\x32\x17.lockerhub.v1.RouteStop\x12\x13\n\x0b\x64istance_km\x18\x03 \x01(\x01\"\xa9\x01\n\x12PlanRoutesResponse\x12*\n\x06routes\x18\x01 \x03(\x0b\x32\x1a.lockerhub.v1.VehicleRoute\x12\x19\n\x11total_distance_km\x18\x02 \x01(\x01\x12\x1b\n\x13unrouted_parcel_ids\x18\x03 \x03(\t\x12/\n\tsort_plan\x18\x04 \x03(\x0b\x32\x1c.lockerhub.v1.SortAssignment\"7\n\x0eSortAssignment\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x02 \x01(\t\"2\n\x12WatchEventsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\"\xbd\x01\n\tLiveEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12+\n\x06parcel\x18\n \x01(\x0b\x32\x19.lockerhub.v1.ParcelEventH\x00\x12)\n\x05\x61larm\x18\x0b \x01(\x0b\x32\x18.lockerhub.v1.AlarmEventH\x00\x12\x31\n\tscreening\x18\x0c \x01(\x0b\x32\x1c.lockerhub.v1.ScreeningEventH\x00\x42\x06\n\x04\x62ody\"V\n\x0eScreeningEvent\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x12\n\nstation_id\x18\x04 \x01(\t\"T\n\x0bParcelEvent\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x32\n\ntransition\x18\x02 \x01(\x0b\x32\x1e.lockerhub.v1.ParcelTransition\"\x8e\x01\n\nAlarmEvent\x12\x10\n\x08\x61larm_id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.lockerhub.v1.AlarmKind\x12\x0c\n\x04site\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t*e\n\rLockerConsent\x12\x1e\n\x1aLOCKER_CONSENT_UNSPECIFIED\x10\x00\x12\x18\n\x14LOCKER_CONSENT_GIVEN\x10\x01\x12\x1a\n\x16LOCKER_CONSENT_REFUSED\x10\x02\x32\x8e\x05\n\x0f\x44ispatchService\x12^\n\x0f\x41nnounceParcels\x12$.lockerhub.v1.AnnounceParcelsRequest\x1a%.lockerhub.v1.AnnounceParcelsResponse\x12\x41\n\tGetParcel\x12\x1e.lockerhub.v1.GetParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12R\n\x0bListParcels\x12 .lockerhub.v1.ListParcelsRequest\x1a!.lockerhub.v1.ListParcelsResponse\x12G\n\x0c\x43\x61ncelParcel\x12!.lockerhub.v1.CancelParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12K\n\x0eWithdrawParcel\x12#.lockerhub.v1.WithdrawParcelRequest\x1a\x14.lockerhub.v1.Parcel\x12Q\n\x11ReissuePickupCode\x12&.lockerhub.v1.ReissuePickupCodeRequest\x1a\x14.lockerhub.v1.Parcel\x12O\n\nPlanRoutes\x12\x1f.lockerhub.v1.PlanRoutesRequest\x1a .lockerhub.v1.PlanRoutesResponse\x12J\n\x0bWatchEvents\x12 .lockerhub.v1.WatchEventsRequest\x1a\x17.lockerhub.v1.LiveEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lockerhub.v1.dispatch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOCKERCONSENT']._serialized_start=2800
-  _globals['_LOCKERCONSENT']._serialized_end=2901
+  _globals['_LOCKERCONSENT']._serialized_start=2960
+  _globals['_LOCKERCONSENT']._serialized_end=3061
   _globals['_PARCELANNOUNCEMENT']._serialized_start=73
   _globals['_PARCELANNOUNCEMENT']._serialized_end=401
   _globals['_ANNOUNCEPARCELSREQUEST']._serialized_start=403
@@ -42,42 +42,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ANNOUNCEOUTCOME']._serialized_end=594
   _globals['_ANNOUNCEPARCELSRESPONSE']._serialized_start=596
   _globals['_ANNOUNCEPARCELSRESPONSE']._serialized_end=670
-  _globals['_PARCELTRANSITION']._serialized_start=672
-  _globals['_PARCELTRANSITION']._serialized_end=780
-  _globals['_PARCEL']._serialized_start=783
-  _globals['_PARCEL']._serialized_end=1216
-  _globals['_GETPARCELREQUEST']._serialized_start=1218
-  _globals['_GETPARCELREQUEST']._serialized_end=1255
-  _globals['_LISTPARCELSREQUEST']._serialized_start=1257
-  _globals['_LISTPARCELSREQUEST']._serialized_end=1372
-  _globals['_LISTPARCELSRESPONSE']._serialized_start=1374
-  _globals['_LISTPARCELSRESPONSE']._serialized_end=1459
-  _globals['_CANCELPARCELREQUEST']._serialized_start=1461
-  _globals['_CANCELPARCELREQUEST']._serialized_end=1517
-  _globals['_WITHDRAWPARCELREQUEST']._serialized_start=1519
-  _globals['_WITHDRAWPARCELREQUEST']._serialized_end=1581
-  _globals['_REISSUEPICKUPCODEREQUEST']._serialized_start=1583
-  _globals['_REISSUEPICKUPCODEREQUEST']._serialized_end=1644
-  _globals['_VEHICLE']._serialized_start=1647
-  _globals['_VEHICLE']._serialized_end=1782
-  _globals['_PLANROUTESREQUEST']._serialized_start=1784
-  _globals['_PLANROUTESREQUEST']._serialized_end=1904
-  _globals['_ROUTESTOP']._serialized_start=1907
-  _globals['_ROUTESTOP']._serialized_end=2048
-  _globals['_VEHICLEROUTE']._serialized_start=2050
-  _globals['_VEHICLEROUTE']._serialized_end=2145
-  _globals['_PLANROUTESRESPONSE']._serialized_start=2148
-  _globals['_PLANROUTESRESPONSE']._serialized_end=2317
-  _globals['_SORTASSIGNMENT']._serialized_start=2319
-  _globals['_SORTASSIGNMENT']._serialized_end=2374
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=2376
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=2426
-  _globals['_LIVEEVENT']._serialized_start=2429
-  _globals['_LIVEEVENT']._serialized_end=2567
-  _globals['_PARCELEVENT']._serialized_start=2569
-  _globals['_PARCELEVENT']._serialized_end=2653
-  _globals['_ALARMEVENT']._serialized_start=2656
-  _globals['_ALARMEVENT']._serialized_end=2798
-  _globals['_DISPATCHSERVICE']._serialized_start=2904
-  _globals['_DISPATCHSERVICE']._serialized_end=3558
+  _globals['_PARCELTRANSITION']._serialized_start=673
+  _globals['_PARCELTRANSITION']._serialized_end=801
+  _globals['_PARCEL']._serialized_start=804
+  _globals['_PARCEL']._serialized_end=1237
+  _globals['_GETPARCELREQUEST']._serialized_start=1239
+  _globals['_GETPARCELREQUEST']._serialized_end=1276
+  _globals['_LISTPARCELSREQUEST']._serialized_start=1278
+  _globals['_LISTPARCELSREQUEST']._serialized_end=1393
+  _globals['_LISTPARCELSRESPONSE']._serialized_start=1395
+  _globals['_LISTPARCELSRESPONSE']._serialized_end=1480
+  _globals['_CANCELPARCELREQUEST']._serialized_start=1482
+  _globals['_CANCELPARCELREQUEST']._serialized_end=1538
+  _globals['_WITHDRAWPARCELREQUEST']._serialized_start=1540
+  _globals['_WITHDRAWPARCELREQUEST']._serialized_end=1602
+  _globals['_REISSUEPICKUPCODEREQUEST']._serialized_start=1604
+  _globals['_REISSUEPICKUPCODEREQUEST']._serialized_end=1665
+  _globals['_VEHICLE']._serialized_start=1668
+  _globals['_VEHICLE']._serialized_end=1803
+  _globals['_PLANROUTESREQUEST']._serialized_start=1805
+  _globals['_PLANROUTESREQUEST']._serialized_end=1925
+  _globals['_ROUTESTOP']._serialized_start=1928
+  _globals['_ROUTESTOP']._serialized_end=2069
+  _globals['_VEHICLEROUTE']._serialized_start=2071
+  _globals['_VEHICLEROUTE']._serialized_end=2166
+  _globals['_PLANROUTESRESPONSE']._serialized_start=2169
+  _globals['_PLANROUTESRESPONSE']._serialized_end=2338
+  _globals['_SORTASSIGNMENT']._serialized_start=2340
+  _globals['_SORTASSIGNMENT']._serialized_end=2395
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2397
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2447
+  _globals['_LIVEEVENT']._serialized_start=2450
+  _globals['_LIVEEVENT']._serialized_end=2639
+  _globals['_SCREENINGEVENT']._serialized_start=2641
+  _globals['_SCREENINGEVENT']._serialized_end=2727
+  _globals['_PARCELEVENT']._serialized_start=2729
+  _globals['_PARCELEVENT']._serialized_end=2813
+  _globals['_ALARMEVENT']._serialized_start=2816
+  _globals['_ALARMEVENT']._serialized_end=2958
+  _globals['_DISPATCHSERVICE']._serialized_start=3064
+  _globals['_DISPATCHSERVICE']._serialized_end=3718
 # @@protoc_insertion_point(module_scope)

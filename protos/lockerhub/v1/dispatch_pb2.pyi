@@ -173,12 +173,15 @@ class ParcelTransition(_message.Message):
     TS_MS_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
+    COURIER_ID_FIELD_NUMBER: _builtins.int
     state: _common_pb2.ParcelState.ValueType
     ts_ms: _builtins.int
     actor: _builtins.str
     """Who caused it: "operator", "device:<id>", "hub"."""
     location: _builtins.str
     """Where: site/cabinet/compartment, when known."""
+    courier_id: _builtins.str
+    """The courier who deposited or withdrew the parcel (deposits and withdrawals only)."""
     def __init__(
         self,
         *,
@@ -186,10 +189,11 @@ class ParcelTransition(_message.Message):
         ts_ms: _builtins.int = ...,
         actor: _builtins.str = ...,
         location: _builtins.str = ...,
+        courier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "location", b"location", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "courier_id", b"courier_id", "location", b"location", "state", b"state", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -618,12 +622,15 @@ class LiveEvent(_message.Message):
     TS_MS_FIELD_NUMBER: _builtins.int
     PARCEL_FIELD_NUMBER: _builtins.int
     ALARM_FIELD_NUMBER: _builtins.int
+    SCREENING_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     ts_ms: _builtins.int
     @_builtins.property
     def parcel(self) -> Global___ParcelEvent: ...
     @_builtins.property
     def alarm(self) -> Global___AlarmEvent: ...
+    @_builtins.property
+    def screening(self) -> Global___ScreeningEvent: ...
     def __init__(
         self,
         *,
@@ -631,16 +638,48 @@ class LiveEvent(_message.Message):
         ts_ms: _builtins.int = ...,
         parcel: Global___ParcelEvent | None = ...,
         alarm: Global___AlarmEvent | None = ...,
+        screening: Global___ScreeningEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "parcel", b"parcel"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "parcel", b"parcel", "screening", b"screening"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "cursor", b"cursor", "parcel", b"parcel", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "body", b"body", "cursor", b"cursor", "parcel", b"parcel", "screening", b"screening", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["parcel", "alarm"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["parcel", "alarm", "screening"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___LiveEvent: _TypeAlias = LiveEvent  # noqa: Y015
+
+@_typing.final
+class ScreeningEvent(_message.Message):
+    """A screening hold or release (docs/hub.md, "Security screening")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARCEL_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    STATION_ID_FIELD_NUMBER: _builtins.int
+    parcel_id: _builtins.str
+    status: _builtins.str
+    """"held" or "released" """
+    actor: _builtins.str
+    station_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        parcel_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        station_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "parcel_id", b"parcel_id", "station_id", b"station_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScreeningEvent: _TypeAlias = ScreeningEvent  # noqa: Y015
 
 @_typing.final
 class ParcelEvent(_message.Message):

@@ -1,0 +1,1 @@
+"""The sorting hub: sort plans sent to lines, screening holds, reusable containers."""

@@ -1,8 +1,9 @@
 """Several hubs on one store: each event applied once, each job and notice done once, retained
 desired state never older than the newest, every hub's journal entries on every hub's stream.
 
-Two :class:`Store` objects on one SQLite file are two connections, exactly as two hub processes
-have (WAL; the write lock is the file's, not the process's).
+Two :class:`Store` objects on one database are two connections, exactly as two hub processes
+have; every test runs on both back ends (``store_target``: a SQLite file in WAL mode, whose write
+lock is the file's, not the process's; a PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -35,11 +36,6 @@ from lockerhub.v1 import device_pb2
 SITE, CAB = "mh-site", "MH-1"
 
 
-@pytest.fixture
-def tmp_path(store_target: Path | str) -> Path | str:  # type: ignore[override]
-    return store_target
-
-
 @contextlib.asynccontextmanager
 async def two_stores(target: Path | str) -> AsyncIterator[tuple[Store, Store]]:
     path = target / "hub.db" if isinstance(target, Path) else target
@@ -56,8 +52,8 @@ async def two_stores(target: Path | str) -> AsyncIterator[tuple[Store, Store]]:
 # -- leases --------------------------------------------------------------------------------------
 
 
-async def test_a_lease_has_one_holder_until_it_runs_out(tmp_path: Path) -> None:
-    async with two_stores(tmp_path) as (a, b):
+async def test_a_lease_has_one_holder_until_it_runs_out(store_target: Path | str) -> None:
+    async with two_stores(store_target) as (a, b):
         async with a.transaction() as tx:
             assert await leases.acquire(tx, "job", "hub-a", now_ms=1000, ttl_ms=500)
         async with b.transaction() as tx:
@@ -79,8 +75,8 @@ async def test_a_lease_has_one_holder_until_it_runs_out(tmp_path: Path) -> None:
             assert await leases.holder(tx, "job", now_ms=2000) == ""
 
 
-async def test_racing_hubs_never_both_hold_a_lease(tmp_path: Path) -> None:
-    async with two_stores(tmp_path) as (a, b):
+async def test_racing_hubs_never_both_hold_a_lease(store_target: Path | str) -> None:
+    async with two_stores(store_target) as (a, b):
 
         async def take(store: Store, holder: str, now_ms: int) -> bool:
             async with store.transaction() as tx:
@@ -92,8 +88,8 @@ async def test_racing_hubs_never_both_hold_a_lease(tmp_path: Path) -> None:
             assert sorted(won) == [False, True]
 
 
-async def test_hostile_lease_names_and_holders_are_plain_data(tmp_path: Path) -> None:
-    async with two_stores(tmp_path) as (a, _):
+async def test_hostile_lease_names_and_holders_are_plain_data(store_target: Path | str) -> None:
+    async with two_stores(store_target) as (a, _):
         # (No NUL: PostgreSQL text refuses it, and hub ids are validated ids anyway.)
         hostile = "x'); DROP TABLE job_leases; --" + "é☃" * 2000
         async with a.transaction() as tx:
@@ -105,8 +101,8 @@ async def test_hostile_lease_names_and_holders_are_plain_data(tmp_path: Path) ->
 # -- exactly once --------------------------------------------------------------------------------
 
 
-async def test_a_redelivered_event_is_recorded_by_one_hub_only(tmp_path: Path) -> None:
-    async with two_stores(tmp_path) as (a, b):
+async def test_a_redelivered_event_is_recorded_by_one_hub_only(store_target: Path | str) -> None:
+    async with two_stores(store_target) as (a, b):
 
         async def apply(store: Store, seq: int, event_id: str) -> bool:
             async with store.transaction() as tx:
@@ -157,9 +153,9 @@ def outbox_for(store: Store, notifier: Recording, clock: ManualClock, holder: st
     )
 
 
-async def test_two_hubs_delivering_at_once_send_each_notice_once(tmp_path: Path) -> None:
+async def test_two_hubs_delivering_at_once_send_each_notice_once(store_target: Path | str) -> None:
     clock = ManualClock()
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         await add_notices(a, 300, clock.now_ms())
         na, nb = Recording(0.002), Recording(0.002)
         sent = await asyncio.gather(
@@ -173,10 +169,10 @@ async def test_two_hubs_delivering_at_once_send_each_notice_once(tmp_path: Path)
 
 
 async def test_a_notice_claimed_by_a_killed_hub_is_sent_by_another_after_the_claim(
-    tmp_path: Path,
+    store_target: Path | str,
 ) -> None:
     clock = ManualClock()
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         await add_notices(a, 1, clock.now_ms())
         now = clock.now_ms()
         async with a.transaction() as tx:  # hub-a claims it, then dies before sending
@@ -230,11 +226,11 @@ def desired_for(
 
 
 async def test_two_hubs_publishing_one_cabinet_never_retain_an_older_version(
-    tmp_path: Path,
+    store_target: Path | str,
 ) -> None:
     clock = SystemClock()
     wire = Wire()
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         hubs = [desired_for(a, wire, clock, "hub-a"), desired_for(b, wire, clock, "hub-b")]
 
         async def change_and_publish(store: Store, hub: DesiredStates, rounds: int) -> None:
@@ -254,11 +250,11 @@ async def test_two_hubs_publishing_one_cabinet_never_retain_an_older_version(
 
 
 async def test_a_stalled_hub_whose_claim_ran_out_makes_a_newer_version_follow(
-    tmp_path: Path,
+    store_target: Path | str,
 ) -> None:
     clock = ManualClock()
     wire = Wire()
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         async with a.transaction() as tx:
             await desired.mark(tx, CAB, clock.now_ms())
         now = clock.now_ms()
@@ -292,11 +288,13 @@ async def test_a_stalled_hub_whose_claim_ran_out_makes_a_newer_version_follow(
 # -- sweeper leadership, the journal, metrics ----------------------------------------------------
 
 
-async def test_one_sweeper_leads_and_another_takes_over_when_it_stops(tmp_path: Path) -> None:
+async def test_one_sweeper_leads_and_another_takes_over_when_it_stops(
+    store_target: Path | str,
+) -> None:
     from hub.parcels.sweeper import LEASE
 
     clock = ManualClock()
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
 
         async def lead(store: Store, holder: str) -> bool:
             async with store.transaction() as tx:
@@ -318,9 +316,9 @@ async def test_one_sweeper_leads_and_another_takes_over_when_it_stops(tmp_path: 
 
 
 async def test_a_stream_on_one_hub_carries_the_other_hubs_entries_in_order(
-    tmp_path: Path,
+    store_target: Path | str,
 ) -> None:
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         feed = LiveFeed(a, poll_s=0.05)
         start = await feed.start("")
         got: list[tuple[int, str]] = []
@@ -359,8 +357,8 @@ async def test_a_stream_on_one_hub_carries_the_other_hubs_entries_in_order(
         assert rest == cursors[10:]
 
 
-async def test_only_the_counting_hub_counts_parcel_flow(tmp_path: Path) -> None:
-    async with two_stores(tmp_path) as (a, _):
+async def test_only_the_counting_hub_counts_parcel_flow(store_target: Path | str) -> None:
+    async with two_stores(store_target) as (a, _):
         counting, idle = HubMetrics(CollectorRegistry()), HubMetrics(CollectorRegistry())
         collectors = (StoreMetrics(counting), StoreMetrics(idle))
         for flag, collector in zip((True, False), collectors, strict=True):
@@ -413,10 +411,12 @@ async def insert_entry(store: Store, entry_id: int, site: str = SITE) -> None:
         )
 
 
-async def test_the_stream_waits_at_a_hole_in_the_ids_until_it_fills(tmp_path: Path) -> None:
+async def test_the_stream_waits_at_a_hole_in_the_ids_until_it_fills(
+    store_target: Path | str,
+) -> None:
     """An id that commits after a higher one (PostgreSQL identities) is not skipped: the stream
     holds back at the hole; a hole that never fills (a rollback) is passed after gap_wait_s."""
-    async with two_stores(tmp_path) as (a, b):
+    async with two_stores(store_target) as (a, b):
         got: list[int] = []
         feed = LiveFeed(a, poll_s=0.02, gap_wait_s=0.5)
 

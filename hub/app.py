@@ -33,7 +33,7 @@ from hub.ingest.events import EventApplier
 from hub.ingest.pipeline import Ingestor
 from hub.metrics.catalogue import HubMetrics
 from hub.metrics.server import MetricsServer
-from hub.metrics.store_collector import StoreMetrics
+from hub.metrics.store_collector import FLOW_LEASE, StoreMetrics
 from hub.mqtt.connection import BrokerConnection
 from hub.ocpp import CentralSystem
 from hub.parcels.allocation import Allocator, RoutingAllocator, allocate_smallest_fit
@@ -56,6 +56,7 @@ from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from hub.vehicles import VehicleRegistry
+from hub.store.repo import leases
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.files import open_private_append
@@ -137,6 +138,7 @@ class HubApp:
                 await devices_repo.upsert_sites(tx, s.sites)
             broker = BrokerConnection(s.broker, self.metrics, on_connect=self._on_connect)
             commands = CommandService(store, broker, self.clock, s.commands, self.metrics)
+            me, lease_s = s.cluster.hub_id, s.cluster.lease_s  # who holds this hub's job leases
             courier_key = await asyncio.to_thread(
                 load_or_create, s.couriers.token_key or s.storage.path.parent / "courier-token.key"
             )
@@ -147,10 +149,14 @@ class HubApp:
                 s.device_config,
                 self.metrics,
                 courier_key=public_bytes(courier_key),
+                holder=me,
+                lease_s=lease_s,
             )
             await desired.sync_config()
             alarms = AlarmService(store, self.clock, self.metrics)
-            outbox = NoticeOutbox(store, self.notifier, self.clock, s.notify, self.metrics)
+            outbox = NoticeOutbox(
+                store, self.notifier, self.clock, s.notify, self.metrics, holder=me, lease_s=lease_s
+            )
             registry = Registry(s.registry)
             self._inventory = Inventory(store, registry, self.clock, desired)
             await self._inventory.provision(s.devices)
@@ -227,6 +233,8 @@ class HubApp:
                 self.clock,
                 s.lifecycle,
                 self.metrics,
+                holder=me,
+                lease_s=lease_s,
             )
             self._desired = desired
             self._outbox = outbox
@@ -257,7 +265,7 @@ class HubApp:
                 parcels=parcels,
                 fleet=fleet,
                 alarms=alarms,
-                feed=LiveFeed(store),
+                feed=LiveFeed(store, poll_s=s.cluster.journal_poll_s),
                 planner=planner,
                 charging=self._charging,
                 compliance=Compliance(
@@ -406,8 +414,12 @@ class HubApp:
             except StoreError as exc:  # the store failed since the ping: seen on the next tick
                 log.warning("incidents: store failed while recording: %s", exc)
         if healthy:
+            me, ttl_ms = self.settings.cluster.hub_id, int(self.settings.cluster.lease_s * 1000)
+            async with store.transaction() as tx:  # one hub counts parcel flow (docs/metrics.md)
+                now = self.clock.now_ms()
+                counting = await leases.acquire(tx, FLOW_LEASE, me, now_ms=now, ttl_ms=ttl_ms)
             async with store.read() as tx:
-                await self._store_metrics.refresh(tx)
+                await self._store_metrics.refresh(tx, count_flow=counting)
 
     @staticmethod
     def _require(value: T | None) -> T:

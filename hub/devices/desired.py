@@ -7,6 +7,8 @@ Every change bumps the device's version inside the transaction that made the cha
 version only grows and survives restarts); :meth:`DesiredStates.run` publishes the newest state of
 each changed device after the commit, coalescing bursts (a batch of 10 000 announcements is one
 publish per cabinet). A publish that fails stays pending and is retried after the next connect.
+With several hubs, one hub at a time publishes a given device (:meth:`publish_pending`), and the
+edge ignores a version older than the one it applied.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hub.metrics.catalogue import HubMetrics
 from hub.settings import DeviceConfigSettings
 from hub.store import Store, Tx
 from hub.store.repo import couriers as couriers_repo
+from hub.store.repo import desired as desired_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
 from hub.store.repo import sorting as sorting_repo
@@ -72,9 +75,14 @@ class DesiredStates:
         metrics: HubMetrics,
         *,
         courier_key: bytes = b"",
+        holder: str = "hub",
+        lease_s: float = 15.0,
     ) -> None:
         self._courier_key = courier_key
         self._store = store
+        self._holder = holder
+        # Longer than a publish may take (10 s bound in hub.mqtt.link) plus a margin.
+        self._lease_ms = int((10.0 + lease_s) * 1000)
         self._publisher = publisher
         self._clock = clock
         self._config = config
@@ -166,22 +174,29 @@ class DesiredStates:
             self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish every device whose version is ahead of what was published; return how many."""
+        """Publish every device whose version is ahead of what was published; return how many.
+
+        Across hubs, a device's retained state is published by one hub at a time: the hub claims
+        the device (a lease on its ``desired_state`` row) and builds the state in the same
+        transaction, so it publishes the newest committed version; a change committed later
+        leaves the row pending again, for the next round. Retained versions therefore only grow.
+        """
         done = 0
         while True:
-            async with self._store.read() as tx:
-                rows = await tx.fetchall(
-                    "SELECT s.device, s.version, d.site, d.accept FROM desired_state s "
-                    "JOIN devices d ON d.id = s.device WHERE s.published_version < s.version "
-                    "ORDER BY s.updated_ms LIMIT ?",
-                    (_BATCH,),
+            async with self._store.read() as tx:  # no write lock while nothing is pending
+                if not await desired_repo.any_pending(tx):
+                    return done
+            now = self._clock.now_ms()
+            async with self._store.transaction() as tx:
+                rows = await desired_repo.claim_pending(
+                    tx, self._holder, now_ms=now, until_ms=now + self._lease_ms, limit=_BATCH
                 )
                 states = [
                     (
-                        r["device"],
-                        r["site"],
-                        await self.build(tx, r["device"], r["version"]),
-                        r["accept"] or CONTENT_TYPE_PROTOBUF,
+                        r.device,
+                        r.site,
+                        await self.build(tx, r.device, r.version),
+                        r.accept or CONTENT_TYPE_PROTOBUF,
                     )
                     for r in rows
                 ]
@@ -200,15 +215,18 @@ class DesiredStates:
                     log.warning("desired state of %s stays pending: %s", device, exc)
                     break
                 published.append((state.version, device))
-            if published:
-                async with self._store.transaction() as tx:
-                    # The published state carries the current config: record which one.
-                    digest = config_hash(self._config)
-                    await tx.executemany(
-                        "UPDATE desired_state SET published_version = MAX(published_version, ?), "
-                        "config_hash = ? WHERE device = ?",
-                        [(version, digest, device) for version, device in published],
-                    )
-                done += len(published)
+            async with self._store.transaction() as tx:
+                # The published state carries the current config: record which one.
+                lost = await desired_repo.record_published(
+                    tx,
+                    published,
+                    self._holder,
+                    config_hash=config_hash(self._config),
+                    now_ms=self._clock.now_ms(),
+                )
+                await desired_repo.release(tx, [d for d, _, _, _ in states], self._holder)
+            if lost:
+                log.warning("desired state of %d device(s) republished: claim expired", lost)
+            done += len(published)
             if len(published) < len(states):
                 return done

@@ -38,6 +38,8 @@ from lockerhub.topics import Direction, Kind, Topic
 from lockerhub.v1 import device_pb2
 
 log = logging.getLogger(__name__)
+# How often a batch waits for a store that does not answer (restart, failover) before retrying.
+_STORE_AWAY_S = 0.5
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -130,14 +132,21 @@ class Ingestor:
             log.warning("store failed on an ingest batch, retrying message by message: %s", exc)
             applied = []
             for item in items:
-                try:
-                    applied += await self._apply_all([item])
-                except StoreError as one:
-                    item.counts = []
-                    item.dropped = (
-                        "error",
-                        f"store failed on {item.topic.kind} from {item.topic.device}: {one}",
-                    )
+                while True:
+                    try:
+                        applied += await self._apply_all([item])
+                    except StoreError as one:
+                        if not await self._store.ping():
+                            # The store is away (a restart, a failover), not refusing this
+                            # message: keep it unacknowledged and try again, never drop it.
+                            await asyncio.sleep(_STORE_AWAY_S)  # the outside world: real time
+                            continue
+                        item.counts = []
+                        item.dropped = (
+                            "error",
+                            f"store failed on {item.topic.kind} from {item.topic.device}: {one}",
+                        )
+                    break
         for item in items:  # committed (or given up): count each message once
             if item.dropped is not None:
                 self._drop(*item.dropped)
@@ -204,6 +213,10 @@ class Ingestor:
             raise
 
     async def _apply_in(self, tx: Tx, items: list[_Item]) -> list[_Item]:
+        # Several hubs apply batches of the same devices at once: take the batch's device rows
+        # in one order (sorted ids) before anything else, so that two batches wait for each other
+        # instead of deadlocking (PostgreSQL row locks; under SQLite's one writer, no waiting).
+        await devices_repo.lock_in_order(tx, sorted({item.topic.device for item in items}))
         applied: list[_Item] = []
         for item in items:
             item.after, item.event, item.dropped, item.counts = [], None, None, []

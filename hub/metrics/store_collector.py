@@ -4,6 +4,11 @@ Parcel flow (announcements with their green-packaging flags, lifecycle events by
 is counted by tailing the append-only ``parcels`` and ``parcel_transitions`` tables past a cursor
 that starts at the hub's start, so counters behave like any process counter (they start at 0 when
 the hub starts, and rate() handles the restart). Each tick reads at most ``batch`` rows per table.
+
+Several hubs on one store would each count every row: only the hub holding the
+``parcel-flow-metrics`` lease counts parcel flow (``count_flow``); the others leave their
+counters where they are (rate 0) and restart from the newest row when they take the lease over.
+So ``sum without (instance) (rate(...))`` over all hubs is the city's flow (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from lockerhub.clock import Clock, SystemClock
 # A container away from the hub and not seen for this long counts as lost (docs/hub.md).
 DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
 _DEPOSITED, _PICKED_UP = str(ParcelState.DEPOSITED), str(ParcelState.PICKED_UP)
+FLOW_LEASE = "parcel-flow-metrics"
 
 
 class StoreMetrics:
@@ -42,8 +48,9 @@ class StoreMetrics:
         self._transition_cursor: int | None = None
         self._sites: set[str] = set()
 
-    async def refresh(self, tx: Tx) -> None:
-        """Read occupancy and presence, and count parcel flow since the last tick."""
+    async def refresh(self, tx: Tx, *, count_flow: bool = True) -> None:
+        """Read occupancy and presence, and count parcel flow since the last tick (only with
+        ``count_flow``: this hub holds the parcel-flow lease)."""
         occupancy = await devices_repo.occupancy(tx)
         rows = await tx.fetchall("SELECT id, site, kind, online FROM devices")
         devices = {
@@ -62,6 +69,10 @@ class StoreMetrics:
             if row["id"] not in self._sites:
                 self._metrics.add_site(row["id"], (str(s) for s in ParcelState))
                 self._sites.add(row["id"])
+        if not count_flow:
+            # Not the counting hub: start from the newest rows if this hub takes over.
+            self._parcel_cursor = self._transition_cursor = None
+            return
         await self._count_announced(tx)
         await self._count_transitions(tx)
         self._metrics.sorting.containers.snapshot = ContainerSnapshot(

@@ -1,4 +1,17 @@
-"""The live event stream behind WatchEvents: the journal read from a durable cursor."""
+"""The live event stream behind WatchEvents: the journal read from a durable cursor.
+
+The journal (``live_events``) is shared by every hub on the store, so a stream on any hub carries
+every hub's changes: the follower re-reads it after each of this hub's own commits and, for the
+other hubs' commits, every ``cluster.journal_poll_s``.
+
+Gap safety: the cursor is the row id, and a client resumes after the last id it was sent, so an
+id that becomes visible *after* a higher one was streamed would be skipped for good. On SQLite
+writers are serialised and ids become visible in order. Where ids are taken before commit and can
+commit out of order (PostgreSQL identities; a rolled-back insert also leaves a hole there), the
+follower streams only up to the first hole in the id sequence and waits for it to fill, for at
+most ``gap_wait_s`` (a writing transaction is short; after that the hole is taken to be a
+rollback and passed). Holes are looked for across all sites, so a site filter changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +25,8 @@ from hub.store.repo import journal
 from hub.store.repo.journal import JournalEntry
 
 _PAGE = 500
-# Upper bound on how long a follower sleeps when no commit wakes it.
-_IDLE_S = 1.0
+# Default upper bound on how long a follower sleeps when no commit of this hub wakes it.
+_IDLE_S = 0.2
 
 
 def parse_cursor(text: str) -> int:
@@ -30,8 +43,10 @@ def parse_cursor(text: str) -> int:
 class LiveFeed:
     """Reads journal entries after a cursor and then follows new ones as they commit."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, poll_s: float = _IDLE_S, gap_wait_s: float = 2.0) -> None:
         self._store = store
+        self._poll_s = poll_s
+        self._gap_wait_s = gap_wait_s
 
     async def start(self, cursor: str) -> int:
         """The position to stream after: the given cursor, or now when it is empty."""
@@ -45,15 +60,37 @@ class LiveFeed:
     ) -> AsyncIterator[JournalEntry]:
         """Every entry after ``after`` (optionally of one site, or only one carrier's parcels),
         in order, forever."""
+        loop = asyncio.get_running_loop()
+        hole: tuple[int, float] | None = None  # (first missing id, when first seen)
         while True:
             signal = self._store.commit_signal()
             async with self._store.read() as tx:
-                entries = await journal.after(tx, after, site=site, limit=_PAGE, carrier=carrier)
+                ids = await journal.ids_after(tx, after, _PAGE)
+                upto, missing = contiguous(after, ids)
+                if missing is not None:
+                    if hole is None or hole[0] != missing:
+                        hole = (missing, loop.time())
+                    elif loop.time() - hole[1] >= self._gap_wait_s:
+                        upto = ids[-1] if ids else after  # a rollback's hole: pass it
+                entries = await journal.after(
+                    tx, after, upto=upto, site=site, limit=_PAGE, carrier=carrier
+                )
             for entry in entries:
                 yield entry
-                after = entry.cursor
+            if upto > after:
+                after = upto
             if len(entries) < _PAGE:
                 # asyncio.timeout, not wait_for (CPython gh-86296: a lost cancellation).
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_IDLE_S):
+                    async with asyncio.timeout(self._poll_s):
                         await signal.wait()
+
+
+def contiguous(after: int, ids: list[int]) -> tuple[int, int | None]:
+    """(the highest id reachable from ``after`` without a hole, the first missing id or None)."""
+    upto = after
+    for value in ids:
+        if value != upto + 1:
+            return upto, upto + 1
+        upto = value
+    return upto, None

@@ -7,6 +7,11 @@ through the :class:`~hub.parcels.notify.Notifier` with the row's idempotency key
 delivered (erasing the plaintext code) or schedules a retry with a jittered exponential backoff,
 all measured on the injected clock. A slow or hung notifier delays only other notices: ingestion
 never waits for it.
+
+Several hubs share the table: a hub sends a notice only after claiming its row (one conditional
+UPDATE, :func:`hub.store.repo.notices.claim`), which pushes the row's next attempt past the send
+timeout plus ``cluster.lease_s``; so two hubs never send one notice at the same time, and the
+notice of a hub killed mid-send becomes due again for another hub once that claim runs out.
 """
 
 from __future__ import annotations
@@ -41,8 +46,13 @@ class NoticeOutbox:
         clock: Clock,
         settings: NotifySettings,
         metrics: HubMetrics,
+        *,
+        holder: str = "hub",
+        lease_s: float = 15.0,
     ) -> None:
         self._store = store
+        self._holder = holder
+        self._claim_ms = int((settings.timeout_s + lease_s) * 1000)
         self._notifier = notifier
         self._clock = clock
         self._settings = settings
@@ -73,7 +83,14 @@ class NoticeOutbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver whenever woken, and every ``notify.poll_s`` on the clock (due retries)."""
+        """Deliver whenever woken, and every ``notify.poll_s`` on the clock (due retries).
+
+        First, notices this hub id had claimed (a previous run of it, killed mid-send) are due
+        again at once rather than when the claim runs out.
+        """
+        async with self._store.transaction() as tx:
+            await repo.reclaim(tx, self._holder, self._clock.now_ms())
+        self._wake.set()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._timer(), name="notice-outbox-timer")
             while True:
@@ -90,11 +107,21 @@ class NoticeOutbox:
         """Try every due notice once; returns how many were delivered."""
         delivered = 0
         while True:
-            # The read of full numbers and its audit commit together (docs/security.md).
+            now = self._clock.now_ms()
+            async with self._store.read() as tx:  # no write lock while nothing is due
+                if not await repo.due(tx, now, 1):
+                    return delivered
+            # The claim, the read of full numbers and its audit commit together
+            # (docs/security.md).
             async with self._store.transaction() as tx:
-                now = self._clock.now_ms()
                 batch = await repo.due(tx, now, _BATCH)
+                mine = []
                 for row in batch:
+                    if not await repo.claim(
+                        tx, row.row_id, self._holder, now_ms=now, until_ms=now + self._claim_ms
+                    ):
+                        continue  # another hub sends it
+                    mine.append(row)
                     if row.phone:
                         await privacy_repo.record_read(
                             tx,
@@ -103,7 +130,7 @@ class NoticeOutbox:
                             parcel_id=row.parcel_id,
                             purpose=f"{row.kind} notice {row.key}",
                         )
-            for row in batch:
+            for row in mine:
                 delivered += await self._deliver(row)
             if len(batch) < _BATCH:
                 return delivered

@@ -3,6 +3,11 @@
 Time comes from the injected Clock, and so does the sweep cadence (tests move a ManualClock).
 Each step works in bounded batches, one short transaction per batch, and sends its commands only
 after the commit; reminders are written to the notice outbox in the same transaction.
+
+Several hubs on one store: only the holder of the ``lifecycle-sweeper`` lease (job_leases) sweeps,
+renewing it every pass; a hub killed mid-sweep stops renewing, and another takes over once the
+lease has run out (``cluster.lease_s``). Each step is also one transaction over rows it re-reads,
+so a sweep overlapping another (a lease that ran out mid-pass) finds nothing left to do twice.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from hub.parcels.outbox import NoticeOutbox
 from hub.settings import LifecycleSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
+from hub.store.repo import leases
 from hub.store.repo import parcels as parcels_repo
 from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _HOUR_MS = 3_600_000
+LEASE = "lifecycle-sweeper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +60,13 @@ class Sweeper:
         clock: Clock,
         settings: LifecycleSettings,
         metrics: HubMetrics,
+        *,
+        holder: str = "hub",
+        lease_s: float = 15.0,
     ) -> None:
         self._store = store
+        self._holder = holder
+        self._lease_ms = int(max(lease_s, 2 * settings.sweep_interval_s) * 1000)
         self._parcels = parcels
         self._commands = commands
         self._desired = desired_states
@@ -67,7 +79,15 @@ class Sweeper:
     async def run(self) -> None:
         while True:
             await self._clock.sleep(self._settings.sweep_interval_s)
-            await self.sweep_once()
+            if await self.lead():
+                await self.sweep_once()
+
+    async def lead(self) -> bool:
+        """Take or renew the sweeper lease; True when this hub is the one to sweep now."""
+        async with self._store.transaction() as tx:
+            return await leases.acquire(
+                tx, LEASE, self._holder, now_ms=self._clock.now_ms(), ttl_ms=self._lease_ms
+            )
 
     async def sweep_once(self) -> SweepCounts:
         """One pass over every step; returns how much each did."""

@@ -6,6 +6,7 @@ Relative paths are taken relative to the working directory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from hub.settings.ocpp import OcppSettings
 from hub.settings.services import (
     AuthSettings,
     BrokerSettings,
+    ClusterSettings,
     GrpcSettings,
     MetricsSettings,
     StorageSettings,
@@ -48,6 +50,7 @@ __all__ = [
     "AllocationSettings",
     "AuthSettings",
     "BrokerSettings",
+    "ClusterSettings",
     "CommandSettings",
     "CompartmentSettings",
     "CourierSettings",
@@ -97,6 +100,7 @@ class HubSettings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     partners: PartnerSettings = field(default_factory=PartnerSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     sites: tuple[SiteSettings, ...] = ()
     # Access zones with their delivery windows (docs/dispatch.md).
     zones: tuple[ZoneSettings, ...] = ()
@@ -104,6 +108,11 @@ class HubSettings:
     devices: tuple[DeviceInventorySettings, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.broker.client_id:  # one client id per hub process (docs/guide/city.md)
+            broker = dataclasses.replace(
+                self.broker, client_id=f"lockerhub-{self.cluster.hub_id}"[:64]
+            )
+            object.__setattr__(self, "broker", broker)
         ids = [s.id for s in self.sites]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "sites.id", f"duplicate site ids {dupes}")

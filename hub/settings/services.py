@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,9 @@ class BrokerSettings:
     port: int = 1883
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
-    client_id: str = "lockerhub-hub"
+    # "" = "lockerhub-<cluster.hub_id>", distinct per hub process. Set it (stable across restarts,
+    # distinct per hub) when session_expiry_s > 0, so a restarted hub resumes its own session.
+    client_id: str = ""
     keepalive_s: int = 30
     # Hub processes sharing the load join one MQTT 5 shared-subscription group.
     share_group: str = "hub"
@@ -40,7 +45,13 @@ class BrokerSettings:
         _require(self.protocol in ("5", "3.1.1"), "broker.protocol", 'must be "5" or "3.1.1"')
         _check_port(self.port, "broker.port")
         _require(self.port != 0, "broker.port", "must name the broker's port")
-        _check_id(self.client_id, "broker.client_id")
+        if self.client_id:
+            _check_id(self.client_id, "broker.client_id")
+        _require(
+            bool(self.client_id) or self.session_expiry_s == 0,
+            "broker.client_id",
+            "must be set (stable, one per hub process) when broker.session_expiry_s > 0",
+        )
         _require(5 <= self.keepalive_s <= 3600, "broker.keepalive_s", "must be 5-3600 seconds")
         _check_id(self.share_group, "broker.share_group")
         _require(
@@ -53,6 +64,37 @@ class BrokerSettings:
             "broker.reconnect_max_s",
             "must be >= broker.reconnect_min_s",
         )
+
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def default_hub_id() -> str:
+    """``<hostname>-<pid>`` made a valid id: distinct for every hub process on a network."""
+    host = _NOT_ID.sub("-", socket.gethostname()).strip("-.") or "host"
+    return f"{host[:40]}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterSettings:
+    """Several hub processes on one broker and one database (docs/guide/city.md)."""
+
+    # This process's name: the holder of its job leases and, by default, its MQTT client id.
+    # "" = <hostname>-<pid>.
+    hub_id: str = ""
+    # A job lease (lifecycle sweeper, parcel-flow metrics, a notice or desired-state publish
+    # being worked on) lasts this long; a hub killed mid-job leaves it to expire.
+    lease_s: float = 15.0
+    # WatchEvents reads the shared journal this often for other hubs' writes (this hub's own
+    # commits wake it at once).
+    journal_poll_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.hub_id:
+            object.__setattr__(self, "hub_id", default_hub_id())
+        _check_id(self.hub_id, "cluster.hub_id")
+        _require(2 <= self.lease_s <= 600, "cluster.lease_s", "must be 2-600 seconds")
+        _require(0 < self.journal_poll_s <= 10, "cluster.journal_poll_s", "must be 0-10 seconds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -230,6 +230,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        8,
+        "several hubs on one store: job leases, claimed notices and desired-state publishes",
+        """
+        CREATE TABLE job_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ms BIGINT NOT NULL
+        );
+        ALTER TABLE notice_outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE desired_state ADD COLUMN publishing_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE desired_state ADD COLUMN publishing_until_ms BIGINT NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
         9,
         "vehicle and e-bike registry with zone permits; stored route plans",
         """

@@ -149,6 +149,8 @@ async def test_duplicate_event_applied_once(hub: HubHarness) -> None:
         for _ in range(3):  # QoS 1 redelivery, or an edge replaying its outbox
             await cab.send_event(event)
         await eventually(lambda: asyncio.sleep(0, hub.dropped("duplicate") == before + 2))
+        # The notice leaves through the outbox after the commit (claimed, then sent): wait for it.
+        await eventually(lambda: asyncio.sleep(0, len(hub.notifications()) >= 1))
         assert len(hub.notifications()) == 1
         rows = await hub.sql("SELECT COUNT(*) FROM parcel_transitions WHERE state = 'deposited'")
         assert rows == [(1,)]

@@ -346,3 +346,10 @@ async def add_telemetry_history(
         "samples = telemetry_history.samples + 1",
         (device_id, bucket, energy_wh, power_w),
     )
+
+
+async def lock_in_order(tx: Tx, device_ids: list[str]) -> None:
+    """Take the rows of ``device_ids`` for this transaction, in the given order (a no-op write:
+    portable, unlike ``SELECT ... FOR UPDATE``)."""
+    for device_id in device_ids:
+        await tx.execute("UPDATE devices SET last_seq = last_seq WHERE id = ?", (device_id,))

@@ -8,7 +8,12 @@ from hub.store import Tx
 async def record_event(
     tx: Tx, device_id: str, seq: int, event_id: str, type_: str, device_ts_ms: int, received_ms: int
 ) -> bool:
-    """Add an event to the ledger; False when (device, seq) or event_id was already applied."""
+    """Add an event to the ledger; False when (device, seq) or event_id was already applied.
+
+    The unique keys decide, inside the caller's transaction (the one applying the event): of two
+    hubs racing on a redelivery, the second waits for the first's commit (SQLite: the write lock;
+    PostgreSQL: the unique index entry) and then inserts nothing, so only one applies it.
+    """
     changed = await tx.execute(
         "INSERT INTO device_events (device, seq, event_id, type, device_ts_ms, "
         "received_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -77,13 +77,22 @@ async def last_cursor(tx: Tx) -> int:
     return int(row["n"]) if row else 0
 
 
+async def ids_after(tx: Tx, cursor: int, limit: int) -> list[int]:
+    """The ids above ``cursor``, ascending (every site: to see gaps in the id sequence)."""
+    rows = await tx.fetchall(
+        "SELECT id FROM live_events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def after(
-    tx: Tx, cursor: int, *, site: str = "", limit: int = 500, carrier: str = ""
+    tx: Tx, cursor: int, *, upto: int, site: str = "", limit: int = 500, carrier: str = ""
 ) -> list[JournalEntry]:
-    """Entries with a cursor above ``cursor`` (optionally of one site), oldest first. With
-    ``carrier``: only transitions of that carrier's parcels (no alarms: cabinets are shared)."""
-    clauses: list[str] = ["e.id > ?"]
-    params: list[object] = [cursor]
+    """Entries with a cursor above ``cursor`` and at most ``upto`` (optionally of one site),
+    oldest first. With ``carrier``: only transitions of that carrier's parcels (no alarms:
+    cabinets are shared)."""
+    clauses: list[str] = ["e.id > ?", "e.id <= ?"]
+    params: list[object] = [cursor, upto]
     join = ""
     if site:
         clauses.append("e.site = ?")

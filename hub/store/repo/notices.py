@@ -75,6 +75,27 @@ async def due(tx: Tx, now_ms: int, limit: int) -> list[PendingNotice]:
     ]
 
 
+async def claim(tx: Tx, row_id: int, holder: str, *, now_ms: int, until_ms: int) -> bool:
+    """Take a due notice for sending until ``until_ms``; False when another hub has it (or it
+    is no longer due). The claim is the row's next attempt time: a hub that dies while sending
+    leaves the notice due again at ``until_ms``, for any hub."""
+    changed = await tx.execute(
+        "UPDATE notice_outbox SET claimed_by = ?, next_attempt_ms = ? "
+        "WHERE id = ? AND state = 'pending' AND next_attempt_ms <= ?",
+        (holder, until_ms, row_id, now_ms),
+    )
+    return changed == 1
+
+
+async def reclaim(tx: Tx, holder: str, now_ms: int) -> int:
+    """A hub restarted under the same id: its claims of notices not delivered are due now."""
+    return await tx.execute(
+        "UPDATE notice_outbox SET next_attempt_ms = ? "
+        "WHERE claimed_by = ? AND state = 'pending' AND next_attempt_ms > ?",
+        (now_ms, holder, now_ms),
+    )
+
+
 async def mark_delivered(tx: Tx, row_id: int, now_ms: int) -> None:
     """Delivered: the plaintext code is erased."""
     await tx.execute(

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import secrets
-import signal
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,7 +12,6 @@ from typing import Self, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from hub.api.auth import token_digest
 from hub.api.compliance import Compliance
 from hub.api.server import ApiServices, GrpcServer
 from hub.couriers.carriers import CarrierRegistry
@@ -28,7 +23,7 @@ from hub.devices.desired import DesiredStates
 from hub.devices.fleet import FleetService
 from hub.devices.inventory import Inventory
 from hub.devices.registry import Registry
-from hub.errors import ConfigError, HubError, StoreError
+from hub.errors import ConfigError, StoreError
 from hub.ingest.events import EventApplier
 from hub.ingest.pipeline import Ingestor
 from hub.metrics.catalogue import HubMetrics
@@ -49,14 +44,14 @@ from hub.planning.plans import DispatchPlanner
 from hub.planning.routes import RoutePlanner
 from hub.privacy.audit import PersonalData
 from hub.privacy.retention import RetentionSweeper
-from hub.settings import HubSettings, TokenSettings
+from hub.settings import HubSettings
 from hub.sorting.containers import Containers
 from hub.sorting.plans import SortPlans
 from hub.sorting.screening import Screening
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
-from hub.vehicles import VehicleRegistry
 from hub.store.repo import leases
+from hub.vehicles import VehicleRegistry
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock, SystemClock
 from lockerhub.files import open_private_append
@@ -433,68 +428,3 @@ def _check_writable(path: Path, key: str) -> None:
         open_private_append(path).close()
     except OSError as exc:
         raise ConfigError(f"{key}: cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``lockerhub hub --config hub.toml``."""
-    parser = subparsers.add_parser(
-        "hub", help="run the hub service (MQTT ingestion, gRPC, metrics)"
-    )
-    parser.add_argument("--config", type=Path, default=None, help="TOML settings file")
-    parser.set_defaults(func=_main)
-    token = subparsers.add_parser(
-        "hub-token", help="make an operator API token and the [[auth.tokens]] entry for it"
-    )
-    token.add_argument("name", help="who the token is for (the audit name)")
-    token.add_argument("role", choices=("viewer", "operator", "admin"))
-    token.set_defaults(func=_token)
-
-
-def _token(args: argparse.Namespace) -> int:
-    try:
-        entry = TokenSettings(name=args.name, role=args.role, sha256="0" * 64)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    secret = secrets.token_urlsafe(32)
-    print(f"token (give it to {entry.name}; it is not stored anywhere): {secret}")
-    print("add to the hub's settings:")
-    print("[[auth.tokens]]")
-    print(f'name = "{entry.name}"\nrole = "{entry.role}"\nsha256 = "{token_digest(secret)}"')
-    return 0
-
-
-def _main(args: argparse.Namespace) -> int:
-    # Logging is configured by the root CLI (``lockerhub --log-level``).
-    try:
-        settings = HubSettings.load(args.config)
-        return asyncio.run(_serve(settings))
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _serve(settings: HubSettings) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with HubApp(settings) as app:
-        print(f"hub ready: grpc={app.grpc_address} metrics={app.metrics_url}", flush=True)
-        runner = asyncio.create_task(app.run(), name="hub-run")
-        stopper = asyncio.create_task(stop.wait(), name="hub-stop")
-        await asyncio.wait((runner, stopper), return_when=asyncio.FIRST_COMPLETED)
-        for task in (runner, stopper):
-            task.cancel()
-        failed = False
-        for task in (runner, stopper):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # a hub task died: report it and exit non-zero
-                log.exception("hub stopped on an error")
-                failed = True
-    return 1 if failed else 0

@@ -424,8 +424,7 @@ class ParcelService:
         page_token: str,
         carrier: str = "",
     ) -> tuple[list[ParcelRecord], str]:
-        """One page of parcels (only ``carrier``'s when given) and the token of the next ("" at
-        the end).
+        """One page of parcels (only ``carrier``'s if given) and the next page's token ("": end).
 
         Raises:
             InvalidArgument: page_size over the limit or a page_token this hub did not issue.

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 # subcommand -> (module whose register() adds it, one-line help for `lockerhub --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "hub": ("hub.app", "run the hub service (MQTT ingestion, gRPC, metrics)"),
-    "hub-token": ("hub.app", "make an operator API token and its settings entry"),
+    "hub": ("hub.cli", "run the hub service (MQTT ingestion, gRPC, metrics)"),
+    "hub-token": ("hub.cli", "make an operator API token and its settings entry"),
     "devices": (
         "hub.broker.provision",
         "provision per-device MQTT accounts (dynamic-security file, certificates)",

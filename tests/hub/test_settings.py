@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.app import register
+from hub.cli import register
 from hub.errors import ConfigError
 from hub.settings import HubSettings
 

@@ -193,7 +193,15 @@ async def test_bad_conduct_list_reaches_the_cabinet(hub: HubHarness) -> None:
             state = latest()
             return state if state is not None and check(state) else None
 
-        state = await eventually(lambda: has(lambda s: len(s.couriers) == 2))
+        # The code comes in a later version than the registrations: wait for the one with it.
+        state = await eventually(
+            lambda: has(
+                lambda s: (
+                    len(s.couriers) == 2
+                    and any(c.courier_id == "K1" and c.code_hash for c in s.couriers)
+                )
+            )
+        )
         k1 = next(c for c in state.couriers if c.courier_id == "K1")
         assert k1.carrier_id == "CA"
         assert k1.code_iterations == 1000

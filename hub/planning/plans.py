@@ -11,12 +11,13 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from google.protobuf import json_format
 
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.metrics.dispatch import DispatchMetrics, RouteFigures
+from hub.planning.containers import ContainerSource, TrackedContainers
 from hub.planning.dispatch import (
     DispatchInput,
     DispatchOutput,
@@ -40,23 +41,6 @@ if TYPE_CHECKING:
 
 MAX_PARCELS = 100_000
 _KEEP_SOLUTIONS = 8
-
-
-class ContainerSource(Protocol):
-    """Where the count of empty reusable containers waiting at each site comes from.
-
-    Today the operator gives the counts in the request (``RequestContainers``); container
-    tracking (assets with their own lifecycle) plugs in here without touching the planner.
-    """
-
-    async def empty_containers(self, tx: Tx, requested: Mapping[str, int]) -> dict[str, int]: ...
-
-
-class RequestContainers:
-    """The request's counts as they are."""
-
-    async def empty_containers(self, tx: Tx, requested: Mapping[str, int]) -> dict[str, int]:
-        return dict(requested)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +80,7 @@ class DispatchPlanner:
         self._planner = planner
         self._metrics = metrics
         self._piles = piles or (lambda: ())
-        self._containers = containers or RequestContainers()
+        self._containers = containers or TrackedContainers()
         self._sites = {s.id: s for s in settings.sites}
         self._zones = {
             z.id: (

@@ -13,6 +13,7 @@ import secrets
 
 from hub.errors import Conflict, HubError, InvalidArgument, NotFound
 from hub.store import Store
+from hub.store.repo import carriers as carriers_repo
 from hub.store.repo import partners as repo
 from hub.store.repo.partners import PartnerRow
 from lockerhub.clock import Clock
@@ -68,7 +69,8 @@ class PartnerBook:
         """The new partner and its secret (the only time it exists outside the caller).
 
         Raises:
-            InvalidArgument: no carrier, too many, or an expiry in the past.
+            InvalidArgument: no carrier, too many, one not in the carrier registry (named), or
+                an expiry in the past.
             Conflict: the id is taken.
         """
         scope = tuple(sorted(set(carriers)))
@@ -79,6 +81,9 @@ class PartnerBook:
             raise InvalidArgument("expires_ms: must be in the future (0 = never)")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         async with self._store.transaction() as tx:
+            unknown = await carriers_repo.unknown_carriers(tx, scope)
+            if unknown:
+                raise InvalidArgument(f"carrier_ids: not registered carriers: {unknown[:10]}")
             if not await repo.insert_partner(
                 tx,
                 partner_id=partner_id,

@@ -68,8 +68,8 @@ def compliance(hub: HubHarness) -> partners_pb2_grpc.ComplianceServiceStub:
     return partners_pb2_grpc.ComplianceServiceStub(hub.channel)
 
 
-async def create(hub: HubHarness, partner_id: str, *carriers: str, expires_ms: int = 0) -> str:
-    """A partner for ``carriers``, registered first (announcing for a carrier needs it)."""
+async def register_carrier(hub: HubHarness, *carriers: str) -> None:
+    """Register ``carriers`` in the carrier registry (those already there are fine)."""
     registry = carriers_pb2_grpc.CarrierServiceStub(hub.channel)
     for carrier in carriers:
         try:
@@ -80,6 +80,11 @@ async def create(hub: HubHarness, partner_id: str, *carriers: str, expires_ms: i
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
+
+
+async def create(hub: HubHarness, partner_id: str, *carriers: str, expires_ms: int = 0) -> str:
+    """A partner for ``carriers``, registered first (a partner's carriers must be)."""
+    await register_carrier(hub, *carriers)
     resp = await compliance(hub).CreatePartner(
         partners_pb2.CreatePartnerRequest(
             partner_id=partner_id, name=partner_id, carrier_ids=carriers, expires_ms=expires_ms
@@ -311,6 +316,7 @@ async def test_partner_credentials_are_not_operator_tokens(
 
 async def test_create_partner_rejects_bad_input(hub: HubHarness, clock: ManualClock) -> None:
     c = compliance(hub)
+    await register_carrier(hub, "SF")  # so that only the named fault is refused below
     bad = [
         partners_pb2.CreatePartnerRequest(partner_id="p", name="p"),  # no carrier
         partners_pb2.CreatePartnerRequest(partner_id="p", name="p", carrier_ids=["a b"]),
@@ -334,6 +340,31 @@ async def test_create_partner_rejects_bad_input(hub: HubHarness, clock: ManualCl
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await create(hub, "p", "SF")
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_create_partner_refuses_unregistered_carriers(hub: HubHarness) -> None:
+    c = compliance(hub)
+    await register_carrier(hub, "SF", "ZTO")
+    for carriers, unknown in (
+        (["GHOST"], "GHOST"),
+        (["SF", "GHOST", "ZTO"], "GHOST"),
+        (["sf"], "sf"),  # ids are exact: no case folding onto a registered carrier
+        (["SF", "NOPE2", "NOPE1"], "['NOPE1', 'NOPE2']"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await c.CreatePartner(
+                partners_pb2.CreatePartnerRequest(partner_id="p", name="p", carrier_ids=carriers),
+                metadata=bearer(ADMIN),
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, carriers
+        assert unknown in (err.value.details() or ""), err.value.details()
+    # Nothing was stored by the refusals; registered carriers are accepted.
+    assert await hub.sql("SELECT id FROM partners") == []
+    resp = await c.CreatePartner(
+        partners_pb2.CreatePartnerRequest(partner_id="p", name="p", carrier_ids=["ZTO", "SF"]),
+        metadata=bearer(ADMIN),
+    )
+    assert list(resp.partner.carrier_ids) == ["SF", "ZTO"]
 
 
 async def test_a_revoked_partner_stream_ends_at_its_next_event(

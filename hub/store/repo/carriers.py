@@ -42,6 +42,19 @@ async def carrier_exists(tx: Tx, carrier_id: str) -> bool:
     return await tx.fetchone("SELECT 1 FROM carriers WHERE id = ?", (carrier_id,)) is not None
 
 
+async def unknown_carriers(tx: Tx, carrier_ids: Iterable[str]) -> list[str]:
+    """The ids among ``carrier_ids`` that are not registered, sorted."""
+    wanted = sorted(set(carrier_ids))
+    if not wanted:
+        return []
+    marks = ",".join("?" * len(wanted))
+    rows = await tx.fetchall(
+        f"SELECT id FROM carriers WHERE id IN ({marks})",  # noqa: S608 - only placeholders
+        wanted,
+    )
+    return sorted(set(wanted) - {r["id"] for r in rows})
+
+
 async def parcel_carrier(tx: Tx, parcel_id: str) -> str | None:
     """The carrier of a parcel ("" = the city operator's), or None when there is no such parcel."""
     row = await tx.fetchone("SELECT carrier FROM parcels WHERE id = ?", (parcel_id,))

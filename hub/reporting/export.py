@@ -12,13 +12,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.couriers.conduct import KINDS, score
 from hub.errors import InvalidArgument
 from hub.models import ParcelState
-from hub.store import Store
+from hub.store import Store, Tx
+from hub.store.repo import couriers as couriers_repo
 from hub.store.repo import partners as partners_repo
 from hub.store.repo import reporting as repo
 
-SCHEMA_ID = "lockerhub.regulator-export/1"
+SCHEMA_ID = "lockerhub.regulator-export/2"
 # A period longer than this is refused (one export per month or quarter is the use).
 MAX_PERIOD_MS = 400 * 86_400_000
 # Transitions counted per outlet, as "parcels_<state>".
@@ -32,7 +34,11 @@ COUNTED = (
 )
 CITY_OPERATOR = "city_operator"
 HELD_NOTE = "lockerhub has no held (detained) parcel state: always 0"
-COURIER_NOTE = "courier records are not kept by this hub yet: no courier conduct to report"
+COURIER_NOTE = (
+    "couriers named by a deposit or withdrawal or by a conduct entry in the period, or on the "
+    "bad-conduct list; score as of the period's end; the list as of the export (removals are "
+    "not dated)"
+)
 
 
 def _iso(ms: int) -> str:
@@ -58,6 +64,7 @@ async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[
         waybills = await repo.waybills_by_carrier(tx, from_ms, to_ms)
         consent = await repo.consent_counts(tx, from_ms, to_ms)
         incidents = await partners_repo.incidents(tx, from_ms, to_ms)
+        conduct = await courier_conduct(tx, from_ms, to_ms)
     incident_rows = []
     for i in incidents:
         start, end = max(i.started_ms, from_ms), min(i.ended_ms or to_ms, to_ms, now_ms)
@@ -112,7 +119,39 @@ async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[
         "held_parcels": {"count": 0, "note": HELD_NOTE},
         "locker_consent": {k: consent.get(k, 0) for k in ("given", "unspecified")},
         "incidents": incident_rows,
-        "courier_conduct": {"available": False, "note": COURIER_NOTE, "couriers": []},
+        "courier_conduct": conduct,
+    }
+
+
+async def courier_conduct(tx: Tx, from_ms: int, to_ms: int) -> dict[str, Any]:
+    """The courier conduct section of [from_ms, to_ms) (docs/regulator-export.md)."""
+    handled = await couriers_repo.handled_in_period(tx, from_ms, to_ms)
+    entries = await couriers_repo.conduct_in_period(tx, from_ms, to_ms)
+    to_date = await couriers_repo.conduct_in_period(tx, 0, to_ms)
+    listed = {b.courier_id for b in await couriers_repo.blocklist(tx) if b.since_ms < to_ms}
+    carriers = {c.courier_id: c.carrier_id for c in await couriers_repo.list_couriers(tx)}
+    rows = []
+    for cid in sorted(set(handled) | set(entries) | listed):
+        deposits, withdrawals = handled.get(cid, (0, 0))
+        rows.append(
+            {
+                "courier_id": cid,
+                "customer_class": customer_class(carriers.get(cid, "")),
+                "deposits": deposits,
+                "withdrawals": withdrawals,
+                "entries": {k: entries.get(cid, {}).get(k, 0) for k in KINDS},
+                "score": score(to_date.get(cid, {})),
+                "on_bad_conduct_list": cid in listed,
+            }
+        )
+    return {
+        "available": True,
+        "note": COURIER_NOTE,
+        "couriers_active": len(handled),
+        "entries": {k: sum(r["entries"][k] for r in rows) for k in KINDS},
+        "bad_conduct_list": len(listed),
+        "mean_score": round(sum(r["score"] for r in rows) / len(rows), 2) if rows else None,
+        "couriers": rows,
     }
 
 
@@ -144,7 +183,17 @@ def to_csv(report: dict[str, Any]) -> str:
     for i in report["incidents"]:
         for metric in ("cause", "started", "ended", "seconds_in_period"):
             w.writerow((f"incident:{i['id']}", i["site"], "", metric, _cell(i[metric])))
-    w.writerow(("courier_conduct", "", "", "available", "false"))
+    cc = report["courier_conduct"]
+    for metric in ("available", "couriers_active", "bad_conduct_list", "mean_score"):
+        w.writerow(("courier_conduct", "", "", metric, _cell(cc[metric])))
+    for kind, n in cc["entries"].items():
+        w.writerow(("courier_conduct", "", "", f"entries:{kind}", n))
+    for c in cc["couriers"]:
+        section, cls = f"courier:{c['courier_id']}", c["customer_class"]
+        for metric in ("deposits", "withdrawals", "score", "on_bad_conduct_list"):
+            w.writerow((section, "", cls, metric, _cell(c[metric])))
+        for kind, n in c["entries"].items():
+            w.writerow((section, "", cls, f"entries:{kind}", n))
     return out.getvalue()
 
 

@@ -17,11 +17,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from hub.couriers.conduct import KINDS
 from hub.errors import InvalidArgument
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.reporting import export
 from hub.settings import SiteSettings
 from hub.store import Store
+from hub.store.repo import couriers as couriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as parcels_repo
 from hub.store.repo import partners as partners_repo
@@ -55,6 +57,7 @@ class Sim:
     consent: str
     created: int
     steps: list[tuple[ParcelState, int]]
+    courier: str  # who deposits and withdraws it ("" = not named)
 
 
 def simulate(seed: int = 15) -> list[Sim]:
@@ -88,6 +91,7 @@ def simulate(seed: int = 15) -> list[Sim]:
                         rng.choice(("given", "unspecified")),
                         t0,
                         steps,
+                        rng.choice(("K-1", "K-2", "K-3", "")),
                     )
                 )
     return out
@@ -125,8 +129,21 @@ async def load(store: Store, sims: list[Sim]) -> None:
             )
             await privacy_repo.set_consents(tx, [(p.consent, p.parcel_id)])
             for state, ts in p.steps:
-                await parcels_repo.add_transition(tx, p.parcel_id, Transition(state, ts, "hub", ""))
+                courier = p.courier if state in (S.DEPOSITED, S.WITHDRAWN) else ""
+                await parcels_repo.add_transition(
+                    tx, p.parcel_id, Transition(state, ts, "hub", "", courier=courier)
+                )
             await parcels_repo.set_state(tx, p.parcel_id, p.steps[-1][0], p.steps[-1][1])
+        for cid, carrier in (("K-1", "SF"), ("K-2", "YTO"), ("K-3", "SF"), ("K-4", "SF")):
+            await couriers_repo.insert_courier(
+                tx, courier_id=cid, carrier_id=carrier, name="n", phone_masked="", now_ms=FROM - DAY
+            )
+        for cid, kind, ts in CONDUCT:
+            await couriers_repo.add_conduct(
+                tx, cid, kind, parcel_id="", detail="", actor="hub", ts_ms=ts
+            )
+        for cid, since in LISTED:
+            await couriers_repo.block(tx, cid, "reason", "admin", since)
         for cause, site, start, end in INCIDENTS:
             if end:
                 await partners_repo.insert_closed_incident(
@@ -143,6 +160,19 @@ INCIDENTS = (
     ("site_offline", "S-SOUTH", ms("2026-11-30T23:00:00"), 0),  # still open
     ("broker_down", "", ms("2026-12-02T00:00:00"), ms("2026-12-02T00:10:00")),  # after
 )
+
+
+# Conduct entries straddling the period: before it (counts to the score, not to the period's
+# entries), in it, after it (neither).
+CONDUCT = (
+    ("K-1", "late_deposit", FROM - HOUR),
+    ("K-1", "complaint", FROM + DAY),
+    ("K-2", "forced_open", FROM + 2 * DAY),
+    ("K-2", "forced_open", TO - 1),
+    ("K-3", "wrong_compartment", TO),
+)
+# The bad-conduct list: K-2 added in the period, K-4 (no activity) before it, K-3 after it.
+LISTED = (("K-2", FROM + 3 * DAY), ("K-4", FROM - DAY), ("K-3", TO + HOUR))
 
 
 async def test_a_simulated_month_exports_valid_and_right(tmp_path: Path) -> None:
@@ -206,7 +236,43 @@ async def test_a_simulated_month_exports_valid_and_right(tmp_path: Path) -> None
         "site_offline:S-NORTH": 4500,
         "site_offline:S-SOUTH": 3600,  # open: counted to the period's end
     }
-    assert report["courier_conduct"]["available"] is False
+    cc = report["courier_conduct"]
+    active = {
+        p.courier
+        for p in sims
+        for state, ts in p.steps
+        if p.courier and state in (S.DEPOSITED, S.WITHDRAWN) and FROM <= ts < TO
+    }
+    assert active == {"K-1", "K-2", "K-3"}  # the simulation is busy enough for all three
+    assert (cc["available"], cc["couriers_active"], cc["bad_conduct_list"]) == (True, 3, 2)
+    assert cc["entries"] == {
+        "late_deposit": 0,
+        "forced_open": 2,
+        "wrong_compartment": 0,
+        "left_past_deadline": 0,
+        "complaint": 1,
+    }
+    # Scores at the period's end (docs/hub.md weights): K-1 late 5 + complaint 15; K-2 two
+    # forced opens of 20; K-3's entry is after the period.
+    couriers = {c["courier_id"]: c for c in cc["couriers"]}
+    assert {k: (c["score"], c["on_bad_conduct_list"]) for k, c in couriers.items()} == {
+        "K-1": (80, False),
+        "K-2": (60, True),
+        "K-3": (100, False),
+        "K-4": (100, True),
+    }
+    assert cc["mean_score"] == 85.0
+    for cid, c in couriers.items():
+        handled = Counter(
+            state
+            for p in sims
+            if p.courier == cid
+            for state, ts in p.steps
+            if state in (S.DEPOSITED, S.WITHDRAWN) and FROM <= ts < TO
+        )
+        assert (c["deposits"], c["withdrawals"]) == (handled[S.DEPOSITED], handled[S.WITHDRAWN])
+    assert couriers["K-2"]["customer_class"] == "carrier:YTO"
+    assert couriers["K-4"]["deposits"] == 0
 
     # The CSV carries the same figures, one per line.
     rows = list(csv.DictReader(io.StringIO(export.to_csv(report))))
@@ -226,6 +292,10 @@ async def test_a_simulated_month_exports_valid_and_right(tmp_path: Path) -> None
     for e in report["electronic_waybill"]:
         assert cells[("electronic_waybill", "", e["customer_class"], "share")] == str(e["share"])
     assert cells[("volumes", "", "", "picked_up")] == str(report["volumes"]["picked_up"])
+    assert cells[("courier_conduct", "", "", "entries:forced_open")] == "2"
+    assert cells[("courier_conduct", "", "", "mean_score")] == "85.0"
+    assert cells[("courier:K-2", "", "carrier:YTO", "score")] == "60"
+    assert cells[("courier:K-4", "", "carrier:SF", "on_bad_conduct_list")] == "true"
 
 
 @pytest.mark.parametrize(
@@ -236,6 +306,17 @@ async def test_bad_periods_are_refused(tmp_path: Path, start: int, end: int) -> 
     async with Store(tmp_path / "hub.db") as store:
         with pytest.raises(InvalidArgument, match="period"):
             await export.build(store, start, end, now_ms=TO)
+
+
+COURIER: dict[str, Any] = {
+    "courier_id": "K-1",
+    "customer_class": "carrier:SF",
+    "deposits": 1,
+    "withdrawals": 0,
+    "entries": dict.fromkeys(KINDS, 0),
+    "score": 100,
+    "on_bad_conduct_list": False,
+}
 
 
 def test_the_schema_rejects_what_it_must() -> None:
@@ -267,9 +348,18 @@ def test_the_schema_rejects_what_it_must() -> None:
         "held_parcels": {"count": 0, "note": export.HELD_NOTE},
         "locker_consent": {"given": 0, "unspecified": 0},
         "incidents": [],
-        "courier_conduct": {"available": False, "note": "", "couriers": []},
+        "courier_conduct": {
+            "available": True,
+            "note": "",
+            "couriers_active": 1,
+            "entries": dict.fromkeys(KINDS, 0),
+            "bad_conduct_list": 0,
+            "mean_score": 100.0,
+            "couriers": [COURIER],
+        },
     }
     jsonschema.validate(good, SCHEMA)
+    cc = good["courier_conduct"]
     for broken in (
         {k: v for k, v in good.items() if k != "returns"},
         {**good, "volumes": {**good["volumes"], "returned": -1}},
@@ -286,6 +376,13 @@ def test_the_schema_rejects_what_it_must() -> None:
         },
         {**good, "generated": "yesterday"},
         {**good, "phone": "13800000000"},
+        # A courier's name or phone is personal data: refused; so are a made-up kind and a
+        # score out of range.
+        {**good, "courier_conduct": {**cc, "couriers": [{**COURIER, "name": "Li"}]}},
+        {**good, "courier_conduct": {**cc, "couriers": [{**COURIER, "score": 101}]}},
+        {**good, "courier_conduct": {**cc, "entries": {**cc["entries"], "speeding": 1}}},
+        {**good, "courier_conduct": {**cc, "mean_score": -1}},
+        {**good, "courier_conduct": {k: v for k, v in cc.items() if k != "entries"}},
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, SCHEMA)

@@ -178,3 +178,35 @@ async def cabinet_couriers(tx: Tx) -> list[CourierRow]:
         _SELECT + "WHERE c.status = 'active' AND b.courier IS NULL ORDER BY c.id"
     )
     return [_courier(r) for r in rows]
+
+
+async def handled_in_period(tx: Tx, from_ms: int, to_ms: int) -> dict[str, tuple[int, int]]:
+    """courier -> (deposits, withdrawals) the parcel history names them for in [from, to)."""
+    rows = await tx.fetchall(
+        "SELECT courier, state, COUNT(*) AS n FROM parcel_transitions "
+        "WHERE courier IS NOT NULL AND courier != '' AND ts_ms >= ? AND ts_ms < ? "
+        "AND state IN ('deposited', 'withdrawn') GROUP BY courier, state",
+        (from_ms, to_ms),
+    )
+    out: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        dep, wd = out.get(str(r["courier"]), (0, 0))
+        if r["state"] == "deposited":
+            dep += int(r["n"])
+        else:
+            wd += int(r["n"])
+        out[str(r["courier"])] = (dep, wd)
+    return out
+
+
+async def conduct_in_period(tx: Tx, from_ms: int, to_ms: int) -> dict[str, dict[str, int]]:
+    """courier -> {kind: entries} for the conduct entries dated in [from, to)."""
+    rows = await tx.fetchall(
+        "SELECT courier, kind, COUNT(*) AS n FROM courier_conduct "
+        "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY courier, kind",
+        (from_ms, to_ms),
+    )
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(str(r["courier"]), {})[str(r["kind"])] = int(r["n"])
+    return out

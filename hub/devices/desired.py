@@ -139,9 +139,9 @@ class DesiredStates:
             )
             state.exception_chute = plan.exception_chute
             state.hold_chute = plan.hold_chute
-            site = await tx.fetchone("SELECT site FROM sort_lines WHERE line = ?", (device_id,))
+            site = await sorting_repo.line_site(tx, device_id)
             if site is not None:
-                state.held_parcels.extend(await sorting_repo.held_at(tx, site["site"]))
+                state.held_parcels.extend(await sorting_repo.held_at(tx, site))
         return state
 
     async def _couriers(self, tx: Tx, device_id: str, state: device_pb2.DesiredState) -> None:

@@ -88,6 +88,12 @@ async def plan(tx: Tx, line: str, version: int | None = None) -> PlanRow | None:
     return None if r is None else _plan(r)
 
 
+async def line_site(tx: Tx, line: str) -> str | None:
+    """The site of a sorting line that has had a plan; None for any other device."""
+    row = await tx.fetchone("SELECT site FROM sort_lines WHERE line = ?", (line,))
+    return None if row is None else str(row["site"])
+
+
 async def applied_version(tx: Tx, line: str) -> int:
     r = await tx.fetchone("SELECT applied_version FROM sort_lines WHERE line = ?", (line,))
     return 0 if r is None else int(r["applied_version"])

@@ -33,7 +33,10 @@ COUNTED = (
     ParcelState.CANCELLED,
 )
 CITY_OPERATOR = "city_operator"
-HELD_NOTE = "lockerhub has no held (detained) parcel state: always 0"
+HELD_NOTE = (
+    "parcels under a screening hold at some time in the period, at the site that screened them "
+    "(a parcel's latest screening: a re-screening replaces an earlier one)"
+)
 COURIER_NOTE = (
     "couriers named by a deposit or withdrawal or by a conduct entry in the period, or on the "
     "bad-conduct list; score as of the period's end; the list as of the export (removals are "
@@ -65,6 +68,7 @@ async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[
         consent = await repo.consent_counts(tx, from_ms, to_ms)
         incidents = await partners_repo.incidents(tx, from_ms, to_ms)
         conduct = await courier_conduct(tx, from_ms, to_ms)
+        held = await repo.held_by_site(tx, from_ms, to_ms)
     incident_rows = []
     for i in incidents:
         start, end = max(i.started_ms, from_ms), min(i.ended_ms or to_ms, to_ms, now_ms)
@@ -90,7 +94,7 @@ async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[
         }
         for state in COUNTED:
             row[f"parcels_{state}"] = moved.get((o.site, str(state)), 0)
-        row["held_parcels"] = 0
+        row["held_parcels"] = held.get(o.site, 0)
         row["incidents"] = sum(1 for i in incidents if i.site in (o.site, ""))
         outlet_rows.append(row)
     total = {
@@ -116,7 +120,7 @@ async def build(store: Store, from_ms: int, to_ms: int, *, now_ms: int) -> dict[
             "withdrawn": total[ParcelState.WITHDRAWN],
             "returned": total[ParcelState.RETURNED],
         },
-        "held_parcels": {"count": 0, "note": HELD_NOTE},
+        "held_parcels": {"count": sum(held.values()), "note": HELD_NOTE},
         "locker_consent": {k: consent.get(k, 0) for k in ("given", "unspecified")},
         "incidents": incident_rows,
         "courier_conduct": conduct,

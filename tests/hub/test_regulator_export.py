@@ -29,6 +29,7 @@ from hub.store.repo import parcels as parcels_repo
 from hub.store.repo import partners as partners_repo
 from hub.store.repo import privacy as privacy_repo
 from hub.store.repo import reporting as reporting_repo
+from hub.store.repo import sorting as sorting_repo
 from ops import cli as ops
 from tests.hub.conftest import HubHarness
 
@@ -144,6 +145,11 @@ async def load(store: Store, sims: list[Sim]) -> None:
             )
         for cid, since in LISTED:
             await couriers_repo.block(tx, cid, "reason", "admin", since)
+        for i, (site, status, screened, released) in enumerate(SCREENINGS):
+            pid = sims[i].parcel_id
+            await sorting_repo.record_screening(tx, pid, site, "ST1", status, "x-ray", screened)
+            if released:
+                assert await sorting_repo.release(tx, pid, "admin", "checked", released)
         for cause, site, start, end in INCIDENTS:
             if end:
                 await partners_repo.insert_closed_incident(
@@ -171,6 +177,17 @@ CONDUCT = (
     ("K-2", "forced_open", TO - 1),
     ("K-3", "wrong_compartment", TO),
 )
+# Screenings of the first parcels (site, result, when, released when): held in the period and
+# still held; held before and released in it; both before it; held after it; cleared in it;
+# held and released in it. Three were under a hold during the period: two at S-NORTH.
+SCREENINGS = (
+    ("S-NORTH", "held", FROM + DAY, 0),
+    ("S-NORTH", "held", FROM - DAY, FROM + HOUR),
+    ("S-NORTH", "held", FROM - DAY, FROM - HOUR),
+    ("S-NORTH", "held", TO, 0),
+    ("S-SOUTH", "clear", FROM + DAY, 0),
+    ("S-SOUTH", "held", FROM + DAY, FROM + 2 * DAY),
+)
 # The bad-conduct list: K-2 added in the period, K-4 (no activity) before it, K-3 after it.
 LISTED = (("K-2", FROM + 3 * DAY), ("K-4", FROM - DAY), ("K-3", TO + HOUR))
 
@@ -196,7 +213,9 @@ async def test_a_simulated_month_exports_valid_and_right(tmp_path: Path) -> None
         for state in ("announced", "deposited", "picked_up", "expired", "withdrawn",
                       "returned", "cancelled"):  # fmt: skip
             assert outlets[site][f"parcels_{state}"] == entered[(site, state)], (site, state)
-        assert outlets[site]["held_parcels"] == 0
+    held = {site: o["held_parcels"] for site, o in outlets.items()}
+    assert held == {"S-NORTH": 2, "S-SOUTH": 1, "S-EAST": 0}
+    assert report["held_parcels"]["count"] == 3
     assert outlets["S-NORTH"]["filing_number"] == "SH-2026-0042"
     assert (outlets["S-NORTH"]["site_type"], outlets["S-NORTH"]["public_service"]) == (
         "smart_locker",

@@ -73,3 +73,14 @@ async def consent_counts(tx: Tx, from_ms: int, to_ms: int) -> dict[str, int]:
         (from_ms, to_ms),
     )
     return {r["locker_consent"]: int(r["n"]) for r in rows}
+
+
+async def held_by_site(tx: Tx, from_ms: int, to_ms: int) -> dict[str, int]:
+    """site -> parcels under a screening hold at some time in [from, to): held before the end and
+    still held, or released at or after the start (a parcel's latest screening only)."""
+    rows = await tx.fetchall(
+        "SELECT site, COUNT(*) AS n FROM screenings WHERE screened_ms < ? AND "
+        "(status = 'held' OR (status = 'released' AND released_ms >= ?)) GROUP BY site",
+        (to_ms, from_ms),
+    )
+    return {str(r["site"]): int(r["n"]) for r in rows}

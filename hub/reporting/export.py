@@ -134,7 +134,7 @@ async def courier_conduct(tx: Tx, from_ms: int, to_ms: int) -> dict[str, Any]:
     to_date = await couriers_repo.conduct_in_period(tx, 0, to_ms)
     listed = {b.courier_id for b in await couriers_repo.blocklist(tx) if b.since_ms < to_ms}
     carriers = {c.courier_id: c.carrier_id for c in await couriers_repo.list_couriers(tx)}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cid in sorted(set(handled) | set(entries) | listed):
         deposits, withdrawals = handled.get(cid, (0, 0))
         rows.append(

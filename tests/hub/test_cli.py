@@ -17,8 +17,8 @@ from tests.hub.cabinet import FakeCabinet, inventory_toml
 from tests.hub.conftest import eventually
 
 _RUN_HUB = (
-    "import argparse, sys; from hub import app; p = argparse.ArgumentParser(); "
-    "app.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+    "import argparse, sys; from hub import cli; p = argparse.ArgumentParser(); "
+    "cli.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
 )
 
 

@@ -117,8 +117,9 @@ async def test_phone_numbers_are_erased_from_the_files_after_retention(
 
     await tick(clock, DAY_MS + 3_600_000)
     files = db_bytes(tmp_path)
+    # ``files`` includes the write-ahead log: without the truncating checkpoint the old pages
+    # holding the number would still be there (the log itself may hold later writes: leases).
     assert holding(files, PHONE_A) == [], "the picked-up parcel's number survived retention"
-    assert files["hub.db-wal"] == b"", "the write-ahead log was not truncated"
     # The open parcel keeps its number (still needed for its notices).
     assert holding(files, PHONE_B)
     assert await hub.sql("SELECT parcel_id FROM recipient_contacts") == [("P-B",)]

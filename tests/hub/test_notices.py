@@ -17,7 +17,7 @@ from hub.store import Store
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import partners as repo
 from lockerhub.clock import ManualClock
-from lockerhub.v1 import partners_pb2, partners_pb2_grpc
+from lockerhub.v1 import carriers_pb2, carriers_pb2_grpc, partners_pb2, partners_pb2_grpc
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for, tick
 from tests.hub.test_flow import online
 from tests.hub.test_partner_feed import events, raw_watch, take
@@ -31,6 +31,10 @@ def compliance(hub: HubHarness) -> partners_pb2_grpc.ComplianceServiceStub:
 
 
 async def partner(hub: HubHarness) -> str:
+    """A partner of carrier SF (registered first: a partner names registered carriers only)."""
+    await carriers_pb2_grpc.CarrierServiceStub(hub.channel).RegisterCarrier(
+        carriers_pb2.RegisterCarrierRequest(carrier_id="SF", name="SF")
+    )
     resp = await compliance(hub).CreatePartner(
         K.CreatePartnerRequest(partner_id="shop", name="Shop", carrier_ids=["SF"])
     )

@@ -460,7 +460,9 @@ class PlanRoutesRequest(_message.Message):
 
     @_builtins.property
     def empty_containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SiteCount]:
-        """Empty reusable containers waiting at each site (a count per site; see docs/dispatch.md)."""
+        """Override of the tracked empty containers waiting at a site: a site named here takes this
+        count (0 included), others keep the tracked count (docs/dispatch.md).
+        """
 
     @_builtins.property
     def exclude_vehicle_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

@@ -23,7 +23,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.registry import Registry
-from hub.errors import Dropped, StoreError, Unauthorized
+from hub.errors import Dropped, StoreError, StoreUnavailable, Unauthorized
 from hub.ingest.events import Applied, EventApplier
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound
@@ -136,9 +136,10 @@ class Ingestor:
                     try:
                         applied += await self._apply_all([item])
                     except StoreError as one:
-                        if not await self._store.ping():
-                            # The store is away (a restart, a failover), not refusing this
-                            # message: keep it unacknowledged and try again, never drop it.
+                        # Unavailable (the connection was cut or refused) says nothing about the
+                        # message even when the store answers the ping just after: it came
+                        # back meanwhile. Away: keep it unacknowledged and try again.
+                        if isinstance(one, StoreUnavailable) or not await self._store.ping():
                             await asyncio.sleep(_STORE_AWAY_S)  # the outside world: real time
                             continue
                         item.counts = []

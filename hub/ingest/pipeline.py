@@ -132,6 +132,7 @@ class Ingestor:
             log.warning("store failed on an ingest batch, retrying message by message: %s", exc)
             applied = []
             for item in items:
+                waits = 0
                 while True:
                     try:
                         applied += await self._apply_all([item])
@@ -140,6 +141,9 @@ class Ingestor:
                         # message even when the store answers the ping just after: it came
                         # back meanwhile. Away: keep it unacknowledged and try again.
                         if isinstance(one, StoreUnavailable) or not await self._store.ping():
+                            if waits % 20 == 0:  # every 10 s: a stalled ingest shows in the log
+                                log.warning("store away, ingest waits for it: %s", one)
+                            waits += 1
                             await asyncio.sleep(_STORE_AWAY_S)  # the outside world: real time
                             continue
                         item.counts = []

@@ -15,7 +15,7 @@ import contextlib
 import json
 import random
 import sqlite3
-import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -215,6 +215,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
     held: dict[tuple[str, str], str] = {}  # compartment -> parcel currently given it
     given_twice: list[str] = []
     killed_mid_traffic: list[int] = []
+    faults_at: list[tuple[str, float]] = []  # (fault, time.monotonic() it began)
     restarted: list[str] = []
     done: list[str] = []
     try:
@@ -228,6 +229,17 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 ),
                 "cabinets online",
             )
+
+            def missing() -> dict[str, dict[str, float]]:
+                """Acknowledged seqs the store lacks, with when the broker acknowledged each
+                (seconds after each fault): the hub logs left beside the test say the rest."""
+                found = {}
+                for name, cab in cabs.items():
+                    rows = db_rows("SELECT seq FROM device_events WHERE device = ?", name)
+                    for seq in sorted(set(cab.ledger) - {r[0] for r in rows}):
+                        at = cab.acked_at[seq]
+                        found[f"{name}#{seq}"] = {f: round(at - t, 2) for f, t in faults_at}
+                return found
 
             async def journey(number: int, gate: asyncio.Semaphore) -> None:
                 parcel_id = f"MHP-{number}"
@@ -285,7 +297,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                     deadline = asyncio.get_running_loop().time() + 60
                     while True:
                         assert asyncio.get_running_loop().time() < deadline, (
-                            f"pickup of {parcel_id} never applied (seq {cab.seq})"
+                            f"pickup of {parcel_id} never applied; missing: {missing()}"
                         )
                         try:
                             async with hubs.dispatch() as stub:
@@ -322,6 +334,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 while len(done) < load.parcels // 3:
                     await asyncio.sleep(0.05)
                 before = sum(len(c.ledger) for c in cabs.values())
+                faults_at.append(("kill", time.monotonic()))
                 await hubs.kill(2)  # SIGKILL mid-traffic
                 killed_mid_traffic.append(before)
                 await asyncio.sleep(1.0)
@@ -331,11 +344,14 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 if store.server is not None:  # PostgreSQL restarted mid-traffic
                     while len(done) < load.parcels // 2:
                         await asyncio.sleep(0.05)
+                    faults_at.append(("pg", time.monotonic()))
                     await asyncio.to_thread(store.server.restart)
+                    faults_at.append(("pg_up", time.monotonic()))
                     restarted.append("postgresql")
                 while len(done) < 2 * load.parcels // 3:
                     await asyncio.sleep(0.05)
                 reconnects = sum(c.reconnects for c in cabs.values())
+                faults_at.append(("broker", time.monotonic()))
                 await broker.astop()
                 await asyncio.sleep(0.5)
                 await broker.astart()
@@ -360,7 +376,10 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 rows = db_rows("SELECT device, COUNT(*) FROM device_events GROUP BY device")
                 return dict(rows) == {n: len(c.ledger) for n, c in cabs.items()}  # type: ignore[comparison-overlap]
 
-            await eventually(ledgers_applied, "every acknowledged event applied")
+            try:
+                await eventually(ledgers_applied, "every acknowledged event applied")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; missing: {missing()}") from None
             for name, cab in cabs.items():
                 rows = db_rows("SELECT seq FROM device_events WHERE device = ? ORDER BY seq", name)
                 seqs = [r[0] for r in rows]

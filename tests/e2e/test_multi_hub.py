@@ -422,8 +422,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
 
 @contextlib.contextmanager
 def shared_store(kind: str, tmp: Path) -> Iterator[SharedStore]:
-    """The store of the run: a SQLite file, or a PostgreSQL cluster of the test's own (so that
-    the test may restart it)."""
+    """A SQLite file, or a PostgreSQL cluster of the test's own (the test restarts it)."""
     if kind == "sqlite":
         yield SharedStore(tmp / "hub.db")
         return

@@ -34,6 +34,11 @@ class StoreError(HubError):
     """The database failed; translated from sqlite3 and psycopg errors."""
 
 
+class StoreUnavailable(StoreError):
+    """The database could not be reached or cut the connection (a restart, a failover): the
+    statement's outcome says nothing about the data, so the caller keeps it and tries later."""
+
+
 class StoreConflict(StoreError):
     """A transaction lost a race with another (PostgreSQL serialization failure or deadlock,
     or a row it counted on was taken meanwhile). ``Store.transaction_on_thread`` runs the work

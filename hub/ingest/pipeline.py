@@ -23,7 +23,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.registry import Registry
-from hub.errors import Dropped, StoreError, Unauthorized
+from hub.errors import Dropped, StoreError, StoreUnavailable, Unauthorized
 from hub.ingest.events import Applied, EventApplier
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound
@@ -132,13 +132,18 @@ class Ingestor:
             log.warning("store failed on an ingest batch, retrying message by message: %s", exc)
             applied = []
             for item in items:
+                waits = 0
                 while True:
                     try:
                         applied += await self._apply_all([item])
                     except StoreError as one:
-                        if not await self._store.ping():
-                            # The store is away (a restart, a failover), not refusing this
-                            # message: keep it unacknowledged and try again, never drop it.
+                        # Unavailable (the connection was cut or refused) says nothing about the
+                        # message even when the store answers the ping just after: it came
+                        # back meanwhile. Away: keep it unacknowledged and try again.
+                        if isinstance(one, StoreUnavailable) or not await self._store.ping():
+                            if waits % 20 == 0:  # every 10 s: a stalled ingest shows in the log
+                                log.warning("store away, ingest waits for it: %s", one)
+                            waits += 1
                             await asyncio.sleep(_STORE_AWAY_S)  # the outside world: real time
                             continue
                         item.counts = []

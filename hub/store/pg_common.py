@@ -19,7 +19,7 @@ from psycopg.types.numeric import (
     NumericLoader,
 )
 
-from hub.errors import StoreConflict, StoreError
+from hub.errors import StoreConflict, StoreError, StoreUnavailable
 
 COLUMN_TYPES_SQL = (
     "SELECT column_name, udt_name FROM information_schema.columns "
@@ -100,9 +100,20 @@ def register_adapters(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[An
     conn.adapters.register_loader("numeric", _NumericBinary)
 
 
+def _unreachable(sqlstate: str | None) -> bool:
+    """No SQLSTATE (the client lost or never had the connection), class 08 (connection
+    exception) or 57P (shutdown, crash, cannot connect now). Other operational errors (a
+    program limit, a full disk) can come from the data itself and stay plain StoreErrors."""
+    return sqlstate is None or sqlstate.startswith(("08", "57P"))
+
+
 def translate(exc: psycopg.Error, what: str) -> StoreError:
     if isinstance(exc, _RETRYABLE):
         return StoreConflict(f"{what} lost a race: {exc.sqlstate}")
+    if isinstance(exc, psycopg.OperationalError) and _unreachable(exc.sqlstate):
+        # Connection lost or refused, server shutting down: not the data's fault.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StoreUnavailable(f"{what} failed, database unavailable: {first}")
     # The message names the table or constraint, never a parameter value.
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return StoreError(f"{what} failed: {first}")

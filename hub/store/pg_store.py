@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from hub.errors import StoreError
+from hub.errors import StoreError, StoreUnavailable
 from hub.store.dialect import pg_schema, pg_statement
 from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 from hub.store.pg_common import (
@@ -256,7 +256,7 @@ async def _connection(
     except (psycopg.Error, TimeoutError) as exc:  # PoolTimeout is a psycopg.Error
         if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
             raise translate(exc, "database") from exc
-        raise StoreError(f"database unavailable: {exc}") from exc
+        raise StoreUnavailable(f"database unavailable: {exc}") from exc
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:

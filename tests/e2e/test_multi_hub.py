@@ -15,7 +15,7 @@ import contextlib
 import json
 import random
 import sqlite3
-import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from typing import Any
 
 import aiomqtt
 import grpc
+import psycopg
 import pytest
 
 from lockerhub.topics import Kind, Topic
@@ -65,10 +66,13 @@ class SharedStore:
         if not self.url:
             with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as conn:
                 return conn.execute(sql, params).fetchall()
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return [tuple(r) for r in conn.execute(sql.replace("?", "%s").encode(), params)]
+        for _ in range(150):  # wait out the database restart, up to 30 s
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    return [tuple(r) for r in conn.execute(sql.replace("?", "%s").encode(), params)]
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+        raise AssertionError("the test's PostgreSQL did not come back within 30 s")
 
 
 def hub_config(
@@ -117,6 +121,7 @@ class Hubs:
     channels: dict[int, grpc.aio.Channel] = field(default_factory=dict)
     in_flight: dict[int, int] = field(default_factory=dict)
     metrics: dict[int, str] = field(default_factory=dict)
+    killed: list[tuple[int, Proc]] = field(default_factory=list)
 
     async def start(self, index: int) -> None:
         proc = Proc(["hub", "--config", str(self.configs[index])])
@@ -127,12 +132,13 @@ class Hubs:
         self.in_flight[index] = 0
 
     async def kill(self, index: int) -> None:
-        """SIGKILL, once no call of this test is in flight to it (so no call is left half-done
-        from the test's point of view; the hub's own work is cut wherever it is)."""
+        """SIGKILL, once no call of this test is in flight to it (its own work is cut anywhere)."""
         channel = self.channels.pop(index)
         while self.in_flight[index]:
             await asyncio.sleep(0.01)
-        self.procs.pop(index).kill()
+        proc = self.procs.pop(index)
+        proc.kill()
+        self.killed.append((index, proc))
         await channel.close()
 
     @contextlib.asynccontextmanager
@@ -144,11 +150,14 @@ class Hubs:
         finally:
             self.in_flight[index] -= 1
 
-    async def close(self) -> list[str]:
+    async def close(self, logs: Path) -> list[str]:
+        """Stop the hubs; every run's output (a killed one's too) is left in ``logs``."""
         failures = []
         for index, proc in self.procs.items():
             if proc.terminate() != 0:
                 failures.append(f"hub-{index}: {proc.output()[-2000:]}")
+        for n, (index, proc) in enumerate([*self.killed, *self.procs.items()]):
+            (logs / f"hub-{index}.run{n}.log").write_text(proc.output())
         for channel in self.channels.values():
             await channel.close()
         return failures
@@ -208,6 +217,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
     held: dict[tuple[str, str], str] = {}  # compartment -> parcel currently given it
     given_twice: list[str] = []
     killed_mid_traffic: list[int] = []
+    faults_at: list[tuple[str, float]] = []  # (fault, time.monotonic() it began)
     restarted: list[str] = []
     done: list[str] = []
     try:
@@ -221,6 +231,16 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 ),
                 "cabinets online",
             )
+
+            def missing() -> dict[str, dict[str, float]]:
+                """Acknowledged seqs the store lacks: acked how long after each fault."""
+                found = {}
+                for name, cab in cabs.items():
+                    rows = db_rows("SELECT seq FROM device_events WHERE device = ?", name)
+                    for seq in sorted(set(cab.ledger) - {r[0] for r in rows}):
+                        at = cab.acked_at[seq]  # seconds after each fault:
+                        found[f"{name}#{seq}"] = {f: round(at - t, 2) for f, t in faults_at}
+                return found
 
             async def journey(number: int, gate: asyncio.Semaphore) -> None:
                 parcel_id = f"MHP-{number}"
@@ -278,7 +298,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                     deadline = asyncio.get_running_loop().time() + 60
                     while True:
                         assert asyncio.get_running_loop().time() < deadline, (
-                            f"pickup of {parcel_id} never applied (seq {cab.seq})"
+                            f"pickup of {parcel_id} never applied; missing: {missing()}"
                         )
                         try:
                             async with hubs.dispatch() as stub:
@@ -315,6 +335,7 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 while len(done) < load.parcels // 3:
                     await asyncio.sleep(0.05)
                 before = sum(len(c.ledger) for c in cabs.values())
+                faults_at.append(("kill", time.monotonic()))
                 await hubs.kill(2)  # SIGKILL mid-traffic
                 killed_mid_traffic.append(before)
                 await asyncio.sleep(1.0)
@@ -324,11 +345,13 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 if store.server is not None:  # PostgreSQL restarted mid-traffic
                     while len(done) < load.parcels // 2:
                         await asyncio.sleep(0.05)
-                    await asyncio.to_thread(restart_postgres, store.server)
+                    faults_at.append(("pg", time.monotonic()))
+                    await asyncio.to_thread(store.server.restart)
                     restarted.append("postgresql")
                 while len(done) < 2 * load.parcels // 3:
                     await asyncio.sleep(0.05)
                 reconnects = sum(c.reconnects for c in cabs.values())
+                faults_at.append(("broker", time.monotonic()))
                 await broker.astop()
                 await asyncio.sleep(0.5)
                 await broker.astart()
@@ -353,7 +376,10 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
                 rows = db_rows("SELECT device, COUNT(*) FROM device_events GROUP BY device")
                 return dict(rows) == {n: len(c.ledger) for n, c in cabs.items()}  # type: ignore[comparison-overlap]
 
-            await eventually(ledgers_applied, "every acknowledged event applied")
+            try:
+                await eventually(ledgers_applied, "every acknowledged event applied")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; missing: {missing()}") from None
             for name, cab in cabs.items():
                 rows = db_rows("SELECT seq FROM device_events WHERE device = ? ORDER BY seq", name)
                 seqs = [r[0] for r in rows]
@@ -390,28 +416,13 @@ async def run_city(tmp: Path, broker: BrokerHandle, store: SharedStore, load: Lo
             newest = dict(db_rows("SELECT device, version FROM desired_state"))
             assert await retained_desired(broker, names) == {n: newest[n] for n in names}
     finally:
-        failures = await hubs.close()
+        failures = await hubs.close(tmp)
     assert failures == []
-
-
-def restart_postgres(server: Any) -> None:
-    """``pg_ctl restart -m fast`` (clients cut off, then up again on the same socket). Its output
-    goes nowhere: the restarted server keeps pg_ctl's stdout open, so capturing it would wait for
-    the server to end."""
-    pg_ctl = [*server.run_as, str(server.bin_dir / "pg_ctl"), "-D", str(server.data_dir)]
-    subprocess.run(
-        [*pg_ctl, "-w", "restart", "-m", "fast"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=120,
-    )
 
 
 @contextlib.contextmanager
 def shared_store(kind: str, tmp: Path) -> Iterator[SharedStore]:
-    """The store of the run: a SQLite file, or a PostgreSQL cluster of the test's own (so that
-    the test may restart it)."""
+    """A SQLite file, or a PostgreSQL cluster of the test's own (the test restarts it)."""
     if kind == "sqlite":
         yield SharedStore(tmp / "hub.db")
         return
@@ -421,9 +432,7 @@ def shared_store(kind: str, tmp: Path) -> Iterator[SharedStore]:
         yield SharedStore(tmp / "unused.db", server.create_database("mh"), server)
 
 
-# "postgresql" passes some runs and fails others (a notice or an event missing after the
-# database restart): left out until that is found (/work/notes/issue11multi.md).
-STORES = ["sqlite"]
+STORES = ["sqlite", "postgresql"]
 
 
 @pytest.mark.parametrize("store", STORES)

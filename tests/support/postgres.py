@@ -75,7 +75,10 @@ class PostgresServer:
         return int(row[0])
 
     def restart(self) -> None:
-        self._ctl("restart", "-m", "fast")
+        """``pg_ctl restart -m fast``: clients cut off, then up again on the same socket. With
+        ``-l`` the new server writes to its log file, not to pg_ctl's (captured) stdout, which
+        would otherwise stay open until the server ends."""
+        self._ctl("restart", "-m", "fast", "-l", str(self.data_dir.parent / "server.log"))
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

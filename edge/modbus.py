@@ -17,12 +17,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Self
-
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from typing import Self
 
 from edge.errors import DriverError
+from edge.modbus_link import ModbusLink
 from lockerhub.driver import CompartmentSpec, DoorChanged, InputEvent, ItemChanged, MeterReading
 
 log = logging.getLogger(__name__)
@@ -56,12 +54,9 @@ class ModbusDriver:
         timeout_s: float = 1.0,
     ) -> None:
         self._specs = tuple(compartments)
-        self._host = host
-        self._port = port
         self._channels = channels
         self._meter_unit = meter_unit
         self._poll_s = poll_s
-        self._timeout_s = timeout_s
         self._where: dict[str, tuple[int, int]] = {}
         per_board: dict[int, int] = {}
         for spec in self._specs:
@@ -71,8 +66,7 @@ class ModbusDriver:
             self._where[spec.compartment_id] = (spec.board, channel)
             per_board[spec.board] = channel + 1
         self._boards = sorted(per_board)
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self._link = ModbusLink(host, port, timeout_s)
         self._inputs: asyncio.Queue[InputEvent] = asyncio.Queue(_INPUT_QUEUE)
         self._bits: dict[int, list[bool]] = {}
         self._poller: asyncio.Task[None] | None = None
@@ -80,17 +74,7 @@ class ModbusDriver:
         self.poll_errors = 0
 
     async def __aenter__(self) -> Self:
-        client = AsyncModbusTcpClient(
-            self._host, port=self._port, timeout=self._timeout_s, retries=1
-        )
-        try:
-            connected = await client.connect()
-        except (ModbusException, OSError) as exc:
-            raise DriverError(f"modbus {self._host}:{self._port}: {exc}") from exc
-        if not connected:
-            client.close()
-            raise DriverError(f"cannot reach the modbus gateway {self._host}:{self._port}")
-        self._client = client
+        await self._link.connect()
         for board in self._boards:
             with contextlib.suppress(DriverError):  # a dead board is found by relays_off
                 self._bits[board] = await self._read_bits(board)
@@ -108,25 +92,13 @@ class ModbusDriver:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self._client is None:
-            raise DriverError("modbus driver is not entered")
-        try:
-            async with self._lock:  # one request at a time on the line
-                response = await getattr(self._client, method)(*args, **kwargs)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise DriverError(f"modbus {method} failed: {exc}") from exc
-        if response.isError():
-            raise DriverError(f"modbus {method} on device {kwargs.get('device_id')}: {response}")
-        return response
+        self._link.close()
 
     async def _read_bits(self, board: int) -> list[bool]:
         n = self._channels
-        response = await self._call("read_discrete_inputs", 0, count=2 * n, device_id=board + 1)
+        response = await self._link.call(
+            "read_discrete_inputs", 0, count=2 * n, device_id=board + 1
+        )
         return [bool(b) for b in response.bits[: 2 * n]]
 
     async def _poll(self) -> None:
@@ -173,37 +145,37 @@ class ModbusDriver:
 
     async def fire_relay(self, compartment_id: str) -> None:
         board, channel = self._locate(compartment_id)
-        await self._call("write_coil", channel, True, device_id=board + 1)
+        await self._link.call("write_coil", channel, True, device_id=board + 1)
 
     async def relays_off(self, board: int) -> None:
-        await self._call("write_coils", 0, [False] * self._channels, device_id=board + 1)
+        await self._link.call("write_coils", 0, [False] * self._channels, device_id=board + 1)
 
     async def read_door(self, compartment_id: str) -> bool:
         board, channel = self._locate(compartment_id)
-        response = await self._call("read_discrete_inputs", channel, count=1, device_id=board + 1)
+        response = await self._link.call(
+            "read_discrete_inputs", channel, count=1, device_id=board + 1
+        )
         return bool(response.bits[0])
 
     async def read_item(self, compartment_id: str) -> bool:
         board, channel = self._locate(compartment_id)
-        response = await self._call(
+        response = await self._link.call(
             "read_discrete_inputs", self._channels + channel, count=1, device_id=board + 1
         )
         return bool(response.bits[0])
 
     async def read_temperature(self, compartment_id: str) -> float | None:
         board, channel = self._locate(compartment_id)
-        response = await self._call("read_input_registers", channel, count=1, device_id=board + 1)
+        response = await self._link.call(
+            "read_input_registers", channel, count=1, device_id=board + 1
+        )
         raw = int(response.registers[0])
         if raw == NO_PROBE:
             return None
         return (raw - 0x10000 if raw & 0x8000 else raw) / 10
 
     async def read_meter(self) -> MeterReading:
-        response = await self._call("read_input_registers", 0, count=4, device_id=self._meter_unit)
-        r = [int(v) for v in response.registers]
-        return MeterReading(
-            energy_wh=((r[0] << 16) | r[1]) / 10, power_w=((r[2] << 16) | r[3]) / 10
-        )
+        return await self._link.read_meter(self._meter_unit)
 
     async def inputs(self) -> AsyncIterator[InputEvent]:
         while True:

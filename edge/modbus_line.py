@@ -20,12 +20,10 @@ import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Self
-
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from typing import Self
 
 from edge.errors import DriverError
+from edge.modbus_link import ModbusLink
 from lockerhub.driver import (
     ChuteChanged,
     CompartmentSpec,
@@ -79,11 +77,9 @@ class ModbusLineDriver:
             raise DriverError("a sorting line needs chutes")
         self._chutes = tuple(chutes)
         self._number = {c: i + 1 for i, c in enumerate(self._chutes)}
-        self._host, self._port = host, port
         self._line_unit, self._meter_unit = line_unit, meter_unit
-        self._poll_s, self._timeout_s = poll_s, timeout_s
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self._poll_s = poll_s
+        self._link = ModbusLink(host, port, timeout_s)
         self._inputs: asyncio.Queue[InputEvent] = asyncio.Queue(_INPUT_QUEUE)
         self._full: list[bool] = [False] * len(self._chutes)
         self._poller: asyncio.Task[None] | None = None
@@ -91,21 +87,10 @@ class ModbusLineDriver:
         self.poll_errors = 0
 
     async def __aenter__(self) -> Self:
-        client = AsyncModbusTcpClient(
-            self._host, port=self._port, timeout=self._timeout_s, retries=1
-        )
-        try:
-            connected = await client.connect()
-        except (ModbusException, OSError) as exc:
-            raise DriverError(f"modbus {self._host}:{self._port}: {exc}") from exc
-        if not connected:
-            client.close()
-            raise DriverError(f"cannot reach the modbus gateway {self._host}:{self._port}")
-        self._client = client
+        await self._link.connect()
         n = await self._read_registers(42, 1)
         if n[0] != len(self._chutes):
-            client.close()
-            self._client = None
+            self._link.close()
             raise DriverError(f"the line has {n[0]} chutes, the settings name {len(self._chutes)}")
         self._full = await self._read_full()
         self._poller = asyncio.create_task(self._poll(), name="modbus-line-poll")
@@ -122,30 +107,16 @@ class ModbusLineDriver:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self._client is None:
-            raise DriverError("modbus line driver is not entered")
-        try:
-            async with self._lock:  # one request at a time on the line
-                response = await getattr(self._client, method)(*args, **kwargs)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise DriverError(f"modbus {method} failed: {exc}") from exc
-        if response.isError():
-            raise DriverError(f"modbus {method} on the line: {response}")
-        return response
+        self._link.close()
 
     async def _read_registers(self, address: int, count: int) -> list[int]:
-        r = await self._call(
+        r = await self._link.call(
             "read_input_registers", address, count=count, device_id=self._line_unit
         )
         return [int(v) for v in r.registers]
 
     async def _read_full(self) -> list[bool]:
-        r = await self._call(
+        r = await self._link.call(
             "read_discrete_inputs", 0, count=len(self._chutes), device_id=self._line_unit
         )
         return [bool(b) for b in r.bits[: len(self._chutes)]]
@@ -176,7 +147,7 @@ class ModbusLineDriver:
             event = self._decode(regs)
             if event is not None:
                 self._emit(event)
-            await self._call("write_register", HR_ACK, seq, device_id=self._line_unit)
+            await self._link.call("write_register", HR_ACK, seq, device_id=self._line_unit)
 
     def _decode(self, regs: list[int]) -> InputEvent | None:
         kind, item, arg, flags = regs[1], regs[2], regs[3], regs[4]
@@ -209,12 +180,12 @@ class ModbusLineDriver:
         number = self._number.get(chute_id)
         if number is None:
             raise DriverError(f"no chute {chute_id[:20]!r}")
-        await self._call(
+        await self._link.call(
             "write_registers", HR_COMMAND, [self._item(item_id), number], device_id=self._line_unit
         )
 
     async def recirculate(self, item_id: str) -> None:
-        await self._call(
+        await self._link.call(
             "write_registers",
             HR_COMMAND,
             [self._item(item_id), RECIRCULATE],
@@ -248,11 +219,7 @@ class ModbusLineDriver:
         return None
 
     async def read_meter(self) -> MeterReading:
-        response = await self._call("read_input_registers", 0, count=4, device_id=self._meter_unit)
-        r = [int(v) for v in response.registers]
-        return MeterReading(
-            energy_wh=((r[0] << 16) | r[1]) / 10, power_w=((r[2] << 16) | r[3]) / 10
-        )
+        return await self._link.read_meter(self._meter_unit)
 
     async def inputs(self) -> AsyncIterator[InputEvent]:
         while True:

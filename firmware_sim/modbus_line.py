@@ -21,8 +21,6 @@ from typing import Self
 
 from firmware_sim.errors import SimError
 from firmware_sim.modbus_server import (
-    _MAX_PDU,
-    _MBAP,
     DEFAULT_METER_UNIT,
     FC_READ_DI,
     FC_READ_HR,
@@ -31,6 +29,7 @@ from firmware_sim.modbus_server import (
     ILLEGAL_FUNCTION,
     ILLEGAL_VALUE,
     METER_REGISTERS,
+    ModbusTcpServer,
     _exception,
     _pack_bits,
 )
@@ -61,7 +60,7 @@ def item_number(item_id: str) -> int:
     return int(item_id.removeprefix("T")) & 0xFFFF
 
 
-class ModbusLineServer:
+class ModbusLineServer(ModbusTcpServer):
     """Serve ``line`` over Modbus TCP on ``host:port`` (port 0: a free one, see :attr:`address`).
 
     ``decision_latencies_s`` collects, per divert or recirculate command, the time since the
@@ -79,32 +78,21 @@ class ModbusLineServer:
     ) -> None:
         if not 1 <= line_unit <= 247 or not 1 <= meter_unit <= 247 or line_unit == meter_unit:
             raise SimError("line_unit and meter_unit must be distinct unit ids 1-247")
+        super().__init__(host, port)
         self._line = line
         self._chutes = tuple(line.chutes())
-        self._host, self._port = host, port
         self._line_unit, self._meter_unit = line_unit, meter_unit
         self._events: collections.deque[tuple[int, list[int]]] = collections.deque()
         self._seq = 0
         self._inducted_at: dict[int, float] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
         self._pump_task: asyncio.Task[None] | None = None
         self.events_dropped = 0
         self.decision_latencies_s: list[float] = []
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._host, self._port
+    _what = "modbus line"
 
     async def __aenter__(self) -> Self:
-        try:
-            self._server = await asyncio.start_server(self._client, self._host, self._port)
-        except OSError as exc:
-            raise SimError(
-                f"modbus line cannot listen on {self._host}:{self._port}: {exc}"
-            ) from exc
-        self._port = int(self._server.sockets[0].getsockname()[1])
+        await super().__aenter__()
         self._pump_task = asyncio.create_task(self._pump(), name="modbus-line-pump")
         return self
 
@@ -114,24 +102,12 @@ class ModbusLineServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        # Close the connections first: their handlers end on EOF instead of being cancelled
-        # (asyncio logs an error for a cancelled client-connected handler on Python 3.11).
-        for writer in list(self._writers):
-            writer.close()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=1.0)
         pump, self._pump_task = self._pump_task, None
-        tasks = [*self._tasks, *([pump] if pump is not None else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if pump is not None:
+            pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if server is not None:
-            await server.wait_closed()
+                await pump
+        await super().__aexit__(exc_type, exc, tb)
 
     async def _pump(self) -> None:
         """Line inputs -> the event queue the master reads (chute sensors are read directly)."""
@@ -166,32 +142,6 @@ class ModbusLineServer:
             else:
                 continue
             self._events.append((self._seq, regs))
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            while True:
-                header = await reader.readexactly(_MBAP.size)
-                transaction, protocol, length, unit = _MBAP.unpack(header)
-                if protocol != 0 or not 2 <= length <= _MAX_PDU + 1:
-                    return
-                pdu = await reader.readexactly(length - 1)
-                answer = await self.handle(unit, pdu)
-                if answer is None:
-                    continue
-                writer.write(_MBAP.pack(transaction, 0, len(answer) + 1, unit) + answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await writer.wait_closed()
 
     async def handle(self, unit: int, pdu: bytes) -> bytes | None:
         """The response PDU for a request PDU to ``unit``; None: no answer (unknown unit)."""

@@ -72,34 +72,19 @@ def _exception(function: int, code: int) -> bytes:
     return bytes([function | 0x80, code])
 
 
-class ModbusCabinetServer:
-    """Serve ``sim`` over Modbus TCP on ``host:port`` (port 0: a free one, see :attr:`address`)."""
+class ModbusTcpServer:
+    """Modbus TCP on ``host:port`` (port 0: a free one, see :attr:`address`): connections and
+    MBAP framing; a subclass answers each request PDU in :meth:`handle`."""
 
-    def __init__(
-        self,
-        sim: SimulatedCabinet,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        meter_unit: int = DEFAULT_METER_UNIT,
-        channels: int = CHANNELS,
-    ) -> None:
-        self._sim = sim
-        self._channels = channels
+    #: What a listen failure says this server is.
+    _what = "modbus server"
+
+    def __init__(self, host: str, port: int) -> None:
         self._host = host
         self._port = port
-        self._meter_unit = meter_unit
-        self._boards: dict[int, list[str]] = {}
-        for spec in sim.compartments():
-            self._boards.setdefault(spec.board, []).append(spec.compartment_id)
-        if any(len(c) > channels for c in self._boards.values()):
-            raise SimError(f"at most {channels} compartments per board")
-        if not 1 <= meter_unit <= 247 or meter_unit in (b + 1 for b in self._boards):
-            raise SimError("meter_unit must be 1-247 and not a board's unit id")
-        if any(not 0 <= b <= 246 for b in self._boards):
-            raise SimError("boards are 0-246 (unit ids 1-247)")
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -110,7 +95,7 @@ class ModbusCabinetServer:
             self._server = await asyncio.start_server(self._client, self._host, self._port)
         except OSError as exc:
             raise SimError(
-                f"modbus server cannot listen on {self._host}:{self._port}: {exc}"
+                f"{self._what} cannot listen on {self._host}:{self._port}: {exc}"
             ) from exc
         self._port = int(self._server.sockets[0].getsockname()[1])
         return self
@@ -124,9 +109,16 @@ class ModbusCabinetServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for task in list(self._clients):
+        # Close the connections first: their handlers end on EOF instead of being cancelled
+        # (asyncio logs an error for a cancelled client-connected handler on Python 3.11).
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._clients):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if server is not None:
@@ -135,7 +127,8 @@ class ModbusCabinetServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._clients.add(task)
+        self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 header = await reader.readexactly(_MBAP.size)
@@ -151,10 +144,42 @@ class ModbusCabinetServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self._clients.discard(task)
+            self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    async def handle(self, unit: int, pdu: bytes) -> bytes | None:
+        """The response PDU for a request PDU to ``unit``; None: no answer (unknown unit)."""
+        raise NotImplementedError
+
+
+class ModbusCabinetServer(ModbusTcpServer):
+    """Serve ``sim`` over Modbus TCP on ``host:port`` (port 0: a free one, see :attr:`address`)."""
+
+    def __init__(
+        self,
+        sim: SimulatedCabinet,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        meter_unit: int = DEFAULT_METER_UNIT,
+        channels: int = CHANNELS,
+    ) -> None:
+        super().__init__(host, port)
+        self._sim = sim
+        self._channels = channels
+        self._meter_unit = meter_unit
+        self._boards: dict[int, list[str]] = {}
+        for spec in sim.compartments():
+            self._boards.setdefault(spec.board, []).append(spec.compartment_id)
+        if any(len(c) > channels for c in self._boards.values()):
+            raise SimError(f"at most {channels} compartments per board")
+        if not 1 <= meter_unit <= 247 or meter_unit in (b + 1 for b in self._boards):
+            raise SimError("meter_unit must be 1-247 and not a board's unit id")
+        if any(not 0 <= b <= 246 for b in self._boards):
+            raise SimError("boards are 0-246 (unit ids 1-247)")
 
     async def handle(self, unit: int, pdu: bytes) -> bytes | None:
         """The response PDU for a request PDU to ``unit``; None: no answer (unknown unit)."""

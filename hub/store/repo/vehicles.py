@@ -54,27 +54,29 @@ async def plate_owner(tx: Tx, plate: str) -> str | None:
     return None if row is None else str(row["id"])
 
 
+def _record(v: Vehicle) -> tuple[object, ...]:
+    """The columns an insert and an update both write, from ``plate`` to ``retired_reason``."""
+    return (
+        v.plate,
+        str(v.vehicle_class),
+        v.capacity_parcels,
+        v.capacity_volume_l,
+        v.battery_kwh,
+        v.consumption_kwh_per_km,
+        v.depot_site,
+        v.driver_id,
+        int(v.safety_trained),
+        v.insurance_expiry_ms,
+        v.id_tag,
+        int(v.retired),
+        v.retired_reason,
+    )
+
+
 async def insert(tx: Tx, v: Vehicle) -> None:
     await tx.execute(
         f"INSERT INTO vehicles ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",  # noqa: S608 - fixed
-        (
-            v.vehicle_id,
-            v.plate,
-            str(v.vehicle_class),
-            v.capacity_parcels,
-            v.capacity_volume_l,
-            v.battery_kwh,
-            v.consumption_kwh_per_km,
-            v.depot_site,
-            v.driver_id,
-            int(v.safety_trained),
-            v.insurance_expiry_ms,
-            v.id_tag,
-            int(v.retired),
-            v.retired_reason,
-            v.registered_ms,
-            v.updated_ms,
-        ),
+        (v.vehicle_id, *_record(v), v.registered_ms, v.updated_ms),
     )
     await _set_permits(tx, v)
 
@@ -85,23 +87,7 @@ async def update(tx: Tx, v: Vehicle) -> None:
         "battery_kwh = ?, consumption_kwh_per_km = ?, depot = ?, driver_id = ?, "
         "safety_trained = ?, insurance_expiry_ms = ?, id_tag = ?, retired = ?, "
         "retired_reason = ?, updated_ms = ? WHERE id = ?",
-        (
-            v.plate,
-            str(v.vehicle_class),
-            v.capacity_parcels,
-            v.capacity_volume_l,
-            v.battery_kwh,
-            v.consumption_kwh_per_km,
-            v.depot_site,
-            v.driver_id,
-            int(v.safety_trained),
-            v.insurance_expiry_ms,
-            v.id_tag,
-            int(v.retired),
-            v.retired_reason,
-            v.updated_ms,
-            v.vehicle_id,
-        ),
+        (*_record(v), v.updated_ms, v.vehicle_id),
     )
     await _set_permits(tx, v)
 

@@ -156,7 +156,7 @@ class ParcelService:
             chosen = await tx.compute(
                 lambda: allocate_with_quotas(self._allocator, demands, owners, slots, rules)
             )
-            new: list[tuple[ParcelRecord, str, int]] = []
+            new: list[tuple[ParcelRecord, str, int, str]] = []
             history: list[tuple[str, str, Transition]] = []
             holds: list[tuple[str, str, str]] = []
             consents: list[tuple[str, str]] = []
@@ -184,26 +184,20 @@ class ParcelService:
                             actor="hub",
                             location=location,
                         )
+                    consents.append((a.locker_consent, a.parcel_id))
                 else:
                     new.append(
                         (
                             self._record(a, slot.cabinet_id, slot.compartment_id),
                             a.phone,
                             now + hold_ms,
+                            a.locker_consent,
                         )
                     )
-                    history.append(
-                        (a.parcel_id, a.site, Transition(ParcelState.ANNOUNCED, now, actor, a.site))
-                    )
-                    history.append(
-                        (
-                            a.parcel_id,
-                            a.site,
-                            Transition(ParcelState.RESERVED, now, "hub", location),
-                        )
-                    )
+                    announced = Transition(ParcelState.ANNOUNCED, now, actor, a.site)
+                    reserved = Transition(ParcelState.RESERVED, now, "hub", location)
+                    history += [(a.parcel_id, a.site, announced), (a.parcel_id, a.site, reserved)]
                 holds.append((slot.cabinet_id, slot.compartment_id, a.parcel_id))
-                consents.append((a.locker_consent, a.parcel_id))
                 command = device_pb2.Command(
                     reserve_compartment=device_pb2.ReserveCompartment(
                         parcel_id=a.parcel_id,
@@ -218,7 +212,7 @@ class ParcelService:
                 )
             await repo.insert_parcels(tx, new, now_ms=now)
             await repo.add_transitions(tx, history)
-            await privacy_repo.set_consents(tx, consents)
+            await privacy_repo.set_consents(tx, consents)  # re-announced parcels' consent
             if await devices_repo.reserve_compartments(tx, holds) != len(holds):
                 # Only possible if something took a slot without the site's lock: run again.
                 raise StoreConflict("an allocated compartment was taken meanwhile")

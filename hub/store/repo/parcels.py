@@ -259,11 +259,15 @@ _PARCEL_COLUMNS = (
     "id", "state", "site", "device", "compartment", "width_mm", "height_mm", "depth_mm",
     "weight_g", "zone", "phone_masked", "electronic_waybill", "reusable_container",
     "reservation_expires_ms", "pickup_deadline_ms", "created_ms", "updated_ms", "carrier",
+    "locker_consent",
 )  # fmt: skip
 
 
-async def insert_parcels(tx: Tx, rows: list[tuple[ParcelRecord, str, int]], *, now_ms: int) -> None:
-    """Bulk :func:`insert_parcel`: (parcel, full phone, reservation_expires_ms) each."""
+async def insert_parcels(
+    tx: Tx, rows: list[tuple[ParcelRecord, str, int, str]], *, now_ms: int
+) -> None:
+    """Bulk :func:`insert_parcel`: (parcel, full phone, reservation_expires_ms, locker consent)
+    each."""
     await tx.insert_many(
         "parcels",
         _PARCEL_COLUMNS,
@@ -287,12 +291,15 @@ async def insert_parcels(tx: Tx, rows: list[tuple[ParcelRecord, str, int]], *, n
                 now_ms,
                 now_ms,
                 p.carrier_id,
+                consent,
             )
-            for p, _, expires_ms in rows
+            for p, _, expires_ms, consent in rows
         ],
     )
     await tx.insert_many(
-        "recipient_contacts", ("parcel_id", "phone"), [(p.parcel_id, phone) for p, phone, _ in rows]
+        "recipient_contacts",
+        ("parcel_id", "phone"),
+        [(p.parcel_id, phone) for p, phone, _, _ in rows],
     )
 
 

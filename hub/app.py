@@ -21,6 +21,7 @@ from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.fleet import FleetService
+from hub.devices.gaps import Gaps
 from hub.devices.inventory import Inventory
 from hub.devices.registry import Registry
 from hub.errors import ConfigError, StoreError
@@ -158,6 +159,7 @@ class HubApp:
             plans = SortPlans(store, self.clock, self.metrics, desired, alarms)
             screening = Screening(store, self.clock, self.metrics, desired, alarms)
             containers = Containers(store, self.clock, self.metrics)
+            gaps = Gaps(commands, grace_ms=int(s.cluster.resend_grace_s * 1000))
             events = EventApplier(
                 registry,
                 commands,
@@ -171,6 +173,7 @@ class HubApp:
                 plans=plans,
                 screening=screening,
                 containers=containers,
+                gaps=gaps,
             )
             self._ingestor = Ingestor(
                 s.ingest,
@@ -230,6 +233,7 @@ class HubApp:
                 self.metrics,
                 holder=me,
                 lease_s=lease_s,
+                gaps=gaps,
             )
             self._desired = desired
             self._outbox = outbox

@@ -11,9 +11,11 @@ from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
+from hub.devices.gaps import Gaps
 from hub.devices.registry import Registry
 from hub.errors import Dropped, IllegalTransition
 from hub.ingest import authz
+from hub.ingest.ledger import EventLedger
 from hub.metrics.catalogue import HubMetrics
 from hub.models import ParcelRecord, ParcelState, alarm_kind_name
 from hub.parcels.lifecycle import record_transition
@@ -38,8 +40,6 @@ log = logging.getLogger(__name__)
 
 FollowUp = Callable[[], Awaitable[None]]
 _HOUR_MS = 3_600_000
-# How long a device may take to act on a ResendEvents request.
-_RESEND_TTL_MS = 60_000
 # A seq this far past the highest seen is a fault (the largest edge outbox is 1e7 events): taking
 # it as the new highest would switch gap detection off for the device.
 MAX_SEQ_JUMP = 10_000_000
@@ -81,7 +81,9 @@ class EventApplier:
         plans: SortPlans | None = None,
         screening: Screening | None = None,
         containers: Containers | None = None,
+        gaps: Gaps | None = None,
     ) -> None:
+        self._gaps = gaps or Gaps(commands)
         self._plans = plans
         self._screening = screening
         self._containers = containers
@@ -108,9 +110,10 @@ class EventApplier:
         event: device_pb2.DeviceEvent,
         code: IssuedCode | None,
         now: int,
+        ledger: EventLedger,
     ) -> Applied:
         """Apply one event inside the caller's transaction (exactly once: the ledger row is part
-        of it).
+        of it); ``ledger`` keeps that row, the device's sequence and presence.
 
         Raises:
             Dropped: unknown sender, duplicate, or an event that does not fit the hub's state.
@@ -119,13 +122,13 @@ class EventApplier:
         applied = Applied(body)
         kind = await self._registry.check_sender(tx, topic)
         scope = authz.authorize(kind, body, topic)
-        if not await events_repo.record_event(
+        if not await ledger.record(
             tx, topic.device, event.seq, event.event_id, body, event.ts_ms, now
         ):
             raise Dropped("duplicate", f"event seq {event.seq} of {topic.device} seen before")
-        applied.follow_ups += await self._check_gap(tx, topic, event.seq)
-        await devices_repo.touch(tx, topic.device, now, event.seq)
-        await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
+        applied.follow_ups += await self._check_gap(tx, topic, event.seq, ledger, now)
+        await ledger.touch(tx, topic.device, now, event.seq)
+        await ledger.online(tx, self._alarms, topic.device)
         if body == "deposited":
             assert code is not None
             applied.follow_ups += await self._deposited(
@@ -139,6 +142,7 @@ class EventApplier:
             applied.alarms += await self._door_changed(tx, topic, event)
         elif body == "alarm":
             applied.alarms += await self._alarm(tx, topic, event, now)
+            ledger.raised(topic.device, *applied.alarms)
         elif body == "pickup_code_rejected" and event.pickup_code_rejected.locked_out:
             if await self._alarms.raise_(
                 tx,
@@ -222,32 +226,19 @@ class EventApplier:
         if applied.body in ("deposited", "picked_up"):
             self._desired.wake()
 
-    async def _check_gap(self, tx: Tx, topic: Topic, seq: int) -> list[FollowUp]:
+    async def _check_gap(
+        self, tx: Tx, topic: Topic, seq: int, ledger: EventLedger, now: int
+    ) -> list[FollowUp]:
         """Ask the device to resend events between the highest seen and ``seq`` (once per gap)."""
-        last_seq, requested_to = await devices_repo.device_seq(tx, topic.device)
+        last_seq, requested_to = await ledger.seq_state(tx, topic.device)
         first = max(last_seq, requested_to) + 1
         if seq > first + MAX_SEQ_JUMP:
             raise Dropped("invalid", f"seq {seq} of {topic.device} jumps past {first - 1}")
         if seq <= first:
             return []
-        return await self.request_resend(tx, topic, first, seq - 1)
-
-    async def request_resend(
-        self, tx: Tx, topic: Topic, from_seq: int, to_seq: int
-    ) -> list[FollowUp]:
-        """Store a ResendEvents command for ``from_seq..to_seq``; the follow-up publishes it."""
-        log.info("%s: events %d-%d missing, asking for a resend", topic.device, from_seq, to_seq)
-        await devices_repo.set_resend_requested(tx, topic.device, to_seq)
-        pending = await self._commands.create(
-            tx,
-            device_id=topic.device,
-            site=topic.site,
-            command=device_pb2.Command(
-                resend_events=device_pb2.ResendEvents(from_seq=from_seq, to_seq=to_seq)
-            ),
-            ttl_ms=_RESEND_TTL_MS,
-            actor="hub",
-        )
+        pending = await self._gaps.found(tx, topic.device, topic.site, first, seq - 1, now)
+        if pending is None:
+            return []
         return [lambda: self._send(pending)]
 
     async def _compartment(self, tx: Tx, topic: Topic, compartment_id: str) -> None:

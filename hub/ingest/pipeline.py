@@ -2,10 +2,14 @@
 
 The receive loop only enqueues (bounded queue: back-pressure on QoS 1, counted drops of QoS 0
 telemetry when full); the apply loop takes whatever is queued (up to ``ingest.batch_size``) and
-applies it in ONE SQLite transaction, each message inside a savepoint so that a refused message
-rolls back alone. Only after the commit are the messages acknowledged to the broker (PUBACK), so
-a hub killed at any moment loses nothing it acknowledged; the broker redelivers the rest and the
-event ledger (device, seq) / event_id makes the replay a no-op. Every drop is counted by reason
+applies it in ONE transaction. A batch of events and telemetry is first applied whole, its
+bookkeeping (ledger rows, device sequence and presence) read once and written once
+(:class:`hub.ingest.ledger.BatchLedger`); a message refused after it wrote anything rolls that
+attempt back, and the batch is applied again with each message inside a savepoint, so that a
+refused message rolls back alone (also the path of status reports and command results).
+Only after the commit are the messages acknowledged to the broker (PUBACK), so a hub killed at
+any moment loses nothing it acknowledged; the broker redelivers the rest and the event ledger
+(device, seq) / event_id makes the replay a no-op. Every drop is counted by reason
 in ``lockerhub_ingest_dropped_total`` and logged without payload bytes, codes or phones.
 """
 
@@ -25,6 +29,7 @@ from hub.devices.desired import DesiredStates
 from hub.devices.registry import Registry
 from hub.errors import Dropped, StoreError, StoreUnavailable, Unauthorized
 from hub.ingest.events import Applied, EventApplier
+from hub.ingest.ledger import BatchLedger, DirectLedger, EventLedger, LedgerConflict, WriteCounter
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound
 from hub.parcels.pickup import IssuedCode
@@ -40,6 +45,16 @@ from lockerhub.v1 import device_pb2
 log = logging.getLogger(__name__)
 # How often a batch waits for a store that does not answer (restart, failover) before retrying.
 _STORE_AWAY_S = 0.5
+# Batches applied message by message after one had to be redone that way: a device that keeps
+# sending refused events costs the savepoint path, not that path twice.
+_SLOW_AFTER_REDO = 20
+# What may be applied whole: message kinds whose refusals are decided per message.
+_WHOLE = (device_pb2.DeviceEvent, device_pb2.Telemetry)
+
+
+class _Redo(Exception):
+    """The whole-batch attempt must be rolled back and the batch applied message by message."""
+
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -84,6 +99,7 @@ class Ingestor:
         self._clock = clock
         self._metrics = metrics
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue(maxsize=settings.queue_size)
+        self._slow_batches = 0
 
     async def receive(self, message: Inbound) -> None:
         """Enqueue a received message (the MQTT loop's sink).
@@ -201,14 +217,25 @@ class Ingestor:
         return _Item(message, topic, payload)
 
     async def _apply_all(self, items: list[_Item]) -> list[_Item]:
-        """One transaction; each message in a savepoint, rolled back alone when refused.
+        """One transaction: the batch whole when it can be, else each message in a savepoint.
 
         The whole batch runs on the database thread (one hop instead of ~10 per message): the
         apply path awaits only ``tx``, never the network or a timer.
         """
+        if self._slow_batches:
+            self._slow_batches -= 1
+        elif items and all(isinstance(item.payload, _WHOLE) for item in items):
+            try:
+                return await self._transaction(self._apply_whole, items)
+            except _Redo:
+                self._slow_batches = _SLOW_AFTER_REDO
+        return await self._transaction(self._apply_in, items)
 
+    async def _transaction(
+        self, apply: Callable[[Tx, list[_Item]], Awaitable[list[_Item]]], items: list[_Item]
+    ) -> list[_Item]:
         async def work(tx: Tx) -> list[_Item]:
-            return await self._apply_in(tx, items)
+            return await apply(tx, items)
 
         try:
             return await self._store.transaction_on_thread(work)
@@ -216,6 +243,38 @@ class Ingestor:
             # Rolled back: forget what the batch may have cached from its uncommitted writes.
             self._registry.forget_compartments()
             raise
+
+    async def _apply_whole(self, tx: Tx, items: list[_Item]) -> list[_Item]:
+        """The batch without savepoints, its bookkeeping read once and written once.
+
+        A message refused before it wrote anything (a duplicate, an unknown sender) is dropped
+        on the spot; one refused after a write, refused as unauthorised (its alarm is written
+        after a rollback) or hitting a bug raises :class:`_Redo`.
+        """
+        ledger = BatchLedger()
+        await ledger.prefetch(tx, sorted({item.topic.device for item in items}))
+        counted = WriteCounter(tx)
+        applied: list[_Item] = []
+        for item in items:
+            item.after, item.event, item.dropped, item.counts = [], None, None, []
+            wrote = (counted.writes, ledger.writes)
+            try:
+                await self._apply(counted, item, ledger)
+            except StoreError:
+                raise
+            except Dropped as exc:
+                if isinstance(exc, Unauthorized) or wrote != (counted.writes, ledger.writes):
+                    raise _Redo from exc
+                item.dropped = (exc.reason, str(exc))
+            except Exception as exc:  # logged by the savepoint path, which meets it again
+                raise _Redo from exc
+            else:
+                applied.append(item)
+        try:
+            await ledger.flush(tx)
+        except LedgerConflict as exc:
+            raise _Redo from exc
+        return applied
 
     async def _apply_in(self, tx: Tx, items: list[_Item]) -> list[_Item]:
         # Several hubs apply batches of the same devices at once: take the batch's device rows
@@ -227,7 +286,7 @@ class Ingestor:
             item.after, item.event, item.dropped, item.counts = [], None, None, []
             await tx.execute("SAVEPOINT msg")
             try:
-                await self._apply(tx, item)
+                await self._apply(tx, item, DirectLedger())
             except Dropped as exc:
                 await tx.execute("ROLLBACK TO msg")
                 item.counts, item.dropped = [], (exc.reason, str(exc))
@@ -244,11 +303,11 @@ class Ingestor:
             await tx.execute("RELEASE msg")
         return applied
 
-    async def _apply(self, tx: Tx, item: _Item) -> None:
+    async def _apply(self, tx: Tx, item: _Item, ledger: EventLedger) -> None:
         now = self._clock.now_ms()
         topic, payload = item.topic, item.payload
         if isinstance(payload, device_pb2.DeviceEvent):
-            item.event = await self._events.apply(tx, topic, payload, item.code, now)
+            item.event = await self._events.apply(tx, topic, payload, item.code, now, ledger)
             item.after.extend(item.event.follow_ups)
         elif isinstance(payload, device_pb2.DeviceStatus):
             for kind in await self._status(tx, topic, payload, now):
@@ -260,7 +319,7 @@ class Ingestor:
             await devices_repo.add_telemetry_history(
                 tx, topic.device, now, energy_wh=payload.energy_wh, power_w=payload.power_w
             )
-            await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
+            await ledger.online(tx, self._alarms, topic.device)
         elif isinstance(payload, device_pb2.CommandResult):
             await self._registry.check_sender(tx, topic)
             item.counts.append(await self._commands.on_result(tx, topic.device, payload))

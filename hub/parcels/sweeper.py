@@ -1,4 +1,5 @@
-"""The lifecycle sweeper: pickup reminders, expiry, reservation holds and silent devices.
+"""The lifecycle sweeper: pickup reminders, expiry, reservation holds, silent devices and
+the resend requests for holes in a device's events that outlived ``cluster.resend_grace_s``.
 
 Time comes from the injected Clock, and so does the sweep cadence (tests move a ManualClock).
 Each step works in bounded batches, one short transaction per batch, and sends its commands only
@@ -20,6 +21,7 @@ from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
+from hub.devices.gaps import Gaps
 from hub.metrics.catalogue import HubMetrics
 from hub.models import ParcelState
 from hub.parcels.announce import ParcelService
@@ -44,6 +46,7 @@ class SweepCounts:
     expired: int = 0
     released: int = 0
     silent: int = 0
+    resends: int = 0
 
 
 class Sweeper:
@@ -63,7 +66,9 @@ class Sweeper:
         *,
         holder: str = "hub",
         lease_s: float = 15.0,
+        gaps: Gaps | None = None,
     ) -> None:
+        self._gaps = gaps
         self._store = store
         self._holder = holder
         self._lease_ms = int(max(lease_s, 2 * settings.sweep_interval_s) * 1000)
@@ -96,6 +101,7 @@ class Sweeper:
             expired=await self._expiries(),
             released=await self._holds(),
             silent=await self._silent(),
+            resends=await self._resends(),
         )
         if counts.expired or counts.released:
             self._desired.wake()
@@ -183,3 +189,12 @@ class Sweeper:
                 )
         self._alarms.count("cabinet_offline", raised)
         return raised
+
+    async def _resends(self) -> int:
+        """Ask devices for the events still missing from holes marked before the grace."""
+        if self._gaps is None:
+            return 0
+        pending = await self._gaps.sweep(self._store, self._clock.now_ms(), self._settings.batch)
+        for command in pending:
+            await self._commands.publish(command)
+        return len(pending)

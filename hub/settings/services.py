@@ -88,6 +88,10 @@ class ClusterSettings:
     # WatchEvents reads the shared journal this often for other hubs' writes (this hub's own
     # commits wake it at once).
     journal_poll_s: float = 0.2
+    # A hole in a device's event sequence is asked back (ResendEvents) only once it has lasted
+    # this long: several hubs apply one device's events out of order, so a hole is usually an
+    # event still in another hub's batch. 0 = at once (one hub). Several hubs: a few seconds.
+    resend_grace_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.hub_id:
@@ -95,6 +99,9 @@ class ClusterSettings:
         _check_id(self.hub_id, "cluster.hub_id")
         _require(2 <= self.lease_s <= 600, "cluster.lease_s", "must be 2-600 seconds")
         _require(0 < self.journal_poll_s <= 10, "cluster.journal_poll_s", "must be 0-10 seconds")
+        _require(
+            0 <= self.resend_grace_s <= 3600, "cluster.resend_grace_s", "must be 0-3600 seconds"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

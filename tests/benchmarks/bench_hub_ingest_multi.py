@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 import aiomqtt  # noqa: E402
 
+from demo.district_hub import cpu_seconds  # noqa: E402
 from tests.benchmarks.bench_hub_ingest import SITE, Device  # noqa: E402
 from tests.support.broker import BrokerHandle, start_test_broker  # noqa: E402
 from tests.support.processes import Proc  # noqa: E402
@@ -54,6 +56,7 @@ def hub_toml(tmp: Path, broker: BrokerHandle, index: int, devices: list[Device],
         f"""
 [cluster]
 hub_id = "bench-{index}"
+resend_grace_s = 5
 [broker]
 host = "{broker.host}"
 port = {broker.port}
@@ -140,21 +143,34 @@ def applied(target: Path | str) -> int:
     return count(target, "SELECT COUNT(*) FROM device_events")
 
 
-async def drain(target: Path | str, devices: list[Device], per_device: int) -> float:
+@dataclass
+class Drain:
+    """One drain: events/s, and the hubs' CPU milliseconds per event (noise-proof)."""
+
+    rate: float
+    cpu_ms: float
+
+
+async def drain(
+    target: Path | str, devices: list[Device], per_device: int, pids: list[int]
+) -> Drain:
     """Events/s from the first publish until the store holds every event."""
-    total = len(devices) * per_device + await asyncio.to_thread(applied, target)
+    events = len(devices) * per_device
+    total = events + await asyncio.to_thread(applied, target)
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
     start = time.perf_counter()
     senders = asyncio.gather(*(d.burst(per_device) for d in devices))
     while await asyncio.to_thread(applied, target) < total:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     await senders
-    return len(devices) * per_device / elapsed
+    return Drain(events / elapsed, 1000 * cpu / events)
 
 
 async def hubs_rate(
     tmp: Path, broker: BrokerHandle, devices: list[Device], count_: int, per_device: int, url: str
-) -> float:
+) -> Drain:
     configs = [hub_toml(tmp, broker, i, devices, url) for i in range(count_)]
     target: Path | str = url or tmp / "hub.db"
     procs: list[Proc] = []
@@ -168,8 +184,12 @@ async def hubs_rate(
         online = "SELECT COUNT(*) FROM devices WHERE online = 1"
         while await asyncio.to_thread(count, target, online) < len(devices):
             await asyncio.sleep(0.05)
-        await drain(target, devices, 20)  # warm-up
-        return statistics.median([await drain(target, devices, per_device) for _ in range(2)])
+        pids = [proc.popen.pid for proc in procs]
+        await drain(target, devices, 20, pids)  # warm-up
+        runs = [await drain(target, devices, per_device, pids) for _ in range(2)]
+        return Drain(
+            statistics.median(r.rate for r in runs), statistics.median(r.cpu_ms for r in runs)
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -186,7 +206,7 @@ async def bench(
         ]
         await asyncio.gather(*(d.burst(50) for d in devices))  # warm the connections
         bare = statistics.median([await bare_rate(broker, devices, per_device) for _ in range(2)])
-        rates: dict[tuple[str, int], float] = {}
+        rates: dict[tuple[str, int], Drain] = {}
         for name, server in stores.items():
             for hubs in args.hubs:
                 run = tmp / f"run-{name}-{hubs}"
@@ -197,11 +217,12 @@ async def bench(
                 rates[name, hubs] = await hubs_rate(run, broker, devices, hubs, per_device, url)
     print(f"ingestion, {args.cabinets} cabinets x {per_device} QoS 1 events (median of 2 runs):")
     print(f"  bare MQTT client              {bare:8.0f} events/s   (baseline)")
-    for (name, hubs), rate in rates.items():
+    for (name, hubs), result in rates.items():
         one = rates[name, args.hubs[0]]
         print(
-            f"  {name:10} {hubs} hub process{'es' if hubs > 1 else '  '}  {rate:8.0f} events/s   "
-            f"ratio {rate / bare:.2f}   vs {args.hubs[0]} hub {rate / one:.2f}"
+            f"  {name:10} {hubs} hub process{'es' if hubs > 1 else '  '}  {result.rate:8.0f} "
+            f"events/s   ratio {result.rate / bare:.2f}   vs {args.hubs[0]} hub "
+            f"{result.rate / one.rate:.2f}   hubs' CPU {result.cpu_ms:.3f} ms/event"
         )
 
 

@@ -86,6 +86,7 @@ def hub_config(
 hub_id = "hub-{index}"
 lease_s = 3
 journal_poll_s = 0.1
+resend_grace_s = 2
 [broker]
 host = "{broker.host}"
 port = {broker.port}

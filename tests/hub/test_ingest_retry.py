@@ -37,12 +37,12 @@ async def test_a_batch_retried_one_by_one_counts_each_message_once(
     real_apply = ingestor._apply
     faults = 0
 
-    async def apply(tx: object, item: object) -> None:
+    async def apply(tx: object, item: object, ledger: object) -> None:
         nonlocal faults
         if getattr(item, "payload", None) == poison and faults == 0:
             faults += 1
             raise StoreError("disk I/O error")
-        await real_apply(tx, item)  # type: ignore[arg-type]
+        await real_apply(tx, item, ledger)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ingestor, "_apply", apply)
     unknown = hub.dropped("unknown_device")
@@ -82,12 +82,12 @@ async def test_an_unreachable_store_keeps_the_message_even_when_the_ping_answers
     real_apply = ingestor._apply
     faults = 0
 
-    async def apply(tx: object, item: object) -> None:
+    async def apply(tx: object, item: object, ledger: object) -> None:
         nonlocal faults
         if faults < 3:  # the batch, then two attempts of the message alone
             faults += 1
             raise StoreUnavailable("connection failed: the database system is shutting down")
-        await real_apply(tx, item)  # type: ignore[arg-type]
+        await real_apply(tx, item, ledger)  # type: ignore[arg-type]
 
     async def answers() -> bool:
         return True

@@ -246,4 +246,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX parcels_device ON parcels(device, state);
         """,
     ),
+    (
+        14,
+        "a hole in a device's sequence marked for a later resend request (several hubs)",
+        """
+        ALTER TABLE devices ADD COLUMN gap_since_ms BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE devices ADD COLUMN gap_from BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX devices_gap ON devices(gap_since_ms) WHERE gap_since_ms > 0;
+        """,
+    ),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hub.models import AlarmRecord
 from hub.store import Row, Tx
+from hub.store.repo import ROWS_PER_STATEMENT
 
 OPEN = ("raised", "acknowledged")
 
@@ -88,3 +89,18 @@ async def list_alarms(tx: Tx, *, site: str, include_cleared: bool, limit: int) -
         [*params, limit],
     )
     return [_alarm(r) for r in rows]
+
+
+async def devices_with_open(tx: Tx, devices: list[str], kind: str) -> set[str]:
+    """Which of ``devices`` have an open device-wide alarm of ``kind`` (no compartment)."""
+    found: set[str] = set()
+    for start in range(0, len(devices), ROWS_PER_STATEMENT):
+        chunk = devices[start : start + ROWS_PER_STATEMENT]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.fetchall(
+            "SELECT DISTINCT device FROM alarms WHERE kind = ? AND compartment = '' "  # noqa: S608
+            f"AND status IN ('raised', 'acknowledged') AND device IN ({marks})",
+            [kind, *chunk],
+        )
+        found.update(r[0] for r in rows)
+    return found

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from hub.metrics.catalogue import Snapshot
 from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone
 from hub.parcels.allocation import FreeSlot
 from hub.settings import SiteSettings
 from hub.store import Row, Tx
+from hub.store.repo import ROWS_PER_STATEMENT
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF
 from lockerhub.states import CompartmentState
 
@@ -351,5 +353,71 @@ async def add_telemetry_history(
 async def lock_in_order(tx: Tx, device_ids: list[str]) -> None:
     """Take the rows of ``device_ids`` for this transaction, in the given order (a no-op write:
     portable, unlike ``SELECT ... FOR UPDATE``)."""
-    for device_id in device_ids:
-        await tx.execute("UPDATE devices SET last_seq = last_seq WHERE id = ?", (device_id,))
+    # One executemany: psycopg pipelines it (one round trip), still in order.
+    await tx.executemany(
+        "UPDATE devices SET last_seq = last_seq WHERE id = ?", [(d,) for d in device_ids]
+    )
+
+
+async def devices_seq(tx: Tx, device_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """(last_seq, resend_requested_to) of each of ``device_ids`` that exists."""
+    found: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(device_ids), ROWS_PER_STATEMENT):
+        chunk = device_ids[start : start + ROWS_PER_STATEMENT]
+        marks = ",".join("?" * len(chunk))
+        for r in await tx.fetchall(
+            "SELECT id, last_seq, resend_requested_to FROM devices "  # noqa: S608 - placeholders only
+            f"WHERE id IN ({marks})",
+            chunk,
+        ):
+            found[r[0]] = (int(r[1]), int(r[2]))
+    return found
+
+
+async def touch_many(tx: Tx, rows: list[tuple[str, int, int]]) -> None:
+    """:func:`touch` for each (device, now_ms, seq), in one executemany."""
+    await tx.executemany(
+        "UPDATE devices SET last_seen_ms = ?, last_seq = MAX(last_seq, ?) WHERE id = ?",
+        [(now_ms, seq, device_id) for device_id, now_ms, seq in rows],
+    )
+
+
+class GapMark(NamedTuple):
+    """A device's marked hole: events ``first..last`` (its highest seq) to check."""
+
+    device: str
+    site: str
+    first: int
+    last: int
+    since_ms: int
+
+
+async def mark_gap(tx: Tx, device_id: str, first: int, now_ms: int) -> None:
+    """Mark a hole from ``first`` (kept when one is already marked: it is the lower)."""
+    await tx.execute(
+        "UPDATE devices SET gap_since_ms = ?, gap_from = ? WHERE id = ? AND gap_since_ms = 0",
+        (now_ms, first, device_id),
+    )
+
+
+async def gaps_due(tx: Tx, cutoff_ms: int, limit: int) -> list[str]:
+    """Devices whose hole was marked at or before ``cutoff_ms``, by id."""
+    rows = await tx.fetchall(
+        "SELECT id FROM devices WHERE gap_since_ms > 0 AND gap_since_ms <= ? ORDER BY id LIMIT ?",
+        (cutoff_ms, limit),
+    )
+    return [r[0] for r in rows]
+
+
+async def gap_marks(tx: Tx, device_ids: list[str]) -> list[GapMark]:
+    marks = ",".join("?" * len(device_ids))
+    rows = await tx.fetchall(
+        "SELECT id, site, gap_from, last_seq, gap_since_ms FROM devices "  # noqa: S608
+        f"WHERE id IN ({marks}) ORDER BY id",
+        device_ids,
+    )
+    return [GapMark(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+async def clear_gap(tx: Tx, device_id: str) -> None:
+    await tx.execute("UPDATE devices SET gap_since_ms = 0 WHERE id = ?", (device_id,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.store import Tx
+from hub.store.repo import ROWS_PER_STATEMENT
 
 
 async def record_event(
@@ -38,3 +39,27 @@ async def add_alarm(
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (device_id, kind, compartment_id, detail, int(active), device_ts_ms, received_ms),
     )
+
+
+async def record_events(tx: Tx, rows: list[tuple[str, int, str, str, int, int]]) -> int:
+    """:func:`record_event` for many (device, seq, event_id, type, device_ts_ms, received_ms)
+    rows; returns how many were new (the caller compares it with ``len(rows)``)."""
+    added = 0
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+        added += await tx.execute(
+            "INSERT INTO device_events (device, seq, event_id, type, device_ts_ms, "  # noqa: S608
+            f"received_ms) VALUES {values} ON CONFLICT DO NOTHING",
+            [value for row in chunk for value in row],
+        )
+    return added
+
+
+async def seqs_between(tx: Tx, device_id: str, low: int, high: int) -> list[int]:
+    """The seqs of ``device_id`` in the ledger from ``low`` to ``high``, ascending."""
+    rows = await tx.fetchall(
+        "SELECT seq FROM device_events WHERE device = ? AND seq >= ? AND seq <= ? ORDER BY seq",
+        (device_id, low, high),
+    )
+    return [int(r[0]) for r in rows]

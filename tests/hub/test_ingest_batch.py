@@ -15,8 +15,8 @@ from lockerhub.codec import encode
 from lockerhub.topics import Kind, Topic
 from lockerhub.v1 import common_pb2, device_pb2
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
-from tests.hub.test_lifecycle import commands_until
 from tests.hub.test_flow import online
+from tests.hub.test_lifecycle import commands_until
 
 
 @pytest.fixture
@@ -124,33 +124,32 @@ async def test_a_hole_is_asked_back_only_after_the_grace(
         cluster={"resend_grace_s": 0.5},
         lifecycle={"sweep_interval_s": 0.1},
     )
-    async with running_hub(settings, tmp_path, mosquitto) as hub:
-        async with hub.cabinet("CAB-G") as cab:
-            await cab.birth()
-            await online(hub, "CAB-G")
-            door = device_pb2.DoorChanged(compartment_id="A01", open=False, commanded=True)
-            await cab.event(door_changed=door)  # seq 1
-            cab.seq = 2
-            await cab.event(door_changed=door)  # seq 3, as if another hub still held seq 2
+    async with running_hub(settings, tmp_path, mosquitto) as hub, hub.cabinet("CAB-G") as cab:
+        await cab.birth()
+        await online(hub, "CAB-G")
+        door = device_pb2.DoorChanged(compartment_id="A01", open=False, commanded=True)
+        await cab.event(door_changed=door)  # seq 1
+        cab.seq = 2
+        await cab.event(door_changed=door)  # seq 3, as if another hub still held seq 2
 
-            async def ledger(rows: int) -> bool:
-                found = await hub.sql("SELECT COUNT(*) FROM device_events WHERE device = 'CAB-G'")
-                return found == [(rows,)]
+        async def ledger(rows: int) -> bool:
+            found = await hub.sql("SELECT COUNT(*) FROM device_events WHERE device = 'CAB-G'")
+            return found == [(rows,)]
 
-            await eventually(lambda: ledger(2))
-            mark = "SELECT gap_from, gap_since_ms > 0 FROM devices WHERE id = 'CAB-G'"
-            assert await hub.sql(mark) == [(2, 1)]  # marked, not asked
-            late = cab.make_event(door_changed=door)
-            late.seq = 2
-            await cab.send_event(late)  # seq 2 arrives within the grace: nothing to ask
-            await eventually(lambda: ledger(3))
+        await eventually(lambda: ledger(2))
+        mark = "SELECT gap_from, gap_since_ms > 0 FROM devices WHERE id = 'CAB-G'"
+        assert await hub.sql(mark) == [(2, 1)]  # marked, not asked
+        late = cab.make_event(door_changed=door)
+        late.seq = 2
+        await cab.send_event(late)  # seq 2 arrives within the grace: nothing to ask
+        await eventually(lambda: ledger(3))
 
-            async def swept() -> bool:
-                return await hub.sql(mark) == [(2, 0)]
+        async def swept() -> bool:
+            return await hub.sql(mark) == [(2, 0)]
 
-            await eventually(swept)
-            assert await hub.sql("SELECT COUNT(*) FROM commands WHERE device = 'CAB-G'") == [(0,)]
-            cab.seq = 6
-            await cab.event(door_changed=door)  # seq 7: 4-6 missing for good
-            resend = await commands_until(cab, "resend_events")
-            assert (resend.resend_events.from_seq, resend.resend_events.to_seq) == (4, 6)
+        await eventually(swept)
+        assert await hub.sql("SELECT COUNT(*) FROM commands WHERE device = 'CAB-G'") == [(0,)]
+        cab.seq = 6
+        await cab.event(door_changed=door)  # seq 7: 4-6 missing for good
+        resend = await commands_until(cab, "resend_events")
+        assert (resend.resend_events.from_seq, resend.resend_events.to_seq) == (4, 6)

@@ -237,7 +237,9 @@ class HubApp:
             )
             self._desired = desired
             self._outbox = outbox
-            self._retention = RetentionSweeper(store, self.clock, s.privacy)
+            self._retention = RetentionSweeper(
+                store, self.clock, s.privacy, holder=me, lease_s=lease_s
+            )
             self._incidents = Incidents(store, self.clock, s.partners)
             if s.ocpp.enabled:
                 self._charging = await self._stack.enter_async_context(

@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from hub.errors import InvalidArgument
-from hub.store import Store
+from hub.store import Store, Tx
 from hub.store.repo import journal
 from hub.store.repo.journal import JournalEntry
 
@@ -38,6 +38,28 @@ def parse_cursor(text: str) -> int:
     if not text.isdigit() or len(text) > 19:
         raise InvalidArgument("cursor: must be a cursor from a previous event (digits)")
     return int(text)
+
+
+class Horizon:
+    """How far a follower may read the journal: up to the first hole in the id sequence, or past
+    a hole that stayed open ``gap_wait_s`` (a rollback's). One per follower (it remembers the
+    hole it waits on)."""
+
+    def __init__(self, gap_wait_s: float) -> None:
+        self._gap_wait_s = gap_wait_s
+        self._hole: tuple[int, float] | None = None  # (first missing id, when first seen)
+
+    async def upto(self, tx: Tx, after: int) -> int:
+        """The highest id after ``after`` that is safe to stream now."""
+        ids = await journal.ids_after(tx, after, _PAGE)
+        upto, missing = contiguous(after, ids)
+        if missing is not None:
+            now = asyncio.get_running_loop().time()
+            if self._hole is None or self._hole[0] != missing:
+                self._hole = (missing, now)
+            elif now - self._hole[1] >= self._gap_wait_s:
+                upto = ids[-1] if ids else after  # a rollback's hole: pass it
+        return upto
 
 
 class LiveFeed:
@@ -60,18 +82,11 @@ class LiveFeed:
     ) -> AsyncIterator[JournalEntry]:
         """Every entry after ``after`` (optionally of one site, or only one carrier's parcels),
         in order, forever."""
-        loop = asyncio.get_running_loop()
-        hole: tuple[int, float] | None = None  # (first missing id, when first seen)
+        horizon = Horizon(self._gap_wait_s)
         while True:
             signal = self._store.commit_signal()
             async with self._store.read() as tx:
-                ids = await journal.ids_after(tx, after, _PAGE)
-                upto, missing = contiguous(after, ids)
-                if missing is not None:
-                    if hole is None or hole[0] != missing:
-                        hole = (missing, loop.time())
-                    elif loop.time() - hole[1] >= self._gap_wait_s:
-                        upto = ids[-1] if ids else after  # a rollback's hole: pass it
+                upto = await horizon.upto(tx, after)
                 entries = await journal.after(
                     tx, after, upto=upto, site=site, limit=_PAGE, carrier=carrier
                 )

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from hub.errors import InvalidArgument
+from hub.parcels.feed import Horizon
 from hub.store import Store, Tx
 from hub.store.repo import partners as repo
 from hub.store.repo.partners import FeedRow, IncidentRow, Window
@@ -68,8 +69,9 @@ async def _item(tx: Tx, row: FeedRow) -> FeedItem:
 class PartnerFeed:
     """Reads the journal rows a partner may see after a cursor, then follows new commits."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, gap_wait_s: float = 2.0) -> None:
         self._store = store
+        self._gap_wait_s = gap_wait_s
 
     async def start(self, cursor: str) -> int:
         """Raises InvalidArgument for a cursor this hub did not issue."""
@@ -78,11 +80,15 @@ class PartnerFeed:
         return parse_cursor(cursor, last) if cursor else last
 
     async def follow(self, after: int, carriers: tuple[str, ...]) -> AsyncIterator[FeedItem]:
-        """Every row of ``carriers``' parcels and every notice after ``after``, forever."""
+        """Every row of ``carriers``' parcels and every notice after ``after``, forever; like
+        WatchEvents, never past a hole in the journal's ids that may still fill
+        (:class:`hub.parcels.feed.Horizon`)."""
+        horizon = Horizon(self._gap_wait_s)
         while True:
             signal = self._store.commit_signal()
             async with self._store.read() as tx:
-                rows, scanned = await repo.feed_after(tx, after, carriers, _PAGE)
+                upto = await horizon.upto(tx, after)
+                rows, scanned = await repo.feed_after(tx, after, carriers, _PAGE, upto=upto)
                 items = [await _item(tx, row) for row in rows]
             for item in items:
                 yield item

@@ -24,8 +24,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone  # noqa: E402
-from hub.store import Store, Tx  # noqa: E402
-from hub.store import connection as store_connection  # noqa: E402
+from hub.store import (  # noqa: E402
+    Store,
+    Tx,
+    sqlite_store,
+)
 from hub.store.repo import journal, privacy  # noqa: E402
 from hub.store.repo import parcels as parcels_repo  # noqa: E402
 from hub.store.repo import partners as partners_repo  # noqa: E402
@@ -93,12 +96,14 @@ async def read_all(store: Store, carriers: tuple[str, ...] | None) -> tuple[floa
     while True:
         async with store.read() as tx:
             if carriers is None:
-                page = await journal.after(tx, after, limit=500)
+                page = await journal.after(tx, after, upto=2**62, limit=500)
                 if not page:
                     break
                 after, rows = page[-1].cursor, rows + len(page)
             else:
-                found, scanned = await partners_repo.feed_after(tx, after, carriers, 500)
+                found, scanned = await partners_repo.feed_after(
+                    tx, after, carriers, 500, upto=2**62
+                )
                 rows += len(found)
                 if scanned == after:
                     break
@@ -110,7 +115,7 @@ async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         timings = {}
         for mode in ("OFF", "ON"):
-            store_connection.STORE_PRAGMAS = (*DEFAULT_PRAGMAS, f"PRAGMA secure_delete={mode}")
+            sqlite_store.STORE_PRAGMAS = (*DEFAULT_PRAGMAS, f"PRAGMA secure_delete={mode}")
             async with Store(Path(tmp) / f"hub-{mode}.db") as store:
                 ins = await insert(store, n)
                 pur = await purge(store)

@@ -315,6 +315,25 @@ async def test_one_sweeper_leads_and_another_takes_over_when_it_stops(
         assert not await lead(hubs[leader], leader)
 
 
+async def test_one_retention_sweeper_of_several_hubs_purges(store_target: Path | str) -> None:
+    """The purge and the engine-wide erase (VACUUM on PostgreSQL) run in one hub, not in each."""
+    from hub.privacy.retention import RetentionSweeper
+    from hub.settings import PrivacySettings
+
+    clock = ManualClock()
+    async with two_stores(store_target) as (a, b):
+        settings = PrivacySettings()
+        sweepers = [
+            RetentionSweeper(store, clock, settings, holder=holder, lease_s=15)
+            for store, holder in ((a, "hub-a"), (b, "hub-b"))
+        ]
+        assert sorted(await asyncio.gather(*(s.lead() for s in sweepers))) == [False, True]
+        leader = 0 if await sweepers[0].lead() else 1
+        assert not await sweepers[1 - leader].lead()
+        clock.advance(int(2 * settings.sweep_interval_s * 1000) + 15_000)  # the leader stopped
+        assert await sweepers[1 - leader].lead()
+
+
 async def test_a_stream_on_one_hub_carries_the_other_hubs_entries_in_order(
     store_target: Path | str,
 ) -> None:
@@ -439,6 +458,40 @@ async def test_the_stream_waits_at_a_hole_in_the_ids_until_it_fills(
             assert got == [1, 3, 4]
             await asyncio.sleep(0.6)
             assert got == [1, 3, 4, 6]
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+
+async def test_the_partner_feed_waits_at_a_hole_in_the_ids_too(store_target: Path | str) -> None:
+    """A partner's cursor is a journal id as well: a row committing late is not skipped."""
+    from hub.partners.feed import PartnerFeed
+
+    async def notice(store: Store, entry_id: int) -> None:
+        async with store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO live_events (id, ts_ms, site, kind, ref, state) "
+                "VALUES (?, 1, ?, 'notice', 'note', 'open')",
+                (entry_id, SITE),
+            )
+
+    async with two_stores(store_target) as (a, b):
+        got: list[int] = []
+
+        async def follow() -> None:
+            async for item in PartnerFeed(a, gap_wait_s=1.5).follow(0, ("C1",)):
+                got.append(item.row.cursor)
+
+        follower = asyncio.create_task(follow())
+        try:
+            await notice(b, 1)
+            await notice(b, 3)  # 2 is "still being written" by another hub
+            await asyncio.sleep(1.2)  # the feed polls other hubs' commits every second
+            assert got == [1]
+            await notice(b, 2)
+            await asyncio.sleep(1.2)
+            assert got == [1, 2, 3]
         finally:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):

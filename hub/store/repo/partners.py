@@ -110,22 +110,24 @@ async def revoke(tx: Tx, partner_id: str) -> bool:
 
 
 async def feed_after(
-    tx: Tx, cursor: int, carriers: tuple[str, ...], limit: int
+    tx: Tx, cursor: int, carriers: tuple[str, ...], limit: int, *, upto: int
 ) -> tuple[list[FeedRow], int]:
-    """Rows after ``cursor`` a partner scoped to ``carriers`` may see, oldest first, and the
-    last journal row examined (so a follower skips others' rows once, not on every poll)."""
+    """Rows after ``cursor`` up to ``upto`` a partner scoped to ``carriers`` may see, oldest
+    first, and the last journal row examined (so a follower skips others' rows once, not on
+    every poll)."""
     marks = ",".join("?" * len(carriers))
     # Only "?" marks are formatted into the text.
     sql = (
         "SELECT e.id, e.ts_ms, e.site, e.kind, e.ref, e.state, e.actor, "  # noqa: S608
         "COALESCE(p.carrier, '') AS carrier FROM live_events e "
-        "LEFT JOIN parcels p ON e.kind = 'parcel' AND p.id = e.ref WHERE e.id > ? AND "
+        "LEFT JOIN parcels p ON e.kind = 'parcel' AND p.id = e.ref "
+        "WHERE e.id > ? AND e.id <= ? AND "
         f"(e.kind = 'notice' OR (e.kind = 'parcel' AND p.carrier IN ({marks}))) "
         "ORDER BY e.id LIMIT ?"
     )
     rows = await tx.fetchall(
         sql,
-        (cursor, *carriers, limit),
+        (cursor, upto, *carriers, limit),
     )
     found = [
         FeedRow(
@@ -143,7 +145,7 @@ async def feed_after(
     if len(found) == limit:
         return found, found[-1].cursor
     # Fewer than a page: everything up to the journal's end was examined (inside this read).
-    return found, max(cursor, await last_journal_id(tx))
+    return found, max(cursor, upto)
 
 
 async def last_journal_id(tx: Tx) -> int:

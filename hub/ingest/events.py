@@ -139,7 +139,7 @@ class EventApplier:
             await self._picked_up(tx, topic, event.picked_up, now, scope)
             applied.transitions.append(ParcelState.PICKED_UP)
         elif body == "door_changed":
-            applied.alarms += await self._door_changed(tx, topic, event)
+            applied.alarms += await self._door_changed(tx, topic, event, ledger)
         elif body == "alarm":
             applied.alarms += await self._alarm(tx, topic, event, now)
             ledger.raised(topic.device, *applied.alarms)
@@ -382,11 +382,13 @@ class EventApplier:
             await containers_repo.count_share(tx, parcel.site, sorted_=1)
         return new
 
-    async def _door_changed(self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent) -> list[str]:
+    async def _door_changed(
+        self, tx: Tx, topic: Topic, event: device_pb2.DeviceEvent, ledger: EventLedger
+    ) -> list[str]:
         """Returns the kinds of the alarms it raised."""
         ev = event.door_changed
         await self._compartment(tx, topic, ev.compartment_id)
-        await devices_repo.set_sensors(tx, topic.device, ev.compartment_id, door_open=ev.open)
+        await ledger.door(tx, topic.device, ev.compartment_id, ev.open)
         # Any open nobody commanded is an alarm (door forced).
         if (
             ev.open

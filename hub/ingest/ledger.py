@@ -72,6 +72,14 @@ class EventLedger(Protocol):
         """Alarms of ``kinds`` were raised for ``device`` in this batch."""
         ...
 
+    async def door(self, tx: Tx, device: str, compartment: str, is_open: bool) -> None:
+        """A compartment's door sensor changed."""
+        ...
+
+    async def settle(self, tx: Tx, device: str) -> None:
+        """Write what is deferred of ``device``'s sensors (before a sample overwrites them)."""
+        ...
+
 
 class DirectLedger:
     """Each step as its own statement (safe inside per-message savepoints)."""
@@ -102,6 +110,12 @@ class DirectLedger:
     def raised(self, device: str, *kinds: str) -> None:
         pass
 
+    async def door(self, tx: Tx, device: str, compartment: str, is_open: bool) -> None:
+        await devices_repo.set_sensors(tx, device, compartment, door_open=is_open)
+
+    async def settle(self, tx: Tx, device: str) -> None:
+        pass
+
 
 class BatchLedger:
     """One read before the batch, one write after it (see the module docstring)."""
@@ -113,6 +127,7 @@ class BatchLedger:
         self._pending: set[tuple[str, int]] = set()
         self._pending_ids: set[str] = set()
         self._touched: dict[str, tuple[int, int]] = {}
+        self._doors: dict[tuple[str, str], bool] = {}  # the last state of each, in the batch
         self.writes = 0  # deferred writes so far: a refusal after one needs the slow path
 
     async def prefetch(self, tx: Tx, devices: list[str]) -> None:
@@ -166,6 +181,16 @@ class BatchLedger:
         if OFFLINE in kinds:
             self._offline.add(device)
 
+    async def door(self, tx: Tx, device: str, compartment: str, is_open: bool) -> None:
+        # Nothing in a batch reads a door sensor back: the last change is all that is written.
+        self._doors[device, compartment] = is_open
+        self.writes += 1
+
+    async def settle(self, tx: Tx, device: str) -> None:
+        mine = [key for key in self._doors if key[0] == device]
+        if mine:
+            await devices_repo.set_doors(tx, [(*key, self._doors.pop(key)) for key in mine])
+
     async def flush(self, tx: Tx) -> None:
         """Write the deferred ledger rows and device rows.
 
@@ -177,6 +202,7 @@ class BatchLedger:
         await devices_repo.touch_many(
             tx, [(device, now, seq) for device, (now, seq) in sorted(self._touched.items())]
         )
+        await devices_repo.set_doors(tx, [(*key, value) for key, value in self._doors.items()])
 
 
 class WriteCounter(Tx):

@@ -315,6 +315,7 @@ class Ingestor:
             item.after.append(self._wake_desired)
         elif isinstance(payload, device_pb2.Telemetry):
             await self._registry.check_sender(tx, topic)
+            await ledger.settle(tx, topic.device)  # a sample's sensors come after the events'
             await self._registry.apply_telemetry(tx, topic, payload, now)
             await devices_repo.add_telemetry_history(
                 tx, topic.device, now, energy_wh=payload.energy_wh, power_w=payload.power_w

@@ -45,7 +45,11 @@ def _messages(hub: HubHarness, device: str, cab: Any) -> list[Inbound]:
     events.append(cab.make_event(alarm=device_pb2.AlarmRaised(kind=offline, active=True)))
     events.append(cab.make_event(door_changed=door))
     out = [Inbound(str(Topic(hub.site, device, Kind.EVENT)), encode(e), None) for e in events]
-    sample = device_pb2.Telemetry(ts_ms=events[0].ts_ms, energy_wh=5.0, power_w=3.0)
+    # The sample (door shut) comes after the last door event (open): the sample's state stays.
+    shut_now = device_pb2.CompartmentStatus(compartment_id="A01", door_open=False)
+    sample = device_pb2.Telemetry(
+        ts_ms=events[0].ts_ms, energy_wh=5.0, power_w=3.0, compartments=[shut_now]
+    )
     out.append(Inbound(str(Topic(hub.site, device, Kind.TELEMETRY)), encode(sample), None))
     return out
 
@@ -92,6 +96,7 @@ async def test_whole_batch_ends_where_the_savepoint_path_ends(hub: HubHarness) -
     assert whole == one_by_one
     assert [seq for seq, _ in whole["ledger"]] == [1, 2, 3, 6, 7]
     assert whole["alarms"] == [("cabinet_offline", "cleared")]
+    assert ("A01", 0) in whole["doors"]
     assert whole["device"][0][:2] == (7, 5)  # a ResendEvents for 4-5 was asked
 
 

@@ -170,6 +170,15 @@ async def set_sensors_many(tx: Tx, device_id: str, samples: list[tuple[str, bool
     )
 
 
+async def set_doors(tx: Tx, doors: list[tuple[str, str, bool]]) -> None:
+    """Door sensors of (device, compartment, open) each, in one executemany."""
+    if doors:
+        await tx.executemany(
+            "UPDATE compartments SET door_open = ? WHERE device = ? AND id = ?",
+            [(is_open, device, compartment) for device, compartment, is_open in doors],
+        )
+
+
 async def set_energy(
     tx: Tx, device_id: str, *, energy_wh: float, power_w: float, now_ms: int
 ) -> None:

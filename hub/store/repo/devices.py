@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from hub.metrics.catalogue import Snapshot
+from hub.metrics.telemetry import DeviceInfo
 from hub.models import CompartmentRecord, DeviceRecord, Dims, Zone
 from hub.parcels.allocation import FreeSlot
 from hub.settings import SiteSettings
@@ -353,3 +354,24 @@ async def lock_in_order(tx: Tx, device_ids: list[str]) -> None:
     portable, unlike ``SELECT ... FOR UPDATE``)."""
     for device_id in device_ids:
         await tx.execute("UPDATE devices SET last_seq = last_seq WHERE id = ?", (device_id,))
+
+
+async def raise_desired_applied(tx: Tx, device_id: str, version: int) -> None:
+    """Record that ``device_id`` applied desired-state ``version`` (never lowers it)."""
+    await tx.execute(
+        "UPDATE devices SET desired_applied = MAX(desired_applied, ?) WHERE id = ?",
+        (version, device_id),
+    )
+
+
+async def presence(tx: Tx) -> dict[str, DeviceInfo]:
+    """Every device's site, kind and online flag, by id (the metrics snapshot)."""
+    rows = await tx.fetchall("SELECT id, site, kind, online FROM devices")
+    return {
+        r["id"]: DeviceInfo(site=r["site"], kind=r["kind"], online=bool(r["online"])) for r in rows
+    }
+
+
+async def site_ids(tx: Tx) -> list[str]:
+    """The ids of every site."""
+    return [row["id"] for row in await tx.fetchall("SELECT id FROM sites")]

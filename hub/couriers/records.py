@@ -8,26 +8,17 @@ from __future__ import annotations
 
 from hub.store import Tx
 from hub.store.repo import couriers as repo
+from hub.store.repo import parcels as parcels_repo
 
 # A forced door within this long after a deposit counts against the depositing courier.
 FORCED_WINDOW_MS = 10 * 60_000
-
-
-async def depositor(tx: Tx, parcel_id: str) -> str:
-    row = await tx.fetchone(
-        "SELECT courier FROM parcel_transitions WHERE parcel_id = ? AND state = 'deposited' "
-        "AND courier != '' ORDER BY id DESC LIMIT 1",
-        (parcel_id,),
-    )
-    return "" if row is None else str(row["courier"])
 
 
 async def on_deposit(tx: Tx, parcel_id: str, courier: str, now_ms: int, actor: str) -> None:
     """A deposit after the parcel's reservation had run out is a late deposit."""
     if not courier:
         return
-    row = await tx.fetchone("SELECT reservation_expires_ms FROM parcels WHERE id = ?", (parcel_id,))
-    expires = int(row["reservation_expires_ms"] or 0) if row else 0
+    expires = await parcels_repo.reservation_expires_ms(tx, parcel_id)
     if expires and now_ms > expires:
         await repo.add_conduct(
             tx, courier, "late_deposit", parcel_id=parcel_id,
@@ -42,11 +33,11 @@ async def on_wrong_compartment(
     """A refused deposit into another compartment than the one reserved at this cabinet."""
     if not courier:
         return
-    row = await tx.fetchone("SELECT device, compartment FROM parcels WHERE id = ?", (parcel_id,))
-    if row is not None and row["device"] == device and row["compartment"] != compartment:
+    reserved = await parcels_repo.reserved_at(tx, parcel_id)
+    if reserved is not None and reserved[0] == device and reserved[1] != compartment:
         await repo.add_conduct(
             tx, courier, "wrong_compartment", parcel_id=parcel_id,
-            detail=f"deposited in {compartment}, reserved {row['compartment']}",
+            detail=f"deposited in {compartment}, reserved {reserved[1]}",
             actor=f"device:{device}", ts_ms=now_ms,
         )  # fmt: skip
 
@@ -54,21 +45,18 @@ async def on_wrong_compartment(
 async def on_forced_open(tx: Tx, location: str, now_ms: int, actor: str) -> None:
     """A door forced open at ``location`` (site/cabinet/compartment) shortly after a courier's
     deposit there counts against that courier."""
-    row = await tx.fetchone(
-        "SELECT parcel_id, courier FROM parcel_transitions WHERE location = ? "
-        "AND state = 'deposited' AND courier != '' AND ts_ms >= ? ORDER BY id DESC LIMIT 1",
-        (location, now_ms - FORCED_WINDOW_MS),
-    )
-    if row is not None:
+    found = await repo.last_deposit_at(tx, location, now_ms - FORCED_WINDOW_MS)
+    if found is not None:
+        parcel_id, courier = found
         await repo.add_conduct(
-            tx, str(row["courier"]), "forced_open", parcel_id=str(row["parcel_id"]),
+            tx, courier, "forced_open", parcel_id=parcel_id,
             detail=f"door forced at {location}", actor=actor, ts_ms=now_ms,
         )  # fmt: skip
 
 
 async def on_expired(tx: Tx, parcel_id: str, now_ms: int) -> None:
     """A parcel left past its pickup deadline without withdrawal counts against its depositor."""
-    courier = await depositor(tx, parcel_id)
+    courier = await repo.depositor(tx, parcel_id)
     if courier:
         await repo.add_conduct(
             tx, courier, "left_past_deadline", parcel_id=parcel_id,

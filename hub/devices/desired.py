@@ -55,12 +55,7 @@ def config_hash(cfg: DeviceConfigSettings) -> str:
 
 async def mark(tx: Tx, device_id: str, now_ms: int) -> None:
     """Bump ``device_id``'s desired-state version (inside the caller's transaction)."""
-    await tx.execute(
-        "INSERT INTO desired_state (device, version, updated_ms) VALUES (?, 1, ?) "
-        "ON CONFLICT(device) DO UPDATE SET version = desired_state.version + 1, "
-        "updated_ms = excluded.updated_ms",
-        (device_id, now_ms),
-    )
+    await desired_repo.bump(tx, device_id, now_ms)
 
 
 class DesiredStates:
@@ -97,11 +92,7 @@ class DesiredStates:
         """At start-up: devices whose last state carried another config get a new version."""
         digest = config_hash(self._config)
         async with self._store.transaction() as tx:
-            await tx.execute(
-                "UPDATE desired_state SET version = version + 1, config_hash = ?, updated_ms = ? "
-                "WHERE config_hash != ?",
-                (digest, self._clock.now_ms(), digest),
-            )
+            await desired_repo.bump_other_config(tx, digest, self._clock.now_ms())
 
     async def build(self, tx: Tx, device_id: str, version: int) -> device_pb2.DesiredState:
         """The whole desired state of one device at ``version``."""

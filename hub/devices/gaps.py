@@ -17,6 +17,7 @@ from hub.devices.commands import CommandService, PendingCommand
 from hub.store import Store, Tx
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import events as events_repo
+from hub.store.repo import gaps as gaps_repo
 from lockerhub.v1 import device_pb2
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Gaps:
         """Events ``first..last`` of ``device`` are missing: ask now (the command to publish
         after the commit), or mark the device for the sweeper when a grace is set."""
         if self._grace_ms > 0:
-            await devices_repo.mark_gap(tx, device, first, now_ms)
+            await gaps_repo.mark_gap(tx, device, first, now_ms)
             return None
         return await self._request(tx, device, site, first, last)
 
@@ -65,14 +66,14 @@ class Gaps:
         pending: list[PendingCommand] = []
         cutoff = now_ms - self._grace_ms
         async with store.transaction() as tx:
-            due = await devices_repo.gaps_due(tx, cutoff, limit)
+            due = await gaps_repo.gaps_due(tx, cutoff, limit)
             if not due:
                 return pending
             await devices_repo.lock_in_order(tx, due)
-            for mark in await devices_repo.gap_marks(tx, due):
+            for mark in await gaps_repo.gap_marks(tx, due):
                 if not 0 < mark.since_ms <= cutoff:
                     continue  # cleared or re-marked by another sweep meanwhile
-                await devices_repo.clear_gap(tx, mark.device)
+                await gaps_repo.clear_gap(tx, mark.device)
                 present = await events_repo.seqs_between(tx, mark.device, mark.first, mark.last)
                 missing = holes(present, mark.first, mark.last)
                 if missing is not None:

@@ -155,10 +155,7 @@ class Registry:
             tx, topic.device, energy_wh=sample.energy_wh, power_w=sample.power_w, now_ms=now_ms
         )
         if sample.desired_version:
-            await tx.execute(
-                "UPDATE devices SET desired_applied = MAX(desired_applied, ?) WHERE id = ?",
-                (sample.desired_version, topic.device),
-            )
+            await repo.raise_desired_applied(tx, topic.device, sample.desired_version)
         if sample.compartments:
             await repo.set_sensors_many(
                 tx,

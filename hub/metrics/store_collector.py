@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from hub.metrics.catalogue import HubMetrics, Snapshot
 from hub.metrics.sorting import ContainerSnapshot
-from hub.metrics.telemetry import DeviceInfo
 from hub.models import ParcelState
 from hub.store import Tx
 from hub.store.repo import containers as containers_repo
 from hub.store.repo import devices as devices_repo
+from hub.store.repo import flow as flow_repo
 from hub.store.repo import notices as notices_repo
 from lockerhub.clock import Clock, SystemClock
 
 # A container away from the hub and not seen for this long counts as lost (docs/hub.md).
 DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
-_DEPOSITED, _PICKED_UP = str(ParcelState.DEPOSITED), str(ParcelState.PICKED_UP)
+_PICKED_UP = str(ParcelState.PICKED_UP)
 FLOW_LEASE = "parcel-flow-metrics"
 
 
@@ -52,23 +52,18 @@ class StoreMetrics:
         """Read occupancy and presence, and count parcel flow since the last tick (only with
         ``count_flow``: this hub holds the parcel-flow lease)."""
         occupancy = await devices_repo.occupancy(tx)
-        rows = await tx.fetchall("SELECT id, site, kind, online FROM devices")
-        devices = {
-            r["id"]: DeviceInfo(site=r["site"], kind=r["kind"], online=bool(r["online"]))
-            for r in rows
-        }
         self._metrics.snapshot.update(
             Snapshot(
                 compartments=occupancy.compartments,
                 devices_online=occupancy.devices_online,
-                devices=devices,
+                devices=await devices_repo.presence(tx),
                 notices_pending=await notices_repo.pending(tx),
             )
         )
-        for row in await tx.fetchall("SELECT id FROM sites"):
-            if row["id"] not in self._sites:
-                self._metrics.add_site(row["id"], (str(s) for s in ParcelState))
-                self._sites.add(row["id"])
+        for site in await devices_repo.site_ids(tx):
+            if site not in self._sites:
+                self._metrics.add_site(site, (str(s) for s in ParcelState))
+                self._sites.add(site)
         if not count_flow:
             # Not the counting hub: start from the newest rows if this hub takes over.
             self._parcel_cursor = self._transition_cursor = None
@@ -82,45 +77,25 @@ class StoreMetrics:
             share=await containers_repo.share(tx),
         )
 
-    async def _start(self, tx: Tx, sql: str) -> int:
-        row = await tx.fetchone(sql)
-        return int(row[0] or 0) if row is not None else 0
-
     async def _count_announced(self, tx: Tx) -> None:
         if self._parcel_cursor is None:
-            self._parcel_cursor = await self._start(tx, "SELECT MAX(seq) FROM parcels")
+            self._parcel_cursor = await flow_repo.newest_parcel(tx)
             return
-        rows = await tx.fetchall(
-            "SELECT seq, site, electronic_waybill, reusable_container FROM parcels "
-            "WHERE seq > ? ORDER BY seq LIMIT ?",
-            (self._parcel_cursor, self._batch),
-        )
-        for r in rows:
+        for p in await flow_repo.announced_after(tx, self._parcel_cursor, limit=self._batch):
             self._metrics.parcel_announced(
-                r["site"],
-                electronic_waybill=bool(r["electronic_waybill"]),
-                reusable_container=bool(r["reusable_container"]),
+                p.site,
+                electronic_waybill=p.electronic_waybill,
+                reusable_container=p.reusable_container,
             )
-            self._parcel_cursor = int(r["seq"])
+            self._parcel_cursor = p.seq
 
     async def _count_transitions(self, tx: Tx) -> None:
         if self._transition_cursor is None:
-            self._transition_cursor = await self._start(
-                tx, "SELECT MAX(id) FROM parcel_transitions"
-            )
+            self._transition_cursor = await flow_repo.newest_transition(tx)
             return
-        rows = await tx.fetchall(
-            "SELECT t.id, t.state, t.ts_ms, p.site, "
-            "(SELECT MAX(d.ts_ms) FROM parcel_transitions d WHERE d.parcel_id = t.parcel_id "
-            " AND d.state = ? AND d.id < t.id) AS deposited_ms "
-            "FROM parcel_transitions t JOIN parcels p ON p.id = t.parcel_id "
-            "WHERE t.id > ? ORDER BY t.id LIMIT ?",
-            (_DEPOSITED, self._transition_cursor, self._batch),
-        )
-        for r in rows:
-            site, state = r["site"], r["state"]
-            self._metrics.parcel_events.labels(site, state).inc()
-            if state == _PICKED_UP and r["deposited_ms"] is not None:
-                dwell_s = max(0, int(r["ts_ms"]) - int(r["deposited_ms"])) / 1000
-                self._metrics.parcel_dwell.labels(site).observe(dwell_s)
-            self._transition_cursor = int(r["id"])
+        for e in await flow_repo.events_after(tx, self._transition_cursor, limit=self._batch):
+            self._metrics.parcel_events.labels(e.site, e.state).inc()
+            if e.state == _PICKED_UP and e.deposited_ms is not None:
+                dwell_s = max(0, e.ts_ms - e.deposited_ms) / 1000
+                self._metrics.parcel_dwell.labels(e.site).observe(dwell_s)
+            self._transition_cursor = e.id

@@ -112,13 +112,9 @@ class DispatchPlanner:
     async def _gather(
         self, tx: Tx, req: PlanRequest, start_min: float
     ) -> tuple[DispatchInput, list[Vehicle]]:
-        depot = await tx.fetchone("SELECT lat, lon FROM sites WHERE id = ?", (req.hub_site,))
-        if depot is None:
+        if await plans_repo.site_position(tx, req.hub_site) is None:
             raise NotFound(f"site {req.hub_site!r} not found")
-        coords = {
-            r["id"]: (r["lat"], r["lon"])
-            for r in await tx.fetchall("SELECT id, lat, lon FROM sites")
-        }
+        coords = await plans_repo.site_coords(tx)
         deliver = await plans_repo.parcels_to_deliver(tx, req.parcel_ids, limit=MAX_PARCELS)
         if req.parcel_ids:
             missing = sorted(set(req.parcel_ids) - {p.parcel_id for p in deliver})

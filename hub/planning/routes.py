@@ -20,6 +20,7 @@ from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.models import ParcelState
 from hub.store import Store
 from hub.store.repo import parcels as parcels_repo
+from hub.store.repo import plans as plans_repo
 from hub.store.repo import sorting as sorting_repo
 
 _In = TypeVar("_In")
@@ -164,7 +165,7 @@ class RoutePlanner:
         if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
             raise InvalidArgument(f"time_limit_s: must be 1-{MAX_TIME_LIMIT_S}")
         async with self._store.read() as tx:
-            depot = await tx.fetchone("SELECT lat, lon FROM sites WHERE id = ?", (hub_site,))
+            depot = await plans_repo.site_position(tx, hub_site)
             if depot is None:
                 raise NotFound(f"site {hub_site!r} not found")
             chosen = []
@@ -179,20 +180,15 @@ class RoutePlanner:
                         raise FailedPrecondition(f"parcel {pid} is {p.state}, not sorted")
                     chosen.append(p)
             else:
-                rows = await tx.fetchall(
-                    "SELECT id FROM parcels WHERE state = 'sorted' LIMIT 100000"
-                )
-                held = await sorting_repo.held_among(tx, [r["id"] for r in rows])
-                for r in rows:
-                    if r["id"] in held:
+                ids = await plans_repo.sorted_parcel_ids(tx)
+                held = await sorting_repo.held_among(tx, ids)
+                for pid in ids:
+                    if pid in held:
                         continue  # held at screening: routed once an operator releases it
-                    p = await parcels_repo.get_parcel(tx, r["id"], history=False)
+                    p = await parcels_repo.get_parcel(tx, pid, history=False)
                     if p is not None:
                         chosen.append(p)
-            sites = {
-                r["id"]: (r["lat"], r["lon"])
-                for r in await tx.fetchall("SELECT id, lat, lon FROM sites")
-            }
+            sites = await plans_repo.site_coords(tx)
         by_site: dict[str, list[str]] = {}
         volume: dict[str, float] = {}
         for p in chosen:
@@ -207,9 +203,7 @@ class RoutePlanner:
         )
         if not stops:
             return RoutePlanResult((), 0.0, tuple(p.parcel_id for p in chosen), ())
-        inp = PlanInput(
-            (hub_site, depot["lat"], depot["lon"]), stops, tuple(vehicles), time_limit_s
-        )
+        inp = PlanInput((hub_site, *depot), stops, tuple(vehicles), time_limit_s)
         loop = asyncio.get_running_loop()
         async with self._lock:  # one solve at a time: the machine's cores are shared
             out = await loop.run_in_executor(self._executor(), solve, inp)

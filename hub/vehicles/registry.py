@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from hub.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from hub.store import Store, Tx
+from hub.store.repo import devices as devices_repo
 from hub.store.repo import vehicles as repo
 from hub.vehicles.model import MAX_REASON, Vehicle, VehicleClass
 from lockerhub.clock import Clock
@@ -25,7 +26,7 @@ class VehicleRegistry:
         unknown = sorted(set(v.permit_zones) - self._zones)
         if unknown:
             raise InvalidArgument(f"vehicle.permit_zones: unknown zones {unknown}")
-        if await tx.fetchone("SELECT 1 FROM sites WHERE id = ?", (v.depot_site,)) is None:
+        if not await devices_repo.site_exists(tx, v.depot_site):
             raise InvalidArgument(f"vehicle.depot_site: {v.depot_site!r} is not a site")
         owner = await repo.plate_owner(tx, v.plate)
         if owner is not None and owner != v.vehicle_id:

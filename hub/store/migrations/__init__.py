@@ -5,6 +5,8 @@ Never edit a released migration: append a new one. The SQL is the portable subse
 ``hub.store.dialect.pg_schema`` translates for PostgreSQL (migration 2's ``CASE WHEN active <> 0``
 was ``CASE WHEN active``: the same on SQLite, and the one spelling PostgreSQL accepts). Full
 phone numbers live only in ``recipient_contacts``; every other table holds the masked form.
+``charging_sessions`` is the OCPP sessions' own schema (own store and version table), not in
+``MIGRATIONS``.
 """
 
 from __future__ import annotations

@@ -210,3 +210,24 @@ async def conduct_in_period(tx: Tx, from_ms: int, to_ms: int) -> dict[str, dict[
     for r in rows:
         out.setdefault(str(r["courier"]), {})[str(r["kind"])] = int(r["n"])
     return out
+
+
+async def depositor(tx: Tx, parcel_id: str) -> str:
+    """The courier named on ``parcel_id``'s newest deposit ("" when none is named)."""
+    row = await tx.fetchone(
+        "SELECT courier FROM parcel_transitions WHERE parcel_id = ? AND state = 'deposited' "
+        "AND courier != '' ORDER BY id DESC LIMIT 1",
+        (parcel_id,),
+    )
+    return "" if row is None else str(row["courier"])
+
+
+async def last_deposit_at(tx: Tx, location: str, since_ms: int) -> tuple[str, str] | None:
+    """(parcel id, courier) of the newest deposit at ``location`` since ``since_ms`` that names a
+    courier, or None."""
+    row = await tx.fetchone(
+        "SELECT parcel_id, courier FROM parcel_transitions WHERE location = ? "
+        "AND state = 'deposited' AND courier != '' AND ts_ms >= ? ORDER BY id DESC LIMIT 1",
+        (location, since_ms),
+    )
+    return None if row is None else (str(row["parcel_id"]), str(row["courier"]))

@@ -94,3 +94,23 @@ async def retained_version(tx: Tx, device: str) -> tuple[int, int]:
         "SELECT version, published_version FROM desired_state WHERE device = ?", (device,)
     )
     return (0, 0) if row is None else (int(row["version"]), int(row["published_version"]))
+
+
+async def bump(tx: Tx, device: str, now_ms: int) -> None:
+    """Raise ``device``'s desired-state version by one (the first version is 1)."""
+    await tx.execute(
+        "INSERT INTO desired_state (device, version, updated_ms) VALUES (?, 1, ?) "
+        "ON CONFLICT(device) DO UPDATE SET version = desired_state.version + 1, "
+        "updated_ms = excluded.updated_ms",
+        (device, now_ms),
+    )
+
+
+async def bump_other_config(tx: Tx, config_hash: str, now_ms: int) -> None:
+    """Raise the version of every device whose last state carried another config than
+    ``config_hash``, and record ``config_hash`` as theirs."""
+    await tx.execute(
+        "UPDATE desired_state SET version = version + 1, config_hash = ?, updated_ms = ? "
+        "WHERE config_hash != ?",
+        (config_hash, now_ms, config_hash),
+    )

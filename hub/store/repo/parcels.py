@@ -312,3 +312,16 @@ async def add_transitions(tx: Tx, rows: list[tuple[str, str, Transition]]) -> No
         [(pid, str(t.state), t.ts_ms, t.actor, t.location, "") for pid, _, t in rows],
     )
     await journal.parcels_changed(tx, rows)
+
+
+async def reservation_expires_ms(tx: Tx, parcel_id: str) -> int:
+    """When ``parcel_id``'s compartment reservation runs out (0: none, or no such parcel)."""
+    row = await tx.fetchone("SELECT reservation_expires_ms FROM parcels WHERE id = ?", (parcel_id,))
+    return int(row["reservation_expires_ms"] or 0) if row else 0
+
+
+async def reserved_at(tx: Tx, parcel_id: str) -> tuple[str | None, str | None] | None:
+    """(device, compartment) reserved for ``parcel_id`` (either may be None), None when there is
+    no such parcel."""
+    row = await tx.fetchone("SELECT device, compartment FROM parcels WHERE id = ?", (parcel_id,))
+    return None if row is None else (row["device"], row["compartment"])

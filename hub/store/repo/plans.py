@@ -28,8 +28,21 @@ class PlanRow:
 
 
 async def site_coords(tx: Tx) -> dict[str, tuple[float, float]]:
+    """(lat, lon) of every site, by id."""
     rows = await tx.fetchall("SELECT id, lat, lon FROM sites")
     return {r["id"]: (r["lat"], r["lon"]) for r in rows}
+
+
+async def site_position(tx: Tx, site: str) -> tuple[float, float] | None:
+    """(lat, lon) of ``site`` (a plan's depot), None when there is no such site."""
+    row = await tx.fetchone("SELECT lat, lon FROM sites WHERE id = ?", (site,))
+    return None if row is None else (row["lat"], row["lon"])
+
+
+async def sorted_parcel_ids(tx: Tx) -> list[str]:
+    """The ids of sorted parcels (at most 100 000, in no particular order)."""
+    rows = await tx.fetchall("SELECT id FROM parcels WHERE state = 'sorted' LIMIT 100000")
+    return [r["id"] for r in rows]
 
 
 _PARCEL = "SELECT id, site, state, width_mm * height_mm * depth_mm / 1e6 AS litres FROM parcels"

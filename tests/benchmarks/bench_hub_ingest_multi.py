@@ -40,6 +40,9 @@ from tests.benchmarks.bench_hub_ingest import SITE, Device  # noqa: E402
 from tests.support.broker import BrokerHandle, start_test_broker  # noqa: E402
 from tests.support.processes import Proc  # noqa: E402
 
+# A bare client that hears nothing for this long has lost events (the broker dropped them).
+_SILENCE_S = 30.0
+
 
 def hub_toml(tmp: Path, broker: BrokerHandle, index: int, devices: list[Device], url: str) -> Path:
     user, password = broker.hub_credentials()
@@ -89,10 +92,15 @@ async def bare_subscriber(host: str, port: int, user: str, password: str, total:
         await sub.subscribe(f"lockerhub/v1/{SITE}/+/event", qos=1)
         print("bare ready", flush=True)
         got = 0
-        async for _ in sub.messages:
-            got += 1
-            if got >= total:
-                break
+        try:
+            while got < total:
+                # Silence this long means the broker dropped the rest: say so, never hang.
+                async with asyncio.timeout(_SILENCE_S):
+                    await anext(sub.messages)
+                got += 1
+        except TimeoutError:
+            print(f"bare short {got} of {total}", flush=True)
+            return
         print(f"bare done {time.time():.6f}", flush=True)
 
 
@@ -121,6 +129,8 @@ async def bare_rate(broker: BrokerHandle, devices: list[Device], per_device: int
         start = time.time()
         await asyncio.gather(*(d.burst(per_device) for d in devices))
         done = await asyncio.to_thread(proc.stdout.readline)
+        if not done.startswith("bare done"):
+            raise SystemExit(f"bare client: {done.strip()}: the broker dropped some events")
         return total / (float(done.split()[2]) - start)
     finally:
         proc.kill()
@@ -248,7 +258,10 @@ def main() -> None:
             from tests.support.postgres import running_postgres
 
             stores["postgresql"] = stack.enter_context(running_postgres(durable=True))
-        broker = start_test_broker(tmp / "mosquitto")
+        # A whole backlog must fit one subscriber's queue (the default 10,000 drops the rest).
+        broker = start_test_broker(
+            tmp / "mosquitto", max_queued_messages=max(100_000, 2 * args.events)
+        )
         try:
             asyncio.run(bench(args, tmp, broker, stores))
         finally:

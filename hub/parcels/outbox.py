@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
+from hub.errors import StoreUnavailable
 from hub.metrics.catalogue import HubMetrics
 from hub.parcels.notify import Notifier, PickupNotice
 from hub.settings import NotifySettings
@@ -32,6 +34,8 @@ from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _BATCH = 100
+# How often the outcome of a send waits for a store that does not answer (a restart, a failover).
+_STORE_AWAY_S = 0.5
 # The audit actor of the notifier's reads of full phone numbers.
 NOTIFIER_ACTOR = "hub:notifier"
 
@@ -153,8 +157,10 @@ class NoticeOutbox:
             backoff = Backoff(self._settings.retry_min_s, self._settings.retry_max_s)
             backoff.attempt = row.attempts
             retry_ms = self._clock.now_ms() + int(backoff.next_delay() * 1000)
-            async with self._store.transaction() as tx:
-                await repo.mark_failed(tx, row.row_id, next_attempt_ms=retry_ms, error=repr(exc))
+            error = repr(exc)
+            await self._record(
+                lambda tx: repo.mark_failed(tx, row.row_id, next_attempt_ms=retry_ms, error=error)
+            )
             self._metrics.notifications_failed.inc()
             log.warning(  # the key, never the parcel, the phone or the code
                 "notice %s not delivered, attempt %d: %s",
@@ -163,10 +169,26 @@ class NoticeOutbox:
                 type(exc).__name__,
             )
             return 0
-        async with self._store.transaction() as tx:
-            await repo.mark_delivered(tx, row.row_id, self._clock.now_ms())
+        now = self._clock.now_ms()
+        await self._record(lambda tx: repo.mark_delivered(tx, row.row_id, now))
         self._metrics.notices_delivered.labels(row.kind).inc()
         return 1
+
+    async def _record(self, write: Callable[[Tx], Awaitable[object]]) -> None:
+        """Commit a send's outcome, waiting out a store that is away (a restart, a failover):
+        the notice went out, and an outcome lost to the outage would send it again once the
+        claim ran out."""
+        waits = 0
+        while True:
+            try:
+                async with self._store.transaction() as tx:
+                    await write(tx)
+                return
+            except StoreUnavailable as exc:
+                if waits % 20 == 0:  # every 10 s: a stalled outbox shows in the log
+                    log.warning("store away, a notice's outcome waits for it: %s", exc)
+                waits += 1
+                await asyncio.sleep(_STORE_AWAY_S)  # the outside world: real time
 
     async def _call(self, notice: PickupNotice) -> None:
         """``notifier.notify(notice)``, failed with TimeoutError after ``notify.timeout_s`` of

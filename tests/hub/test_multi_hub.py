@@ -187,6 +187,37 @@ async def test_a_notice_claimed_by_a_killed_hub_is_sent_by_another_after_the_cla
         assert await other.deliver_due() == 0
 
 
+async def test_a_sent_notice_whose_mark_meets_a_store_restart_is_not_sent_again(
+    store_target: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway took the notice, then the database restarted before the "delivered" mark
+    committed: the mark waits for the store instead of leaving the notice due again."""
+    from hub.errors import StoreUnavailable
+
+    real_mark = notices.mark_delivered
+    failures = 0
+
+    async def mark(tx: object, row_id: int, now_ms: int) -> None:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise StoreUnavailable("server closed the connection unexpectedly")
+        await real_mark(tx, row_id, now_ms)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(notices, "mark_delivered", mark)
+    monkeypatch.setattr("hub.parcels.outbox._STORE_AWAY_S", 0.01)
+    clock = ManualClock()
+    async with two_stores(store_target) as (a, _):
+        await add_notices(a, 1, clock.now_ms())
+        sender = Recording()
+        outbox = outbox_for(a, sender, clock, "hub-a")
+        assert await outbox.deliver_due() == 1
+        clock.advance(3_600_000)  # long past any claim
+        assert await outbox.deliver_due() == 0
+        assert failures == 2
+        assert len(sender.keys) == 1
+
+
 # -- desired state -------------------------------------------------------------------------------
 
 

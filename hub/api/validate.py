@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from hub.errors import InvalidArgument
@@ -142,7 +143,21 @@ def open_request(request: fleet_pb2.OpenCompartmentRequest) -> None:
         problems.add("reason", "is required (remote opens are audited)")
     elif len(request.reason) > MAX_REASON:
         problems.add("reason", f"at most {MAX_REASON} characters")
+    elif not plain_text(request.reason):
+        problems.add("reason", _NOT_PLAIN)
     problems.raise_if_any()
+
+
+# Control and format characters (newlines, escapes, bidi overrides, zero-width joiners) would let
+# an audit line be forged or rendered as something else; every other character (any script,
+# full-width spaces) is an operator's to type.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_NOT_PLAIN = "control or invisible formatting characters are not allowed"
+
+
+def plain_text(value: str) -> bool:
+    """True when ``value`` has no control, format, private-use or unassigned characters."""
+    return not any(unicodedata.category(ch) in _HIDDEN for ch in value)
 
 
 def reason(value: str, *, required: bool, field: str = "reason") -> str:
@@ -152,6 +167,8 @@ def reason(value: str, *, required: bool, field: str = "reason") -> str:
         raise InvalidArgument(f"{field}: is required (the action is audited)")
     if len(value) > MAX_REASON:
         raise InvalidArgument(f"{field}: at most {MAX_REASON} characters")
+    if not plain_text(text):
+        raise InvalidArgument(f"{field}: {_NOT_PLAIN}")
     return text
 
 

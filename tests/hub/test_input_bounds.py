@@ -110,3 +110,29 @@ async def test_too_long_note_is_reported_as_note(hub: HubHarness, rpc: str) -> N
         await getattr(hub.fleet, rpc)(fleet_pb2.AlarmActionRequest(alarm_id="1", note="n" * 201))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (err.value.details() or "").startswith("note:")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["line\nforged: cleared by admin", "\x1b[2Jwiped", "ok\u202etxt.exe", "a\u200db", "\x00"],
+)
+async def test_audit_texts_refuse_control_and_invisible_characters(
+    hub: HubHarness, text: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.fleet.AcknowledgeAlarm(fleet_pb2.AlarmActionRequest(alarm_id="1", note=text))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("note:")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.fleet.OpenCompartment(
+            fleet_pb2.OpenCompartmentRequest(cabinet_id="CAB-1", compartment_id="A01", reason=text)
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("reason:")
+
+
+def test_audit_texts_take_any_script_and_full_width_spaces() -> None:
+    from hub.api.validate import plain_text, reason
+
+    assert plain_text("收件人要求\u3000重新开门 (Tür klemmt)")
+    assert reason("  门被卡住  ", required=True) == "门被卡住"

@@ -29,7 +29,8 @@ class VehicleServicer(vehicles_pb2_grpc.VehicleServiceServicer):
         self, request: vehicles_pb2.RetireVehicleRequest, context: aio.ServicerContext
     ) -> vehicles_pb2.RegisteredVehicle:
         vehicle_id = validate.required_id("vehicle_id", request.vehicle_id)
-        return to_proto(await self._registry.retire(vehicle_id, request.reason))
+        reason = validate.reason(request.reason, required=True)
+        return to_proto(await self._registry.retire(vehicle_id, reason))
 
     async def GetVehicle(
         self, request: vehicles_pb2.GetVehicleRequest, context: aio.ServicerContext

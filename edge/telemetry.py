@@ -97,6 +97,7 @@ class Telemetry:
         sample.energy_wh = await self._monotonic_energy(meter.energy_wh)
         sample.power_w = meter.power_w
         sample.outbox_depth = state.store.outbox_depth
+        sample.last_seq = state.store.counters.last_seq
         sample.desired_version = state.desired_version
         if self._sorter is not None:
             sample.sorter.CopyFrom(self._sorter.counters)

@@ -185,6 +185,7 @@ class HubApp:
                 self.metrics,
                 alarms=alarms,
                 desired_states=desired,
+                gaps=gaps,
             )
             parcels = ParcelService(
                 store,

@@ -23,6 +23,9 @@ from lockerhub.v1 import device_pb2
 log = logging.getLogger(__name__)
 # How long a device may take to act on a ResendEvents request.
 RESEND_TTL_MS = 60_000
+# A hole a telemetry sample reveals above the highest event seen is checked this much later:
+# events the broker took just before the sample may still be on their way (a hub's backlog).
+REPORTED_WAIT_MS = 30_000
 
 
 def holes(present: Sequence[int], low: int, high: int) -> tuple[int, int] | None:
@@ -59,6 +62,12 @@ class Gaps:
             await gaps_repo.mark_gap(tx, device, first, now_ms)
             return None
         return await self._request(tx, device, site, first, last)
+
+    async def reported(self, tx: Tx, device: str, first: int, now_ms: int) -> None:
+        """The device says it assigned events from ``first`` on that this hub has not seen: mark
+        the device, for the sweeper to ask for what is still missing after REPORTED_WAIT_MS (and
+        the grace)."""
+        await gaps_repo.mark_gap(tx, device, first, now_ms + REPORTED_WAIT_MS)
 
     async def sweep(self, store: Store, now_ms: int, limit: int) -> list[PendingCommand]:
         """Ask for what is still missing of the holes marked before the grace; returns the

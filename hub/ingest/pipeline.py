@@ -26,9 +26,10 @@ from hub.devices import desired
 from hub.devices.alarms import AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
+from hub.devices.gaps import Gaps
 from hub.devices.registry import Registry
 from hub.errors import Dropped, StoreError, StoreUnavailable, Unauthorized
-from hub.ingest.events import Applied, EventApplier
+from hub.ingest.events import MAX_SEQ_JUMP, Applied, EventApplier
 from hub.ingest.ledger import BatchLedger, DirectLedger, EventLedger, LedgerConflict, WriteCounter
 from hub.metrics.catalogue import HubMetrics
 from hub.mqtt.link import Inbound
@@ -88,7 +89,9 @@ class Ingestor:
         *,
         alarms: AlarmService,
         desired_states: DesiredStates,
+        gaps: Gaps,
     ) -> None:
+        self._gaps = gaps
         self._alarms = alarms
         self._desired = desired_states
         self._settings = settings
@@ -321,6 +324,8 @@ class Ingestor:
                 tx, topic.device, now, energy_wh=payload.energy_wh, power_w=payload.power_w
             )
             await ledger.online(tx, self._alarms, topic.device)
+            if payload.last_seq and not payload.outbox_depth:
+                await self._reported_seq(tx, topic, payload.last_seq, now, ledger)
         elif isinstance(payload, device_pb2.CommandResult):
             await self._registry.check_sender(tx, topic)
             item.counts.append(await self._commands.on_result(tx, topic.device, payload))
@@ -329,6 +334,20 @@ class Ingestor:
                 self._commands.notify_result(result)
 
             item.after.append(wake)
+
+    async def _reported_seq(
+        self, tx: Tx, topic: Topic, reported: int, now: int, ledger: EventLedger
+    ) -> None:
+        """A sample says the broker took every event up to ``reported``: the ones this hub lacks
+        are on their way or lost (a broker that restarted may acknowledge an event and deliver it
+        to nobody), which the hub would otherwise learn only at the device's next event. The
+        highest seen moves up to ``reported`` (the events, when they come, are then checked
+        against the ledger) and the sweeper asks for what is still missing a while later."""
+        last, requested = await ledger.seq_state(tx, topic.device)
+        first = max(last, requested) + 1
+        if first <= reported <= first + MAX_SEQ_JUMP:
+            await ledger.touch(tx, topic.device, now, reported)
+            await self._gaps.reported(tx, topic.device, first, now)
 
     async def _status(
         self, tx: Tx, topic: Topic, status: device_pb2.DeviceStatus, now: int

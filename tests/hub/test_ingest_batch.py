@@ -4,6 +4,7 @@ holes in a device's sequence are asked back after ``cluster.resend_grace_s`` whe
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -158,3 +159,55 @@ async def test_a_hole_is_asked_back_only_after_the_grace(
         await cab.event(door_changed=door)  # seq 7: 4-6 missing for good
         resend = await commands_until(cab, "resend_events")
         assert (resend.resend_events.from_seq, resend.resend_events.to_seq) == (4, 6)
+
+
+async def test_a_lost_last_event_is_found_from_the_next_telemetry(
+    tmp_path: Any, mosquitto: Any, site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker took events 2 and 3 and delivered 3 only (a restart's loss): the sample saying
+    the device assigned up to 3 makes the sweeper ask for 2 once the wait is over; a sample while
+    the outbox still holds events asks nothing."""
+    monkeypatch.setattr("hub.devices.gaps.REPORTED_WAIT_MS", 300)
+    settings = settings_for(tmp_path, mosquitto, site, lifecycle={"sweep_interval_s": 0.1})
+    async with running_hub(settings, tmp_path, mosquitto) as hub, hub.cabinet("CAB-T") as cab:
+        await cab.birth()
+        await online(hub, "CAB-T")
+        door = device_pb2.DoorChanged(compartment_id="A01", open=False, commanded=True)
+        await cab.event(door_changed=door)  # seq 1 arrives; seq 2 is lost
+        cab.seq = 2
+
+        async def sample(last_seq: int, outbox_depth: int) -> None:
+            telemetry = device_pb2.Telemetry(
+                ts_ms=int(time.time() * 1000),
+                last_seq=last_seq,
+                outbox_depth=outbox_depth,
+                energy_wh=1.0,
+            )
+            await cab.publish(Kind.TELEMETRY, encode(telemetry))
+
+        await sample(last_seq=2, outbox_depth=1)  # still sending: nothing to suspect
+
+        async def sample_applied() -> bool:
+            query = "SELECT energy_wh, last_seq FROM devices WHERE id = 'CAB-T'"
+            return await hub.sql(query) == [(1.0, 1)]
+
+        await eventually(sample_applied)
+        await sample(last_seq=2, outbox_depth=0)
+
+        async def marked() -> bool:
+            query = "SELECT last_seq, gap_from FROM devices WHERE id = 'CAB-T'"
+            return await hub.sql(query) == [(2, 2)]
+
+        await eventually(marked)
+        resend = await commands_until(cab, "resend_events")
+        assert (resend.resend_events.from_seq, resend.resend_events.to_seq) == (2, 2)
+        # The resent event is applied (below the highest seen: looked up, not refused).
+        again = cab.make_event(door_changed=door)
+        again.seq = 2
+        await cab.send_event(again)
+
+        async def applied() -> bool:
+            query = "SELECT COUNT(*) FROM device_events WHERE device = 'CAB-T'"
+            return await hub.sql(query) == [(2,)]
+
+        await eventually(applied)

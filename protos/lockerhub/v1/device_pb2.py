@@ -26,15 +26,15 @@ from lockerhub.v1 import common_pb2 as lockerhub_dot_v1_dot_common__pb2
 from lockerhub.v1 import sorting_pb2 as lockerhub_dot_v1_dot_sorting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lockerhub/v1/device.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\x1a\x1alockerhub/v1/sorting.proto\"\xee\x02\n\x0c\x44\x65viceStatus\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .lockerhub.v1.DeviceStatus.State\x12\x12\n\nboot_count\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12&\n\x04kind\x18\x04 \x01(\x0e\x32\x18.lockerhub.v1.DeviceKind\x12\x18\n\x10\x66irmware_version\x18\x05 \x01(\t\x12\x33\n\x0c\x63ompartments\x18\x06 \x03(\x0b\x32\x1d.lockerhub.v1.CompartmentSpec\x12\x10\n\x08last_seq\x18\x07 \x01(\x04\x12\x17\n\x0f\x64\x65sired_version\x18\x08 \x01(\x04\x12\x13\n\x0boutbox_full\x18\t \x01(\x08\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\n \x01(\t\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ONLINE\x10\x01\x12\x11\n\rSTATE_OFFLINE\x10\x02\"\xb3\x01\n\x11\x43ompartmentStatus\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.lockerhub.v1.CompartmentState\x12\x11\n\tdoor_open\x18\x03 \x01(\x08\x12\x14\n\x0citem_present\x18\x04 \x01(\x08\x12\x17\n\x0fhas_temperature\x18\x05 \x01(\x08\x12\x15\n\rtemperature_c\x18\x06 \x01(\x01\"\xfd\x01\n\tTelemetry\x12\r\n\x05ts_ms\x18\x01 \x01(\x03\x12\x35\n\x0c\x63ompartments\x18\x02 \x03(\x0b\x32\x1f.lockerhub.v1.CompartmentStatus\x12\x11\n\tenergy_wh\x18\x03 \x01(\x01\x12\x0f\n\x07power_w\x18\x04 \x01(\x01\x12\x14\n\x0coutbox_depth\x18\x05 \x01(\r\x12\x17\n\x0f\x64\x65sired_version\x18\x06 \x01(\x04\x12,\n\x06sorter\x18\x07 \x01(\x0b\x32\x1c.lockerhub.v1.SorterCounters\x12)\n\x06\x63hutes\x18\x08 \x03(\x0b\x32\x19.lockerhub.v1.ChuteStatus\"l\n\x0eSorterCounters\x12\x10\n\x08inducted\x18\x01 \x01(\x04\x12\x0e\n\x06sorted\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\x12\x14\n\x0crecirculated\x18\x04 \x01(\x04\x12\x10\n\x08no_reads\x18\x05 \x01(\x04\"-\n\x0b\x43huteStatus\x12\x10\n\x08\x63hute_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"J\n\tDeposited\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x12\n\ncourier_id\x18\x03 \x01(\t\"5\n\x08PickedUp\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\"F\n\x12PickupCodeRejected\x12\x1c\n\x14\x63onsecutive_failures\x18\x01 \x01(\r\x12\x12\n\nlocked_out\x18\x02 \x01(\x08\"F\n\x0b\x44oorChanged\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\x08\x12\x11\n\tcommanded\x18\x03 \x01(\x08\"v\n\x0cParcelSorted\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x03 \x01(\t\x12\x16\n\x0erecirculations\x18\x04 \x01(\r\x12\x14\n\x0cplan_version\x18\x05 \x01(\x04\"\x8f\x02\n\x0eParcelRejected\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x33\n\x06reason\x18\x02 \x01(\x0e\x32#.lockerhub.v1.ParcelRejected.Reason\x12\x10\n\x08\x63hute_id\x18\x03 \x01(\t\x12\x14\n\x0cplan_version\x18\x04 \x01(\x04\"\x8c\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eREASON_NO_READ\x10\x01\x12\x12\n\x0eREASON_NO_RULE\x10\x02\x12\x1a\n\x16REASON_NO_CONFIRMATION\x10\x03\x12\x15\n\x11REASON_CHUTE_FULL\x10\x04\x12\x0f\n\x0bREASON_HELD\x10\x05\"l\n\x0b\x41larmRaised\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.lockerhub.v1.AlarmKind\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"\xdb\x04\n\x0b\x44\x65viceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12,\n\tdeposited\x18\n \x01(\x0b\x32\x17.lockerhub.v1.DepositedH\x00\x12+\n\tpicked_up\x18\x0b \x01(\x0b\x32\x16.lockerhub.v1.PickedUpH\x00\x12@\n\x14pickup_code_rejected\x18\x0c \x01(\x0b\x32 .lockerhub.v1.PickupCodeRejectedH\x00\x12\x31\n\x0c\x64oor_changed\x18\r \x01(\x0b\x32\x19.lockerhub.v1.DoorChangedH\x00\x12*\n\x05\x61larm\x18\x0e \x01(\x0b\x32\x19.lockerhub.v1.AlarmRaisedH\x00\x12\x33\n\rparcel_sorted\x18\x0f \x01(\x0b\x32\x1a.lockerhub.v1.ParcelSortedH\x00\x12\x37\n\x0fparcel_rejected\x18\x10 \x01(\x0b\x32\x1c.lockerhub.v1.ParcelRejectedH\x00\x12:\n\x11sort_plan_applied\x18\x11 \x01(\x0b\x32\x1d.lockerhub.v1.SortPlanAppliedH\x00\x12\x37\n\x0fparcel_screened\x18\x12 \x01(\x0b\x32\x1c.lockerhub.v1.ParcelScreenedH\x00\x12\x37\n\x0f\x63ontainer_moved\x18\x13 \x01(\x0b\x32\x1c.lockerhub.v1.ContainerMovedH\x00\x42\x06\n\x04\x62ody\"9\n\x0fOpenCompartment\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"g\n\x12ReserveCompartment\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x12\n\nexpires_ms\x18\x03 \x01(\x03\x12\x12\n\ncarrier_id\x18\x04 \x01(\t\">\n\x11\x43\x61ncelReservation\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\"b\n\rSetPickupCode\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x11\n\tcode_hash\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\"P\n\x15SetCompartmentEnabled\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"0\n\x0cResendEvents\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\x12\x0e\n\x06to_seq\x18\x02 \x01(\x04\"\xab\x01\n\x0c\x44\x65viceConfig\x12\x1c\n\x14telemetry_interval_s\x18\x01 \x01(\r\x12\x18\n\x10\x64oor_left_open_s\x18\x02 \x01(\r\x12\x1b\n\x13keypad_max_failures\x18\x03 \x01(\r\x12\x18\n\x10keypad_lockout_s\x18\x04 \x01(\r\x12\x15\n\rchilled_min_c\x18\x05 \x01(\x01\x12\x15\n\rchilled_max_c\x18\x06 \x01(\x01\"\xf1\x03\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x11\n\tissued_ms\x18\x02 \x01(\x03\x12\x12\n\nexpires_ms\x18\x03 \x01(\x03\x12\x39\n\x10open_compartment\x18\n \x01(\x0b\x32\x1d.lockerhub.v1.OpenCompartmentH\x00\x12?\n\x13reserve_compartment\x18\x0b \x01(\x0b\x32 .lockerhub.v1.ReserveCompartmentH\x00\x12=\n\x12\x63\x61ncel_reservation\x18\x0c \x01(\x0b\x32\x1f.lockerhub.v1.CancelReservationH\x00\x12\x36\n\x0fset_pickup_code\x18\r \x01(\x0b\x32\x1b.lockerhub.v1.SetPickupCodeH\x00\x12\x46\n\x17set_compartment_enabled\x18\x0e \x01(\x0b\x32#.lockerhub.v1.SetCompartmentEnabledH\x00\x12\x33\n\rresend_events\x18\x0f \x01(\x0b\x32\x1a.lockerhub.v1.ResendEventsH\x00\x12\x33\n\rupdate_config\x18\x10 \x01(\x0b\x32\x1a.lockerhub.v1.DeviceConfigH\x00\x42\x06\n\x04\x62ody\"\x86\x01\n\rCommandResult\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x1c.lockerhub.v1.CommandOutcome\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x13\n\x0brelay_fired\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"1\n\x08SortRule\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x02 \x01(\t\"\xd4\x03\n\x0c\x44\x65siredState\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12\x36\n\x0creservations\x18\x03 \x03(\x0b\x32 .lockerhub.v1.ReserveCompartment\x12\x31\n\x0cpickup_codes\x18\x04 \x03(\x0b\x32\x1b.lockerhub.v1.SetPickupCode\x12\x1d\n\x15\x64isabled_compartments\x18\x05 \x03(\t\x12*\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x1a.lockerhub.v1.DeviceConfig\x12)\n\tsort_plan\x18\x07 \x03(\x0b\x32\x16.lockerhub.v1.SortRule\x12\x17\n\x0f\x65xception_chute\x18\x08 \x01(\t\x12\x31\n\x08\x63ouriers\x18\t \x03(\x0b\x32\x1f.lockerhub.v1.CourierCredential\x12\x19\n\x11\x63ourier_token_key\x18\n \x01(\x0c\x12\x17\n\x0f\x62\x61rred_couriers\x18\x0b \x03(\t\x12\x19\n\x11sort_plan_version\x18\x0c \x01(\x04\x12\x12\n\nhold_chute\x18\r \x01(\t\x12\x14\n\x0cheld_parcels\x18\x0e \x03(\t\"z\n\x11\x43ourierCredential\x12\x12\n\ncourier_id\x18\x01 \x01(\t\x12\x12\n\ncarrier_id\x18\x02 \x01(\t\x12\x11\n\tcode_salt\x18\x03 \x01(\x0c\x12\x11\n\tcode_hash\x18\x04 \x01(\x0c\x12\x17\n\x0f\x63ode_iterations\x18\x05 \x01(\r*\xa2\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45VICE_KIND_CABINET\x10\x01\x12\x1c\n\x18\x44\x45VICE_KIND_SORTING_LINE\x10\x02\x12\x1d\n\x19\x44\x45VICE_KIND_CHARGING_PILE\x10\x03\x12!\n\x1d\x44\x45VICE_KIND_SCREENING_STATION\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lockerhub/v1/device.proto\x12\x0clockerhub.v1\x1a\x19lockerhub/v1/common.proto\x1a\x1alockerhub/v1/sorting.proto\"\xee\x02\n\x0c\x44\x65viceStatus\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .lockerhub.v1.DeviceStatus.State\x12\x12\n\nboot_count\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12&\n\x04kind\x18\x04 \x01(\x0e\x32\x18.lockerhub.v1.DeviceKind\x12\x18\n\x10\x66irmware_version\x18\x05 \x01(\t\x12\x33\n\x0c\x63ompartments\x18\x06 \x03(\x0b\x32\x1d.lockerhub.v1.CompartmentSpec\x12\x10\n\x08last_seq\x18\x07 \x01(\x04\x12\x17\n\x0f\x64\x65sired_version\x18\x08 \x01(\x04\x12\x13\n\x0boutbox_full\x18\t \x01(\x08\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\n \x01(\t\"C\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ONLINE\x10\x01\x12\x11\n\rSTATE_OFFLINE\x10\x02\"\xb3\x01\n\x11\x43ompartmentStatus\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.lockerhub.v1.CompartmentState\x12\x11\n\tdoor_open\x18\x03 \x01(\x08\x12\x14\n\x0citem_present\x18\x04 \x01(\x08\x12\x17\n\x0fhas_temperature\x18\x05 \x01(\x08\x12\x15\n\rtemperature_c\x18\x06 \x01(\x01\"\x8f\x02\n\tTelemetry\x12\r\n\x05ts_ms\x18\x01 \x01(\x03\x12\x35\n\x0c\x63ompartments\x18\x02 \x03(\x0b\x32\x1f.lockerhub.v1.CompartmentStatus\x12\x11\n\tenergy_wh\x18\x03 \x01(\x01\x12\x0f\n\x07power_w\x18\x04 \x01(\x01\x12\x14\n\x0coutbox_depth\x18\x05 \x01(\r\x12\x17\n\x0f\x64\x65sired_version\x18\x06 \x01(\x04\x12,\n\x06sorter\x18\x07 \x01(\x0b\x32\x1c.lockerhub.v1.SorterCounters\x12)\n\x06\x63hutes\x18\x08 \x03(\x0b\x32\x19.lockerhub.v1.ChuteStatus\x12\x10\n\x08last_seq\x18\t \x01(\x04\"l\n\x0eSorterCounters\x12\x10\n\x08inducted\x18\x01 \x01(\x04\x12\x0e\n\x06sorted\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\x12\x14\n\x0crecirculated\x18\x04 \x01(\x04\x12\x10\n\x08no_reads\x18\x05 \x01(\x04\"-\n\x0b\x43huteStatus\x12\x10\n\x08\x63hute_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\"J\n\tDeposited\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x12\n\ncourier_id\x18\x03 \x01(\t\"5\n\x08PickedUp\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\"F\n\x12PickupCodeRejected\x12\x1c\n\x14\x63onsecutive_failures\x18\x01 \x01(\r\x12\x12\n\nlocked_out\x18\x02 \x01(\x08\"F\n\x0b\x44oorChanged\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\x08\x12\x11\n\tcommanded\x18\x03 \x01(\x08\"v\n\x0cParcelSorted\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x03 \x01(\t\x12\x16\n\x0erecirculations\x18\x04 \x01(\r\x12\x14\n\x0cplan_version\x18\x05 \x01(\x04\"\x8f\x02\n\x0eParcelRejected\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x33\n\x06reason\x18\x02 \x01(\x0e\x32#.lockerhub.v1.ParcelRejected.Reason\x12\x10\n\x08\x63hute_id\x18\x03 \x01(\t\x12\x14\n\x0cplan_version\x18\x04 \x01(\x04\"\x8c\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eREASON_NO_READ\x10\x01\x12\x12\n\x0eREASON_NO_RULE\x10\x02\x12\x1a\n\x16REASON_NO_CONFIRMATION\x10\x03\x12\x15\n\x11REASON_CHUTE_FULL\x10\x04\x12\x0f\n\x0bREASON_HELD\x10\x05\"l\n\x0b\x41larmRaised\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.lockerhub.v1.AlarmKind\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"\xdb\x04\n\x0b\x44\x65viceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12,\n\tdeposited\x18\n \x01(\x0b\x32\x17.lockerhub.v1.DepositedH\x00\x12+\n\tpicked_up\x18\x0b \x01(\x0b\x32\x16.lockerhub.v1.PickedUpH\x00\x12@\n\x14pickup_code_rejected\x18\x0c \x01(\x0b\x32 .lockerhub.v1.PickupCodeRejectedH\x00\x12\x31\n\x0c\x64oor_changed\x18\r \x01(\x0b\x32\x19.lockerhub.v1.DoorChangedH\x00\x12*\n\x05\x61larm\x18\x0e \x01(\x0b\x32\x19.lockerhub.v1.AlarmRaisedH\x00\x12\x33\n\rparcel_sorted\x18\x0f \x01(\x0b\x32\x1a.lockerhub.v1.ParcelSortedH\x00\x12\x37\n\x0fparcel_rejected\x18\x10 \x01(\x0b\x32\x1c.lockerhub.v1.ParcelRejectedH\x00\x12:\n\x11sort_plan_applied\x18\x11 \x01(\x0b\x32\x1d.lockerhub.v1.SortPlanAppliedH\x00\x12\x37\n\x0fparcel_screened\x18\x12 \x01(\x0b\x32\x1c.lockerhub.v1.ParcelScreenedH\x00\x12\x37\n\x0f\x63ontainer_moved\x18\x13 \x01(\x0b\x32\x1c.lockerhub.v1.ContainerMovedH\x00\x42\x06\n\x04\x62ody\"9\n\x0fOpenCompartment\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"g\n\x12ReserveCompartment\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x12\n\nexpires_ms\x18\x03 \x01(\x03\x12\x12\n\ncarrier_id\x18\x04 \x01(\t\">\n\x11\x43\x61ncelReservation\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\"b\n\rSetPickupCode\x12\x11\n\tparcel_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ompartment_id\x18\x02 \x01(\t\x12\x11\n\tcode_hash\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\"P\n\x15SetCompartmentEnabled\x12\x16\n\x0e\x63ompartment_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"0\n\x0cResendEvents\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\x12\x0e\n\x06to_seq\x18\x02 \x01(\x04\"\xab\x01\n\x0c\x44\x65viceConfig\x12\x1c\n\x14telemetry_interval_s\x18\x01 \x01(\r\x12\x18\n\x10\x64oor_left_open_s\x18\x02 \x01(\r\x12\x1b\n\x13keypad_max_failures\x18\x03 \x01(\r\x12\x18\n\x10keypad_lockout_s\x18\x04 \x01(\r\x12\x15\n\rchilled_min_c\x18\x05 \x01(\x01\x12\x15\n\rchilled_max_c\x18\x06 \x01(\x01\"\xf1\x03\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x11\n\tissued_ms\x18\x02 \x01(\x03\x12\x12\n\nexpires_ms\x18\x03 \x01(\x03\x12\x39\n\x10open_compartment\x18\n \x01(\x0b\x32\x1d.lockerhub.v1.OpenCompartmentH\x00\x12?\n\x13reserve_compartment\x18\x0b \x01(\x0b\x32 .lockerhub.v1.ReserveCompartmentH\x00\x12=\n\x12\x63\x61ncel_reservation\x18\x0c \x01(\x0b\x32\x1f.lockerhub.v1.CancelReservationH\x00\x12\x36\n\x0fset_pickup_code\x18\r \x01(\x0b\x32\x1b.lockerhub.v1.SetPickupCodeH\x00\x12\x46\n\x17set_compartment_enabled\x18\x0e \x01(\x0b\x32#.lockerhub.v1.SetCompartmentEnabledH\x00\x12\x33\n\rresend_events\x18\x0f \x01(\x0b\x32\x1a.lockerhub.v1.ResendEventsH\x00\x12\x33\n\rupdate_config\x18\x10 \x01(\x0b\x32\x1a.lockerhub.v1.DeviceConfigH\x00\x42\x06\n\x04\x62ody\"\x86\x01\n\rCommandResult\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12-\n\x07outcome\x18\x02 \x01(\x0e\x32\x1c.lockerhub.v1.CommandOutcome\x12\r\n\x05ts_ms\x18\x03 \x01(\x03\x12\x13\n\x0brelay_fired\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"1\n\x08SortRule\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x10\n\x08\x63hute_id\x18\x02 \x01(\t\"\xd4\x03\n\x0c\x44\x65siredState\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\r\n\x05ts_ms\x18\x02 \x01(\x03\x12\x36\n\x0creservations\x18\x03 \x03(\x0b\x32 .lockerhub.v1.ReserveCompartment\x12\x31\n\x0cpickup_codes\x18\x04 \x03(\x0b\x32\x1b.lockerhub.v1.SetPickupCode\x12\x1d\n\x15\x64isabled_compartments\x18\x05 \x03(\t\x12*\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x1a.lockerhub.v1.DeviceConfig\x12)\n\tsort_plan\x18\x07 \x03(\x0b\x32\x16.lockerhub.v1.SortRule\x12\x17\n\x0f\x65xception_chute\x18\x08 \x01(\t\x12\x31\n\x08\x63ouriers\x18\t \x03(\x0b\x32\x1f.lockerhub.v1.CourierCredential\x12\x19\n\x11\x63ourier_token_key\x18\n \x01(\x0c\x12\x17\n\x0f\x62\x61rred_couriers\x18\x0b \x03(\t\x12\x19\n\x11sort_plan_version\x18\x0c \x01(\x04\x12\x12\n\nhold_chute\x18\r \x01(\t\x12\x14\n\x0cheld_parcels\x18\x0e \x03(\t\"z\n\x11\x43ourierCredential\x12\x12\n\ncourier_id\x18\x01 \x01(\t\x12\x12\n\ncarrier_id\x18\x02 \x01(\t\x12\x11\n\tcode_salt\x18\x03 \x01(\x0c\x12\x11\n\tcode_hash\x18\x04 \x01(\x0c\x12\x17\n\x0f\x63ode_iterations\x18\x05 \x01(\r*\xa2\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45VICE_KIND_CABINET\x10\x01\x12\x1c\n\x18\x44\x45VICE_KIND_SORTING_LINE\x10\x02\x12\x1d\n\x19\x44\x45VICE_KIND_CHARGING_PILE\x10\x03\x12!\n\x1d\x44\x45VICE_KIND_SCREENING_STATION\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lockerhub.v1.device_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEVICEKIND']._serialized_start=4365
-  _globals['_DEVICEKIND']._serialized_end=4527
+  _globals['_DEVICEKIND']._serialized_start=4383
+  _globals['_DEVICEKIND']._serialized_end=4545
   _globals['_DEVICESTATUS']._serialized_start=99
   _globals['_DEVICESTATUS']._serialized_end=465
   _globals['_DEVICESTATUS_STATE']._serialized_start=398
@@ -42,51 +42,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPARTMENTSTATUS']._serialized_start=468
   _globals['_COMPARTMENTSTATUS']._serialized_end=647
   _globals['_TELEMETRY']._serialized_start=650
-  _globals['_TELEMETRY']._serialized_end=903
-  _globals['_SORTERCOUNTERS']._serialized_start=905
-  _globals['_SORTERCOUNTERS']._serialized_end=1013
-  _globals['_CHUTESTATUS']._serialized_start=1015
-  _globals['_CHUTESTATUS']._serialized_end=1060
-  _globals['_DEPOSITED']._serialized_start=1062
-  _globals['_DEPOSITED']._serialized_end=1136
-  _globals['_PICKEDUP']._serialized_start=1138
-  _globals['_PICKEDUP']._serialized_end=1191
-  _globals['_PICKUPCODEREJECTED']._serialized_start=1193
-  _globals['_PICKUPCODEREJECTED']._serialized_end=1263
-  _globals['_DOORCHANGED']._serialized_start=1265
-  _globals['_DOORCHANGED']._serialized_end=1335
-  _globals['_PARCELSORTED']._serialized_start=1337
-  _globals['_PARCELSORTED']._serialized_end=1455
-  _globals['_PARCELREJECTED']._serialized_start=1458
-  _globals['_PARCELREJECTED']._serialized_end=1729
-  _globals['_PARCELREJECTED_REASON']._serialized_start=1589
-  _globals['_PARCELREJECTED_REASON']._serialized_end=1729
-  _globals['_ALARMRAISED']._serialized_start=1731
-  _globals['_ALARMRAISED']._serialized_end=1839
-  _globals['_DEVICEEVENT']._serialized_start=1842
-  _globals['_DEVICEEVENT']._serialized_end=2445
-  _globals['_OPENCOMPARTMENT']._serialized_start=2447
-  _globals['_OPENCOMPARTMENT']._serialized_end=2504
-  _globals['_RESERVECOMPARTMENT']._serialized_start=2506
-  _globals['_RESERVECOMPARTMENT']._serialized_end=2609
-  _globals['_CANCELRESERVATION']._serialized_start=2611
-  _globals['_CANCELRESERVATION']._serialized_end=2673
-  _globals['_SETPICKUPCODE']._serialized_start=2675
-  _globals['_SETPICKUPCODE']._serialized_end=2773
-  _globals['_SETCOMPARTMENTENABLED']._serialized_start=2775
-  _globals['_SETCOMPARTMENTENABLED']._serialized_end=2855
-  _globals['_RESENDEVENTS']._serialized_start=2857
-  _globals['_RESENDEVENTS']._serialized_end=2905
-  _globals['_DEVICECONFIG']._serialized_start=2908
-  _globals['_DEVICECONFIG']._serialized_end=3079
-  _globals['_COMMAND']._serialized_start=3082
-  _globals['_COMMAND']._serialized_end=3579
-  _globals['_COMMANDRESULT']._serialized_start=3582
-  _globals['_COMMANDRESULT']._serialized_end=3716
-  _globals['_SORTRULE']._serialized_start=3718
-  _globals['_SORTRULE']._serialized_end=3767
-  _globals['_DESIREDSTATE']._serialized_start=3770
-  _globals['_DESIREDSTATE']._serialized_end=4238
-  _globals['_COURIERCREDENTIAL']._serialized_start=4240
-  _globals['_COURIERCREDENTIAL']._serialized_end=4362
+  _globals['_TELEMETRY']._serialized_end=921
+  _globals['_SORTERCOUNTERS']._serialized_start=923
+  _globals['_SORTERCOUNTERS']._serialized_end=1031
+  _globals['_CHUTESTATUS']._serialized_start=1033
+  _globals['_CHUTESTATUS']._serialized_end=1078
+  _globals['_DEPOSITED']._serialized_start=1080
+  _globals['_DEPOSITED']._serialized_end=1154
+  _globals['_PICKEDUP']._serialized_start=1156
+  _globals['_PICKEDUP']._serialized_end=1209
+  _globals['_PICKUPCODEREJECTED']._serialized_start=1211
+  _globals['_PICKUPCODEREJECTED']._serialized_end=1281
+  _globals['_DOORCHANGED']._serialized_start=1283
+  _globals['_DOORCHANGED']._serialized_end=1353
+  _globals['_PARCELSORTED']._serialized_start=1355
+  _globals['_PARCELSORTED']._serialized_end=1473
+  _globals['_PARCELREJECTED']._serialized_start=1476
+  _globals['_PARCELREJECTED']._serialized_end=1747
+  _globals['_PARCELREJECTED_REASON']._serialized_start=1607
+  _globals['_PARCELREJECTED_REASON']._serialized_end=1747
+  _globals['_ALARMRAISED']._serialized_start=1749
+  _globals['_ALARMRAISED']._serialized_end=1857
+  _globals['_DEVICEEVENT']._serialized_start=1860
+  _globals['_DEVICEEVENT']._serialized_end=2463
+  _globals['_OPENCOMPARTMENT']._serialized_start=2465
+  _globals['_OPENCOMPARTMENT']._serialized_end=2522
+  _globals['_RESERVECOMPARTMENT']._serialized_start=2524
+  _globals['_RESERVECOMPARTMENT']._serialized_end=2627
+  _globals['_CANCELRESERVATION']._serialized_start=2629
+  _globals['_CANCELRESERVATION']._serialized_end=2691
+  _globals['_SETPICKUPCODE']._serialized_start=2693
+  _globals['_SETPICKUPCODE']._serialized_end=2791
+  _globals['_SETCOMPARTMENTENABLED']._serialized_start=2793
+  _globals['_SETCOMPARTMENTENABLED']._serialized_end=2873
+  _globals['_RESENDEVENTS']._serialized_start=2875
+  _globals['_RESENDEVENTS']._serialized_end=2923
+  _globals['_DEVICECONFIG']._serialized_start=2926
+  _globals['_DEVICECONFIG']._serialized_end=3097
+  _globals['_COMMAND']._serialized_start=3100
+  _globals['_COMMAND']._serialized_end=3597
+  _globals['_COMMANDRESULT']._serialized_start=3600
+  _globals['_COMMANDRESULT']._serialized_end=3734
+  _globals['_SORTRULE']._serialized_start=3736
+  _globals['_SORTRULE']._serialized_end=3785
+  _globals['_DESIREDSTATE']._serialized_start=3788
+  _globals['_DESIREDSTATE']._serialized_end=4256
+  _globals['_COURIERCREDENTIAL']._serialized_start=4258
+  _globals['_COURIERCREDENTIAL']._serialized_end=4380
 # @@protoc_insertion_point(module_scope)

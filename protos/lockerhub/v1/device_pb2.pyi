@@ -171,6 +171,7 @@ class Telemetry(_message.Message):
     DESIRED_VERSION_FIELD_NUMBER: _builtins.int
     SORTER_FIELD_NUMBER: _builtins.int
     CHUTES_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
     ts_ms: _builtins.int
     energy_wh: _builtins.float
     """Energy meter: cumulative active energy in watt-hours and instantaneous power in watts."""
@@ -178,6 +179,11 @@ class Telemetry(_message.Message):
     outbox_depth: _builtins.int
     """Outbox backlog (events not yet acknowledged by the broker)."""
     desired_version: _builtins.int
+    last_seq: _builtins.int
+    """Last event sequence number the device has assigned: with outbox_depth 0, every event up to it
+    was acknowledged by the broker, so the hub can find a lost last event without waiting for
+    the next one.
+    """
     @_builtins.property
     def compartments(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompartmentStatus]: ...
     @_builtins.property
@@ -197,10 +203,11 @@ class Telemetry(_message.Message):
         desired_version: _builtins.int = ...,
         sorter: Global___SorterCounters | None = ...,
         chutes: _abc.Iterable[Global___ChuteStatus] | None = ...,
+        last_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sorter", b"sorter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chutes", b"chutes", "compartments", b"compartments", "desired_version", b"desired_version", "energy_wh", b"energy_wh", "outbox_depth", b"outbox_depth", "power_w", b"power_w", "sorter", b"sorter", "ts_ms", b"ts_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chutes", b"chutes", "compartments", b"compartments", "desired_version", b"desired_version", "energy_wh", b"energy_wh", "last_seq", b"last_seq", "outbox_depth", b"outbox_depth", "power_w", b"power_w", "sorter", b"sorter", "ts_ms", b"ts_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -75,6 +75,29 @@ class Tx(abc.ABC):
         marks = ", ".join("?" * len(columns))
         await self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
 
+    async def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        also: str = "",
+        where: str = "",
+    ) -> int:
+        """Bulk UPDATE: each row is its ``keys`` values then its ``columns`` values; ``also`` is
+        a constant extra assignment, ``where`` a constant condition on the table's columns,
+        qualified by the table's name (``"compartments.state = 'free'"``). Returns the rows
+        changed. The default is one UPDATE per row; PostgreSQL overrides it with COPY into a
+        temporary table and one ``UPDATE ... FROM``."""
+        n = len(keys)
+        sets = ", ".join([*(f"{c} = ?" for c in columns), *([also] if also else [])])
+        match = " AND ".join([*(f"{k} = ?" for k in keys), *([where] if where else [])])
+        return await self.executemany(
+            f"UPDATE {table} SET {sets} WHERE {match}",  # noqa: S608 - the caller's constants
+            [(*row[n:], *row[:n]) for row in rows],
+        )
+
     @abc.abstractmethod
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 

@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import logging
+import os
 import pstats
 import resource
 import sqlite3
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +137,12 @@ def announcements(
 
 
 async def announce(
-    app: HubApp, parcels: list[dispatch_pb2.ParcelAnnouncement]
-) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process: hub and client, not PostgreSQL's, accepted)."""
+    app: HubApp,
+    parcels: list[dispatch_pb2.ParcelAnnouncement],
+    server_cpu: Callable[[], float] = lambda: 0.0,
+) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds of this process (hub and client), CPU seconds of the
+    database server by ``server_cpu``, parcels accepted)."""
     async with grpc.aio.insecure_channel(
         app.grpc_address,
         options=[
@@ -146,7 +152,7 @@ async def announce(
     ) as channel:
         stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
         accepted = 0
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, server = time.perf_counter(), time.process_time(), server_cpu()
         # The API takes at most MAX_BATCH (10,000) parcels a request: a larger "batch" is that
         # many requests in a row onto one database (how the cost grows with the tables).
         for first in range(0, len(parcels), MAX_BATCH):
@@ -156,7 +162,7 @@ async def announce(
             )
             accepted += sum(o.accepted for o in resp.outcomes)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return elapsed, cpu, accepted
+    return elapsed, cpu, server_cpu() - server, accepted
 
 
 def allocation_alone(n: int, engine: str) -> float:
@@ -181,6 +187,23 @@ def allocation_alone(n: int, engine: str) -> float:
     return time.perf_counter() - start
 
 
+def server_cpu_s(pg: PostgresServer | None, storage: dict[str, str]) -> float:
+    """CPU seconds used so far by the PostgreSQL cluster's processes (postmaster and its
+    children: the backends doing the COPYs and UPDATEs), 0 for SQLite (in this process)."""
+    if pg is None or "url" not in storage:
+        return 0.0
+    postmaster = (pg.data_dir / "postmaster.pid").read_text().split()[0]
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except OSError:
+            continue  # ended meanwhile
+        if postmaster in (fields[1], stat.parent.name):  # ppid, pid
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def one_batch(
     tmp: Path,
     broker: BrokerHandle,
@@ -188,14 +211,15 @@ async def one_batch(
     n: int,
     profile: Path | None,
     engine: str,
-) -> tuple[float, float, int]:
+    server_cpu: Callable[[], float],
+) -> tuple[float, float, float, int]:
     settings = hub_settings(tmp, broker, storage, int(n * 1.1) + 1, engine=engine)
     async with HubApp(settings, registry=CollectorRegistry()) as app:
         await bring_online(app)
         runner = asyncio.create_task(app.run())
         try:
             if profile is None:
-                return await announce(app, announcements(n))
+                return await announce(app, announcements(n), server_cpu)
             # Two profiles: the event loop's thread (validation, gRPC, the answer) and the
             # store's thread, where the transaction's work runs (cProfile sees one thread).
             loop_prof, store_prof = cProfile.Profile(), cProfile.Profile()
@@ -214,7 +238,7 @@ async def one_batch(
             app.store.transaction_on_thread = profiled  # type: ignore[method-assign]
             loop_prof.enable()
             try:
-                return await announce(app, announcements(n))
+                return await announce(app, announcements(n), server_cpu)
             finally:
                 loop_prof.disable()
                 for name, prof in (("loop", loop_prof), ("store", store_prof)):
@@ -288,7 +312,7 @@ async def delivered(
             before = await database_bytes(app)
             start = time.perf_counter()
             parcels = announcements(n)
-            _, _, accepted = await announce(app, parcels)
+            _, _, _, accepted = await announce(app, parcels)
             assert accepted == n, accepted
             async with app.store.read() as tx:
                 rows = await tx.fetchall("SELECT id, device, compartment FROM parcels")
@@ -358,11 +382,19 @@ async def bench(
         base = allocation_alone(n, args.engine)
         for name, storage in storages(tmp, pg, n, args.store).items():
             profile = tmp / f"{name}-{n}.prof" if args.profile else None
-            elapsed, cpu, accepted = await one_batch(tmp, broker, storage, n, profile, args.engine)
+            elapsed, cpu, server, accepted = await one_batch(
+                tmp,
+                broker,
+                storage,
+                n,
+                profile,
+                args.engine,
+                functools.partial(server_cpu_s, pg, storage),
+            )
             print(
                 f"  {name:10s} {n:7d} parcels  {elapsed:7.2f} s  {n / elapsed:8.0f} parcels/s  "
                 f"x{elapsed / base:6.0f} the allocation ({base * 1000:.0f} ms)  "
-                f"hub+client CPU {cpu:6.2f} s  {accepted} accepted"
+                f"CPU: hub+client {cpu:6.2f} s, PostgreSQL {server:6.2f} s  {accepted} accepted"
             )
     if args.delivered:
         n = args.delivered

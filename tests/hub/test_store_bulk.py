@@ -132,3 +132,22 @@ async def test_insert_many_keeps_integers_and_booleans_exact(store_target: Path 
             ("C00003", 2**40 + 3, 1),
             ("C02499", 2**40 + 2499, 0),
         ]
+
+
+@pytest.mark.parametrize("on_thread", [False, True])
+async def test_insert_many_keeps_the_rows_order(store_target: Path | str, on_thread: bool) -> None:
+    refs = [f"R{(i * 7919) % _ROWS:05d}" for i in range(_ROWS)]  # not sorted by value
+    rows = ((i, "s1", "parcel", ref, "announced") for i, ref in enumerate(refs))  # a generator
+
+    async def work(tx: Tx) -> None:
+        await tx.insert_many("live_events", ("ts_ms", "site", "kind", "ref", "state"), rows)
+
+    async with Store(store_target) as store:
+        if on_thread:
+            await store.transaction_on_thread(work)
+        else:
+            async with store.transaction() as tx:
+                await work(tx)
+        async with store.read() as tx:
+            found = await tx.fetchall("SELECT ts_ms, ref FROM live_events ORDER BY id")
+    assert [(r[0], r[1]) for r in found] == list(enumerate(refs))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from hub.errors import InvalidArgument
 from hub.models import Dims, ParcelState, Zone
-from hub.parcels.announce import Announcement
+from hub.parcels.announcing import Announcement
 from hub.parcels.phones import normalize_phone
 from hub.planning.routes import MAX_VEHICLES, VehicleSpec
 from lockerhub.v1 import dispatch_pb2, fleet_pb2
@@ -58,20 +58,24 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
     problems.raise_if_any()
     out: list[Announcement] = []
     first_index: dict[str, int] = {}
+    # Each field is read from the message once: a protobuf attribute read builds a new object.
     for i, p in enumerate(request.parcels):
         f = f"parcels[{i}]"
-        problems.check_id(f"{f}.parcel_id", p.parcel_id)
-        if p.parcel_id in first_index:
-            problems.add(f"{f}.parcel_id", f"duplicates parcels[{first_index[p.parcel_id]}]")
-        first_index.setdefault(p.parcel_id, i)
-        problems.check_id(f"{f}.destination_site", p.destination_site)
-        if p.carrier_id:
-            problems.check_id(f"{f}.carrier_id", p.carrier_id)
-        for name in ("width_mm", "height_mm", "depth_mm"):
-            value = getattr(p.dimensions, name)
+        parcel_id, site, carrier = p.parcel_id, p.destination_site, p.carrier_id
+        problems.check_id(f"{f}.parcel_id", parcel_id)
+        first = first_index.setdefault(parcel_id, i)
+        if first != i:
+            problems.add(f"{f}.parcel_id", f"duplicates parcels[{first}]")
+        problems.check_id(f"{f}.destination_site", site)
+        if carrier:
+            problems.check_id(f"{f}.carrier_id", carrier)
+        d = p.dimensions
+        sides = (d.width_mm, d.height_mm, d.depth_mm)
+        for name, value in zip(_DIMENSIONS, sides, strict=True):
             if not 0 < value <= MAX_DIM_MM:
                 problems.add(f"{f}.dimensions.{name}", f"must be 1-{MAX_DIM_MM}")
-        if not 0 < p.weight_g <= MAX_WEIGHT_G:
+        weight = p.weight_g
+        if not 0 < weight <= MAX_WEIGHT_G:
             problems.add(f"{f}.weight_g", f"must be 1-{MAX_WEIGHT_G}")
         try:
             zone = Zone.from_proto(p.zone)
@@ -91,15 +95,15 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
         assert consent is not None
         out.append(
             Announcement(
-                parcel_id=p.parcel_id,
-                site=p.destination_site,
-                dims=Dims(p.dimensions.width_mm, p.dimensions.height_mm, p.dimensions.depth_mm),
-                weight_g=p.weight_g,
+                parcel_id=parcel_id,
+                site=site,
+                dims=Dims(*sides),
+                weight_g=weight,
                 zone=zone,
                 phone=phone,
                 electronic_waybill=p.electronic_waybill,
                 reusable_container=p.reusable_container,
-                carrier_id=p.carrier_id,
+                carrier_id=carrier,
                 locker_consent=consent,
             )
         )
@@ -107,6 +111,7 @@ def announcements(request: dispatch_pb2.AnnounceParcelsRequest) -> list[Announce
     return out
 
 
+_DIMENSIONS = ("width_mm", "height_mm", "depth_mm")
 _CONSENT: dict[int, str] = {
     dispatch_pb2.LOCKER_CONSENT_UNSPECIFIED: "unspecified",
     dispatch_pb2.LOCKER_CONSENT_GIVEN: "given",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,22 @@ class PendingCommand:
     payload: bytes  # binary, as stored
     expires_ms: int
     content_type: str = CONTENT_TYPE_PROTOBUF  # what the device asked for in its birth
+
+
+def _uuid4_strings(n: int) -> list[str]:
+    """``n`` random (version 4, RFC 4122 variant) UUIDs, formatted like ``str(uuid.uuid4())``:
+    one read of the random source and string slicing, a third of the cost of ``uuid.uuid4()``
+    (a batch of 10,000 reservations makes 10,000)."""
+    raw = os.urandom(16 * n).hex()
+    out = []
+    for i in range(0, len(raw), 32):
+        h = raw[i : i + 32]
+        variant = _UUID_VARIANT[int(h[16], 16) & 3]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    return out
+
+
+_UUID_VARIANT = "89ab"  # the top two bits of clock_seq_hi are 10 (RFC 4122)
 
 
 class CommandService:
@@ -118,33 +135,36 @@ class CommandService:
     ) -> list[PendingCommand]:
         """:meth:`create` for many (device, site, command) at once: one bulk insert."""
         now = self._clock.now_ms()
-        formats: dict[str, str] = {}
+        expires = now + ttl_ms
+        # Per device, not per command: its topic and the payload format it asked for.
+        targets: dict[tuple[str, str], tuple[Topic, str]] = {}
         rows: list[tuple[str, str, str, bytes, str, int, int]] = []
         out: list[PendingCommand] = []
-        for device_id, site, command in commands:
-            command.command_id = str(uuid.uuid4())
+        for (device_id, site, command), command_id in zip(
+            commands, _uuid4_strings(len(commands)), strict=True
+        ):
+            command.command_id = command_id
             command.issued_ms = now
-            command.expires_ms = now + ttl_ms
+            command.expires_ms = expires
             payload = encode(command)
             rows.append(
                 (
-                    command.command_id,
+                    command_id,
                     device_id,
                     command.WhichOneof("body") or "",
                     payload,
                     actor,
                     now,
-                    command.expires_ms,
+                    expires,
                 )
             )
-            if device_id not in formats:
-                formats[device_id] = await devices_repo.accept_of(tx, device_id)
-            topic = Topic(site, device_id, Kind.COMMAND)
-            out.append(
-                PendingCommand(
-                    command.command_id, topic, payload, command.expires_ms, formats[device_id]
+            target = targets.get((device_id, site))
+            if target is None:
+                target = targets[device_id, site] = (
+                    Topic(site, device_id, Kind.COMMAND),
+                    await devices_repo.accept_of(tx, device_id),
                 )
-            )
+            out.append(PendingCommand(command_id, target[0], payload, expires, target[1]))
         await repo.insert_commands(tx, rows)
         return out
 

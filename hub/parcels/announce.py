@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hub.couriers.checks import require_active_courier
 from hub.devices import desired
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
-from hub.errors import FailedPrecondition, InvalidArgument, NotFound, StoreConflict
+from hub.errors import FailedPrecondition, InvalidArgument, NotFound
 from hub.metrics.catalogue import HubMetrics
-from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
-from hub.parcels.allocation import Allocator, ParcelDemand, allocate_smallest_fit
+from hub.models import ParcelRecord, ParcelState
+from hub.parcels.allocation import Allocator, allocate_smallest_fit
+from hub.parcels.announcing import Announcement, AnnounceResult, BatchRules, announce_batch
 from hub.parcels.codes import CodeReissuer
-from hub.parcels.consent import consent_refusal
-from hub.parcels.lifecycle import check_transition, reannounceable, record_transition
+from hub.parcels.lifecycle import check_transition, record_transition
 from hub.parcels.paging import decode_page_token, encode_page_token
-from hub.parcels.phones import mask_phone
-from hub.parcels.quotas import QuotaRules, allocate_with_quotas
 from hub.settings import ReservationSettings
 from hub.store import Store, Tx
-from hub.store.repo import carriers as carriers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import parcels as repo
-from hub.store.repo import privacy as privacy_repo
 from lockerhub.clock import Clock
 from lockerhub.v1 import device_pb2
 
@@ -31,35 +25,6 @@ _HOUR_MS = 3_600_000
 _WITHDRAW_OPEN_TTL_MS = 15 * 60_000  # how long the cabinet may still open for a withdrawal
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """A validated parcel announcement (phone already normalised)."""
-
-    parcel_id: str
-    site: str
-    dims: Dims
-    weight_g: int
-    zone: Zone
-    phone: str
-    electronic_waybill: bool
-    reusable_container: bool
-    carrier_id: str = ""
-    # "given", "refused" or "unspecified" (a client older than the field).
-    locker_consent: str = "unspecified"
-
-    def __repr__(self) -> str:
-        return f"Announcement(parcel_id={self.parcel_id!r}, site={self.site!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class AnnounceResult:
-    parcel_id: str
-    accepted: bool
-    cabinet_id: str = ""
-    compartment_id: str = ""
-    reason: str = ""
 
 
 class ParcelService:
@@ -96,133 +61,21 @@ class ParcelService:
         A parcel is refused (not stored) when its id exists, its site is unknown, nothing fits or
         its recipient did not consent to locker delivery (hub.parcels.consent).
         """
-        now = self._clock.now_ms()
-        hold_ms = int(self._reservation.hold_h * _HOUR_MS)
-        results: dict[str, AnnounceResult] = {}
-        pending: list[PendingCommand] = []
+        rules = BatchRules(
+            now_ms=self._clock.now_ms(),
+            hold_ms=int(self._reservation.hold_h * _HOUR_MS),
+            actor=actor,
+            unspecified_consent=self._unspecified_consent,
+            allocator=self._allocator,
+        )
 
         # One transaction, written in bulk (a few statements per batch, not ~10 per parcel). On
         # SQLite it is one hop to the database thread; on PostgreSQL it is retried whole when it
         # loses a race with another hub, so it starts from scratch each time.
-        async def work(tx: Tx) -> None:
-            results.clear()
-            pending.clear()
-            existing = await repo.existing_ids(tx, [a.parcel_id for a in items])
-            sites = {a.site for a in items}
-            known_sites = {s for s in sites if await devices_repo.site_exists(tx, s)}
-            # Two hubs allocating at one site take turns (a no-op on SQLite, whose write
-            # transactions are serial anyway): the free slots read below stay free until commit.
-            await tx.lock(*(f"allocate:{site}" for site in known_sites))
-            todo = []
-            again = await self._reannounceable(tx, existing)
-            carriers = {a.carrier_id for a in items if a.carrier_id}
-            known_carriers = {c for c in carriers if await carriers_repo.carrier_exists(tx, c)}
-            for a in items:
-                refusal = consent_refusal(a.locker_consent, self._unspecified_consent)
-                if refusal:
-                    results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason=refusal)
-                elif a.carrier_id and a.carrier_id not in known_carriers:
-                    results[a.parcel_id] = AnnounceResult(
-                        a.parcel_id, False, reason=f"unknown carrier {a.carrier_id}"
-                    )
-                elif a.parcel_id in again and again[a.parcel_id].carrier_id == a.carrier_id:
-                    todo.append(a)
-                elif a.parcel_id in existing:
-                    results[a.parcel_id] = AnnounceResult(a.parcel_id, False, reason="duplicate id")
-                elif a.site not in known_sites:
-                    results[a.parcel_id] = AnnounceResult(
-                        a.parcel_id, False, reason=f"unknown site {a.site}"
-                    )
-                else:
-                    todo.append(a)
-            slots = await devices_repo.free_slots(tx, known_sites)
-            demands = [
-                ParcelDemand(
-                    a.parcel_id,
-                    a.site,
-                    a.dims.width_mm,
-                    a.dims.height_mm,
-                    a.dims.depth_mm,
-                    a.weight_g,
-                    str(a.zone),
-                )
-                for a in todo
-            ]
-            rules = QuotaRules(
-                *await carriers_repo.quota_rules(tx, {slot.cabinet_id for slot in slots})
-            )
-            owners = [a.carrier_id for a in todo]
-            # Pure CPU work: off the event loop on both back ends.
-            chosen = await tx.compute(
-                lambda: allocate_with_quotas(self._allocator, demands, owners, slots, rules)
-            )
-            new: list[tuple[ParcelRecord, str, int, str]] = []
-            history: list[tuple[str, str, Transition]] = []
-            holds: list[tuple[str, str, str]] = []
-            consents: list[tuple[str, str]] = []
-            commands: list[tuple[str, str, device_pb2.Command]] = []
-            for a, index in zip(todo, chosen, strict=True):
-                if index is None:
-                    results[a.parcel_id] = AnnounceResult(
-                        a.parcel_id, False, reason="no free compartment fits"
-                    )
-                    continue
-                slot = slots[index]
-                location = f"{slot.site}/{slot.cabinet_id}/{slot.compartment_id}"
-                if a.parcel_id in again:
-                    parcel = again[a.parcel_id]
-                    await repo.set_reservation(
-                        tx, a.parcel_id, slot.cabinet_id, slot.compartment_id, now + hold_ms, now
-                    )
-                    if parcel.state == ParcelState.ANNOUNCED:
-                        await record_transition(
-                            tx,
-                            a.parcel_id,
-                            parcel.state,
-                            ParcelState.RESERVED,
-                            ts_ms=now,
-                            actor="hub",
-                            location=location,
-                        )
-                    consents.append((a.locker_consent, a.parcel_id))
-                else:
-                    new.append(
-                        (
-                            self._record(a, slot.cabinet_id, slot.compartment_id),
-                            a.phone,
-                            now + hold_ms,
-                            a.locker_consent,
-                        )
-                    )
-                    announced = Transition(ParcelState.ANNOUNCED, now, actor, a.site)
-                    reserved = Transition(ParcelState.RESERVED, now, "hub", location)
-                    history += [(a.parcel_id, a.site, announced), (a.parcel_id, a.site, reserved)]
-                holds.append((slot.cabinet_id, slot.compartment_id, a.parcel_id))
-                command = device_pb2.Command(
-                    reserve_compartment=device_pb2.ReserveCompartment(
-                        parcel_id=a.parcel_id,
-                        compartment_id=slot.compartment_id,
-                        expires_ms=now + hold_ms,
-                        carrier_id=a.carrier_id,
-                    )
-                )
-                commands.append((slot.cabinet_id, slot.site, command))
-                results[a.parcel_id] = AnnounceResult(
-                    a.parcel_id, True, slot.cabinet_id, slot.compartment_id
-                )
-            await repo.insert_parcels(tx, new, now_ms=now)
-            await repo.add_transitions(tx, history)
-            await privacy_repo.set_consents(tx, consents)  # re-announced parcels' consent
-            if await devices_repo.reserve_compartments(tx, holds) != len(holds):
-                # Only possible if something took a slot without the site's lock: run again.
-                raise StoreConflict("an allocated compartment was taken meanwhile")
-            pending.extend(
-                await self._commands.create_many(tx, commands, ttl_ms=hold_ms, actor=actor)
-            )
-            for cabinet in sorted({c for c, _, _ in holds}):
-                await desired.mark(tx, cabinet, now)
+        async def work(tx: Tx) -> tuple[dict[str, AnnounceResult], list[PendingCommand]]:
+            return await announce_batch(tx, items, rules, self._commands)
 
-        await self._store.transaction_on_thread(work)
+        results, pending = await self._store.transaction_on_thread(work)
         self._desired.wake()
         accepted = sum(r.accepted for r in results.values())
         self._metrics.parcel_transitions.labels(str(ParcelState.ANNOUNCED)).inc(accepted)
@@ -231,36 +84,6 @@ class ParcelService:
         # desired state); the caller need not wait for 10,000 PUBACKs.
         self._commands.publish_soon(pending)
         return [results[a.parcel_id] for a in items]
-
-    @staticmethod
-    def _record(a: Announcement, cabinet: str, compartment: str) -> ParcelRecord:
-        """A new parcel as stored: already reserved in ``cabinet``/``compartment``."""
-        return ParcelRecord(
-            parcel_id=a.parcel_id,
-            state=ParcelState.RESERVED,
-            site=a.site,
-            cabinet_id=cabinet,
-            compartment_id=compartment,
-            dims=a.dims,
-            weight_g=a.weight_g,
-            zone=a.zone,
-            phone_masked=mask_phone(a.phone),
-            electronic_waybill=a.electronic_waybill,
-            reusable_container=a.reusable_container,
-            pickup_deadline_ms=0,
-            carrier_id=a.carrier_id,
-        )
-
-    @staticmethod
-    async def _reannounceable(tx: Tx, existing: set[str]) -> dict[str, ParcelRecord]:
-        """Known parcels without a compartment (their hold expired): announcing them again
-        allocates a new compartment instead of refusing a duplicate."""
-        found: dict[str, ParcelRecord] = {}
-        for parcel_id in existing:
-            parcel = await repo.get_parcel(tx, parcel_id, history=False)
-            if parcel is not None and reannounceable(parcel):
-                found[parcel_id] = parcel
-        return found
 
     async def cancel(self, parcel_id: str, *, reason: str, actor: str) -> ParcelRecord:
         """Cancel a parcel before deposit; its reservation is freed and the cabinet told.

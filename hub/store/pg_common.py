@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import Format
 from psycopg.types.numeric import (
     Int8BinaryDumper,
     Int8Dumper,
@@ -94,8 +96,15 @@ class _NumericBinary(NumericBinaryLoader):
 
 
 def register_adapters(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> None:
-    conn.adapters.register_dumper(bool, _BoolAsInt)
-    conn.adapters.register_dumper(bool, _BoolAsIntBinary)
+    adapters = conn.adapters
+    int8 = adapters.types["int8"].oid
+    by_oid = [adapters.get_dumper_by_oid(int8, fmt) for fmt in (Format.TEXT, Format.BINARY)]
+    adapters.register_dumper(bool, _BoolAsInt)
+    adapters.register_dumper(bool, _BoolAsIntBinary)
+    # The bool dumpers carry int8's oid, so they also became the by-oid choice for int8, which
+    # binary COPY (set_types) uses for every integer: give that back to psycopg's C dumpers.
+    for dumper in by_oid:
+        adapters.register_dumper(None, dumper)
     conn.adapters.register_loader("numeric", _Numeric)
     conn.adapters.register_loader("numeric", _NumericBinary)
 
@@ -121,3 +130,30 @@ def translate(exc: psycopg.Error, what: str) -> StoreError:
 
 def copy_statement(table: str, columns: Sequence[str]) -> bytes:
     return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)".encode()
+
+
+def bulk_update(
+    table: str,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    types: Sequence[str],
+    *,
+    also: str,
+    where: str,
+) -> tuple[str, list[bytes], str]:
+    """``Tx.update_many`` on PostgreSQL: (temporary table, the statements that prepare it, the
+    UPDATE). The temporary table lives as long as the connection (its rows only until the
+    commit), so a batch costs no catalog churn; it is emptied first in case of a second batch
+    in one transaction. ``types`` are the type names of ``keys`` then ``columns``."""
+    names = (*keys, *columns)
+    digest = hashlib.sha256(f"{table}:{','.join(names)}".encode()).hexdigest()[:12]
+    temp = f"bulk_{table}_{digest}"
+    typed = ", ".join(f"{name} {kind}" for name, kind in zip(names, types, strict=True))
+    prepare = [
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} ({typed}) ON COMMIT DELETE ROWS".encode(),
+        f"DELETE FROM {temp}".encode(),  # noqa: S608 - identifiers of our own
+    ]
+    sets = ", ".join([*(f"{c} = v.{c}" for c in columns), *([also] if also else [])])
+    match = " AND ".join([*(f"{table}.{k} = v.{k}" for k in keys), *([where] if where else [])])
+    update = f"UPDATE {table} SET {sets} FROM {temp} AS v WHERE {match}"  # noqa: S608
+    return temp, prepare, update

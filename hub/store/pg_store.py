@@ -29,6 +29,7 @@ from hub.store.interface import Backend, Migrations, Params, Row, Tx, Work
 from hub.store.pg_common import (
     COLUMN_TYPES_SQL,
     ColumnTypes,
+    bulk_update,
     copy_statement,
     register_adapters,
     row_factory,
@@ -101,6 +102,35 @@ class PgTx(Tx):
                     await copy.write_row(row)
         except psycopg.Error as exc:
             raise translate(exc, "database copy") from exc
+
+    async def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        also: str = "",
+        where: str = "",
+    ) -> int:
+        """COPY into a temporary table, then one UPDATE ... FROM (``pg_common.bulk_update``)."""
+        batch = list(rows)
+        if not batch:
+            return 0
+        try:
+            types = await self._column_types(table, (*keys, *columns))
+            temp, prepare, update = bulk_update(table, keys, columns, types, also=also, where=where)
+            for statement in prepare:
+                await self._conn.execute(statement)
+            async with self._conn.cursor() as cursor:
+                async with cursor.copy(copy_statement(temp, (*keys, *columns))) as copy:
+                    copy.set_types(types)
+                    for row in batch:
+                        await copy.write_row(row)
+                await cursor.execute(update.encode())
+                return max(cursor.rowcount, 0)
+        except psycopg.Error as exc:
+            raise translate(exc, "database update") from exc
 
     async def _column_types(self, table: str, columns: Sequence[str]) -> list[str]:
         """The columns' type names (binary COPY needs them), read once per table."""

@@ -22,6 +22,7 @@ from hub.store.interface import Params, Row, Tx, Work, run_to_end
 from hub.store.pg_common import (
     COLUMN_TYPES_SQL,
     ColumnTypes,
+    bulk_update,
     copy_statement,
     register_adapters,
     row_factory,
@@ -83,19 +84,52 @@ class PgThreadTx(Tx):
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
         try:
-            known = self._types.get(table)
-            if known is None or any(c not in known for c in columns):
-                found = self._conn.execute(COLUMN_TYPES_SQL, (table,)).fetchall()
-                known = self._types[table] = {r[0]: r[1] for r in found}
+            types = self._types_of(table, columns)
             with (
                 self._conn.cursor() as cursor,
                 cursor.copy(copy_statement(table, columns)) as copy,
             ):
-                copy.set_types([known[c] for c in columns])
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as exc:
             raise translate(exc, "database copy") from exc
+
+    async def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        also: str = "",
+        where: str = "",
+    ) -> int:
+        """COPY into a temporary table, then one UPDATE ... FROM (:func:`bulk_update`)."""
+        batch = list(rows)
+        if not batch:
+            return 0
+        try:
+            types = self._types_of(table, (*keys, *columns))
+            temp, prepare, update = bulk_update(table, keys, columns, types, also=also, where=where)
+            for statement in prepare:
+                self._conn.execute(statement)
+            with self._conn.cursor() as cursor:
+                with cursor.copy(copy_statement(temp, (*keys, *columns))) as copy:
+                    copy.set_types(types)
+                    for row in batch:
+                        copy.write_row(row)
+                return max(cursor.execute(update.encode()).rowcount, 0)
+        except psycopg.Error as exc:
+            raise translate(exc, "database update") from exc
+
+    def _types_of(self, table: str, columns: Sequence[str]) -> list[str]:
+        """The columns' type names (binary COPY needs them), read once per table."""
+        known = self._types.get(table)
+        if known is None or any(c not in known for c in columns):
+            found = self._conn.execute(COLUMN_TYPES_SQL, (table,)).fetchall()
+            known = self._types[table] = {r[0]: r[1] for r in found}
+        return [known[c] for c in columns]
 
 
 class _Cancelled(Exception):

@@ -8,7 +8,8 @@ baseline in the same run is the allocation alone (the pure function on the same 
 slots), so the printed ratio is "whole announce / allocation".
 
 Also prints the database size per parcel after announce + deposit + pickup (``--delivered``
-parcels driven through the hub's own transitions), extrapolated to a million parcels.
+parcels driven through the hub's own transitions), extrapolated to a million parcels: as written
+(PostgreSQL's dead row versions included: the run is too short for autovacuum) and compacted.
 """
 
 from __future__ import annotations
@@ -17,19 +18,26 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import logging
+import os
 import pstats
+import resource
+import sqlite3
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
+import psycopg  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from hub.api.validate import MAX_BATCH  # noqa: E402
@@ -129,8 +137,12 @@ def announcements(
 
 
 async def announce(
-    app: HubApp, parcels: list[dispatch_pb2.ParcelAnnouncement]
-) -> tuple[float, int]:
+    app: HubApp,
+    parcels: list[dispatch_pb2.ParcelAnnouncement],
+    server_cpu: Callable[[], float] = lambda: 0.0,
+) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds of this process (hub and client), CPU seconds of the
+    database server by ``server_cpu``, parcels accepted)."""
     async with grpc.aio.insecure_channel(
         app.grpc_address,
         options=[
@@ -140,7 +152,7 @@ async def announce(
     ) as channel:
         stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
         accepted = 0
-        start = time.perf_counter()
+        start, cpu, server = time.perf_counter(), time.process_time(), server_cpu()
         # The API takes at most MAX_BATCH (10,000) parcels a request: a larger "batch" is that
         # many requests in a row onto one database (how the cost grows with the tables).
         for first in range(0, len(parcels), MAX_BATCH):
@@ -149,8 +161,8 @@ async def announce(
                 timeout=1800,
             )
             accepted += sum(o.accepted for o in resp.outcomes)
-        elapsed = time.perf_counter() - start
-    return elapsed, accepted
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return elapsed, cpu, server_cpu() - server, accepted
 
 
 def allocation_alone(n: int, engine: str) -> float:
@@ -175,6 +187,23 @@ def allocation_alone(n: int, engine: str) -> float:
     return time.perf_counter() - start
 
 
+def server_cpu_s(pg: PostgresServer | None, storage: dict[str, str]) -> float:
+    """CPU seconds used so far by the PostgreSQL cluster's processes (postmaster and its
+    children: the backends doing the COPYs and UPDATEs), 0 for SQLite (in this process)."""
+    if pg is None or "url" not in storage:
+        return 0.0
+    postmaster = (pg.data_dir / "postmaster.pid").read_text().split()[0]
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except OSError:
+            continue  # ended meanwhile
+        if postmaster in (fields[1], stat.parent.name):  # ppid, pid
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def one_batch(
     tmp: Path,
     broker: BrokerHandle,
@@ -182,22 +211,41 @@ async def one_batch(
     n: int,
     profile: Path | None,
     engine: str,
-) -> tuple[float, int]:
+    server_cpu: Callable[[], float],
+) -> tuple[float, float, float, int]:
     settings = hub_settings(tmp, broker, storage, int(n * 1.1) + 1, engine=engine)
     async with HubApp(settings, registry=CollectorRegistry()) as app:
         await bring_online(app)
         runner = asyncio.create_task(app.run())
         try:
             if profile is None:
-                return await announce(app, announcements(n))
-            prof = cProfile.Profile()
-            prof.enable()
+                return await announce(app, announcements(n), server_cpu)
+            # Two profiles: the event loop's thread (validation, gRPC, the answer) and the
+            # store's thread, where the transaction's work runs (cProfile sees one thread).
+            loop_prof, store_prof = cProfile.Profile(), cProfile.Profile()
+            run = app.store.transaction_on_thread
+
+            async def profiled(work: Any) -> Any:
+                async def inner(tx: Any) -> Any:
+                    store_prof.enable()
+                    try:
+                        return await work(tx)
+                    finally:
+                        store_prof.disable()
+
+                return await run(inner)
+
+            app.store.transaction_on_thread = profiled  # type: ignore[method-assign]
+            loop_prof.enable()
             try:
-                return await announce(app, announcements(n))
+                return await announce(app, announcements(n), server_cpu)
             finally:
-                prof.disable()
-                prof.dump_stats(profile)
-                pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(40)
+                loop_prof.disable()
+                for name, prof in (("loop", loop_prof), ("store", store_prof)):
+                    path = profile.with_suffix(f".{name}.prof")
+                    prof.dump_stats(path)
+                    print(f"--- {name} thread ({path})")
+                    pstats.Stats(str(path)).sort_stats("tottime").print_stats(25)
         finally:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -216,11 +264,31 @@ async def database_bytes(app: HubApp) -> int:
     return int(row[0])
 
 
+def compacted_bytes(storage: dict[str, str]) -> int:
+    """The database's size once rewritten without dead rows or free pages (PostgreSQL's
+    ``VACUUM FULL``, SQLite's ``VACUUM``), the hub closed: the live data alone. A hub that runs
+    for months sits between the two figures (autovacuum lets PostgreSQL reuse dead rows' space;
+    SQLite reuses free pages), nearer this one."""
+    if "url" in storage:
+        with psycopg.connect(storage["url"], autocommit=True) as conn:
+            conn.execute("VACUUM FULL")
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    else:
+        with contextlib.closing(sqlite3.connect(storage["path"])) as conn:
+            conn.execute("VACUUM")
+            row = conn.execute(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def delivered(
     tmp: Path, broker: BrokerHandle, storage: dict[str, str], n: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Announce ``n`` parcels, then each cabinet (a real MQTT client, with a real birth)
-    reports each parcel deposited and picked up. Returns (bytes per parcel, seconds)."""
+    reports each parcel deposited and picked up. Returns (bytes per parcel as written, bytes
+    per parcel compacted, seconds)."""
     settings = hub_settings(tmp, broker, storage, int(n * 1.1) + 1)
     names = [d.id for d in settings.devices]
     async with (
@@ -244,7 +312,7 @@ async def delivered(
             before = await database_bytes(app)
             start = time.perf_counter()
             parcels = announcements(n)
-            _, accepted = await announce(app, parcels)
+            _, _, _, accepted = await announce(app, parcels)
             assert accepted == n, accepted
             async with app.store.read() as tx:
                 rows = await tx.fetchall("SELECT id, device, compartment FROM parcels")
@@ -291,7 +359,7 @@ async def delivered(
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-    return (after - before) / n, elapsed
+    return (after - before) / n, (compacted_bytes(storage) - before) / n, elapsed
 
 
 def storages(tmp: Path, pg: PostgresServer | None, n: int, which: str) -> dict[str, dict[str, str]]:
@@ -314,21 +382,30 @@ async def bench(
         base = allocation_alone(n, args.engine)
         for name, storage in storages(tmp, pg, n, args.store).items():
             profile = tmp / f"{name}-{n}.prof" if args.profile else None
-            elapsed, accepted = await one_batch(tmp, broker, storage, n, profile, args.engine)
+            elapsed, cpu, server, accepted = await one_batch(
+                tmp,
+                broker,
+                storage,
+                n,
+                profile,
+                args.engine,
+                functools.partial(server_cpu_s, pg, storage),
+            )
             print(
                 f"  {name:10s} {n:7d} parcels  {elapsed:7.2f} s  {n / elapsed:8.0f} parcels/s  "
                 f"x{elapsed / base:6.0f} the allocation ({base * 1000:.0f} ms)  "
-                f"{accepted} accepted"
+                f"CPU: hub+client {cpu:6.2f} s, PostgreSQL {server:6.2f} s  {accepted} accepted"
             )
     if args.delivered:
         n = args.delivered
         print(f"database size, {n} parcels announced, deposited and picked up (real events):")
         for name, storage in storages(tmp, pg, n, args.store).items():
-            per_parcel, elapsed = await delivered(tmp, broker, storage, n)
+            per_parcel, compacted, elapsed = await delivered(tmp, broker, storage, n)
             print(
                 f"  {name:10s} {per_parcel:7.0f} bytes/parcel = "
-                f"{per_parcel * 1e6 / 2**30:6.2f} GiB per million parcels delivered  "
-                f"({elapsed:.1f} s)"
+                f"{per_parcel * 1e6 / 2**30:6.2f} GiB per million parcels delivered "
+                f"({elapsed:.1f} s); compacted {compacted:7.0f} bytes/parcel = "
+                f"{compacted * 1e6 / 2**30:6.2f} GiB per million"
             )
 
 
@@ -350,6 +427,9 @@ def main() -> None:
         stack.callback(broker.stop)
         pg = stack.enter_context(running_postgres(durable=True)) if args.store != "sqlite" else None
         asyncio.run(bench(args, tmp, broker, pg))
+    # ru_maxrss is in KiB on Linux: the largest batch's footprint, hub and client together.
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process (hub + client): {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

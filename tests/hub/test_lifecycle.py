@@ -29,12 +29,13 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def hub(
-    tmp_path: Path, mosquitto: Any, site: str, clock: ManualClock
+    tmp_path: Path, mosquitto: Any, site: str, clock: ManualClock, store_target: Path | str
 ) -> AsyncIterator[HubHarness]:
     settings = settings_for(
         tmp_path,
         mosquitto,
         site,
+        storage={"url": store_target} if isinstance(store_target, str) else {},
         lifecycle={"sweep_interval_s": 0.05, "reminder_before_h": 12},
         reservation={"hold_h": 24},
         # Long enough that advancing the manual clock does not expire the commands under test.
@@ -201,12 +202,38 @@ async def test_reservation_hold_expires_then_parcel_is_announced_again(
         )
         assert rows == [("free",)]
 
-        # Announcing it again allocates a new reservation (not refused as a duplicate).
+        # Announcing it again allocates a new reservation (not refused as a duplicate), in the
+        # same batch as a new parcel: the known one's rows are written first.
         resp = await hub.dispatch.AnnounceParcels(
-            dispatch_pb2.AnnounceParcelsRequest(parcels=[announcement("P-H", hub.site)])
+            dispatch_pb2.AnnounceParcelsRequest(
+                parcels=[announcement("P-N", hub.site), announcement("P-H", hub.site)]
+            )
         )
-        assert resp.outcomes[0].accepted
+        assert [o.accepted for o in resp.outcomes] == [True, True]
+        again = resp.outcomes[1]
         assert await parcel_state(hub, "P-H") == S.PARCEL_STATE_RESERVED
+        parcel = await hub.dispatch.GetParcel(dispatch_pb2.GetParcelRequest(parcel_id="P-H"))
+        assert (parcel.cabinet_id, parcel.compartment_id) == ("CAB-1", again.compartment_id)
+        location = f"{hub.site}/CAB-1/{again.compartment_id}"
+        assert [(h.state, h.actor, h.location) for h in parcel.history[-2:]] == [
+            (S.PARCEL_STATE_ANNOUNCED, "hub", f"{hub.site}/CAB-1/{compartment}"),
+            (S.PARCEL_STATE_RESERVED, "hub", location),
+        ]
+        rows = await hub.sql(
+            "SELECT state, parcel_id FROM compartments WHERE device = 'CAB-1' AND id = ?",
+            (again.compartment_id,),
+        )
+        assert rows == [("reserved", "P-H")]
+        journal = await hub.sql(
+            "SELECT ref, state, location FROM live_events WHERE kind = 'parcel' ORDER BY id"
+        )
+        assert journal[-3:] == [
+            ("P-H", "reserved", location),
+            ("P-N", "announced", hub.site),
+            ("P-N", "reserved", f"{hub.site}/CAB-1/{resp.outcomes[0].compartment_id}"),
+        ]
+        expires = await hub.sql("SELECT reservation_expires_ms FROM parcels WHERE id = 'P-H'")
+        assert expires == [(clock.now_ms() + 24 * HOUR_MS,)]
         resp = await hub.dispatch.AnnounceParcels(
             dispatch_pb2.AnnounceParcelsRequest(parcels=[announcement("P-H", hub.site)])
         )

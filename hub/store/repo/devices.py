@@ -132,19 +132,16 @@ async def reserve_compartment(tx: Tx, device_id: str, compartment_id: str, parce
 async def reserve_compartments(tx: Tx, rows: list[tuple[str, str, str]]) -> int:
     """Bulk :func:`reserve_compartment`: (cabinet, compartment, parcel) each; returns how many
     were still free (the caller compares it with ``len(rows)``)."""
-    changed = 0
-    # One statement per chunk: a join against a VALUES list (column1.. column3 in both engines)
-    # instead of one UPDATE per row; chunks keep SQLite under its bound-variable limit.
-    for start in range(0, len(rows), 1000):
-        chunk = rows[start : start + 1000]
-        values = ", ".join(["(?, ?, ?)"] * len(chunk))
-        changed += await tx.execute(
-            "UPDATE compartments SET state = 'reserved', parcel_id = v.column3 "  # noqa: S608
-            f"FROM (VALUES {values}) AS v WHERE compartments.device = v.column1 "
-            "AND compartments.id = v.column2 AND compartments.state = 'free'",
-            [value for row in chunk for value in row],
-        )
-    return changed
+    # On PostgreSQL one COPY and one UPDATE ... FROM for the whole batch (a VALUES list of
+    # thousands of placeholders cost more to build and parse than to run).
+    return await tx.update_many(
+        "compartments",
+        ("device", "id"),
+        ("parcel_id",),
+        rows,
+        also="state = 'reserved'",
+        where="compartments.state = 'free'",
+    )
 
 
 async def set_sensors(
@@ -203,24 +200,14 @@ async def free_slots(tx: Tx, sites: Iterable[str]) -> list[FreeSlot]:
         return []
     marks = ",".join("?" * len(wanted))
     rows = await tx.fetchall(
-        "SELECT c.*, d.site FROM compartments c JOIN devices d ON d.id = c.device "  # noqa: S608 - placeholders only
+        # Exactly FreeSlot's fields, in its order: a batch reads thousands of these.
+        "SELECT c.device, c.id, d.site, c.width_mm, c.height_mm, c.depth_mm, c.max_weight_g, "  # noqa: S608 - placeholders only
+        "c.zone FROM compartments c JOIN devices d ON d.id = c.device "
         f"WHERE c.state = 'free' AND d.online = 1 AND d.site IN ({marks}) "
         "AND d.kind = 'cabinet' AND d.provisioned = 1 AND c.provisioned = 1 AND c.confirmed = 1",
         wanted,
     )
-    return [
-        FreeSlot(
-            cabinet_id=r["device"],
-            compartment_id=r["id"],
-            site=r["site"],
-            width_mm=r["width_mm"],
-            height_mm=r["height_mm"],
-            depth_mm=r["depth_mm"],
-            max_weight_g=r["max_weight_g"],
-            zone=r["zone"],
-        )
-        for r in rows
-    ]
+    return [FreeSlot(*r) for r in rows]
 
 
 async def occupancy(tx: Tx) -> Snapshot:

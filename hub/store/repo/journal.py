@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.models import Transition
 from hub.store import Tx
 
 
@@ -41,14 +40,15 @@ async def parcel_changed(
     )
 
 
-async def parcels_changed(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
-    """Journal many parcel transitions at once: (parcel id, site, transition) each, in order."""
+async def parcels_changed(tx: Tx, rows: list[tuple[str, str, str, int, str, str]]) -> None:
+    """Journal many parcel transitions at once: (parcel id, site, state, ts_ms, actor,
+    location) each, in order."""
     await tx.insert_many(
         "live_events",
         ("ts_ms", "site", "kind", "ref", "state", "actor", "location"),
         [
-            (t.ts_ms, site, "parcel", pid, str(t.state), t.actor, t.location)
-            for pid, site, t in rows
+            (ts, site, "parcel", pid, state, actor, location)
+            for pid, site, state, ts, actor, location in rows
         ],
     )
 

@@ -6,6 +6,8 @@ from hub.models import Dims, ParcelRecord, ParcelState, Transition, Zone
 from hub.store import Row, Tx
 from hub.store.repo import journal
 
+_IN_CHUNK = 500  # ids per IN (...) list: under SQLite's bound-variable limit
+
 
 def _parcel(row: Row, history: tuple[Transition, ...] = ()) -> ParcelRecord:
     return ParcelRecord(
@@ -28,8 +30,8 @@ def _parcel(row: Row, history: tuple[Transition, ...] = ()) -> ParcelRecord:
 
 async def existing_ids(tx: Tx, parcel_ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for start in range(0, len(parcel_ids), 500):  # stay under SQLite's variable limit
-        chunk = parcel_ids[start : start + 500]
+    for start in range(0, len(parcel_ids), _IN_CHUNK):
+        chunk = parcel_ids[start : start + _IN_CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = await tx.fetchall(f"SELECT id FROM parcels WHERE id IN ({marks})", chunk)  # noqa: S608
         found.update(r["id"] for r in rows)
@@ -255,7 +257,7 @@ async def codes_of(tx: Tx, device_id: str) -> list[tuple[str, str, str, int]]:
     return [(r["id"], r["compartment"], r["code_hash"], r["deadline_ms"]) for r in rows]
 
 
-_PARCEL_COLUMNS = (
+PARCEL_COLUMNS = (
     "id", "state", "site", "device", "compartment", "width_mm", "height_mm", "depth_mm",
     "weight_g", "zone", "phone_masked", "electronic_waybill", "reusable_container",
     "reservation_expires_ms", "pickup_deadline_ms", "created_ms", "updated_ms", "carrier",
@@ -263,53 +265,24 @@ _PARCEL_COLUMNS = (
 )  # fmt: skip
 
 
-async def insert_parcels(
-    tx: Tx, rows: list[tuple[ParcelRecord, str, int, str]], *, now_ms: int
+async def insert_parcel_rows(
+    tx: Tx, rows: list[tuple[object, ...]], contacts: list[tuple[str, str]]
 ) -> None:
-    """Bulk :func:`insert_parcel`: (parcel, full phone, reservation_expires_ms, locker consent)
-    each."""
-    await tx.insert_many(
-        "parcels",
-        _PARCEL_COLUMNS,
-        [
-            (
-                p.parcel_id,
-                str(p.state),
-                p.site,
-                p.cabinet_id or None,
-                p.compartment_id or None,
-                p.dims.width_mm,
-                p.dims.height_mm,
-                p.dims.depth_mm,
-                p.weight_g,
-                str(p.zone),
-                p.phone_masked,
-                int(p.electronic_waybill),
-                int(p.reusable_container),
-                expires_ms,
-                p.pickup_deadline_ms,
-                now_ms,
-                now_ms,
-                p.carrier_id,
-                consent,
-            )
-            for p, _, expires_ms, consent in rows
-        ],
-    )
-    await tx.insert_many(
-        "recipient_contacts",
-        ("parcel_id", "phone"),
-        [(p.parcel_id, phone) for p, phone, _, _ in rows],
-    )
+    """Bulk :func:`insert_parcel`: rows in :data:`PARCEL_COLUMNS` order and, in their own
+    table, the recipients' full phone numbers: (parcel id, phone) each."""
+    await tx.insert_many("parcels", PARCEL_COLUMNS, rows)
+    await tx.insert_many("recipient_contacts", ("parcel_id", "phone"), contacts)
 
 
-async def add_transitions(tx: Tx, rows: list[tuple[str, str, Transition]]) -> None:
+async def add_transition_rows(tx: Tx, rows: list[tuple[str, str, str, int, str, str]]) -> None:
     """Bulk :func:`add_transition` for parcels whose site the caller knows: (parcel id, site,
-    transition) each, in order (history and journal keep that order)."""
+    state, ts_ms, actor, location) each, in order (history and journal keep that order)."""
+    if not rows:
+        return
     await tx.insert_many(
         "parcel_transitions",
-        ("parcel_id", "state", "ts_ms", "actor", "location", "detail"),
-        [(pid, str(t.state), t.ts_ms, t.actor, t.location, "") for pid, _, t in rows],
+        ("parcel_id", "state", "ts_ms", "actor", "location"),
+        [(pid, state, ts, actor, location) for pid, _, state, ts, actor, location in rows],
     )
     await journal.parcels_changed(tx, rows)
 
@@ -325,3 +298,31 @@ async def reserved_at(tx: Tx, parcel_id: str) -> tuple[str | None, str | None] |
     no such parcel."""
     row = await tx.fetchone("SELECT device, compartment FROM parcels WHERE id = ?", (parcel_id,))
     return None if row is None else (row["device"], row["compartment"])
+
+
+async def parcels_by_ids(tx: Tx, parcel_ids: list[str]) -> dict[str, ParcelRecord]:
+    """The known parcels among ``parcel_ids`` (without history), by id."""
+    found: dict[str, ParcelRecord] = {}
+    for start in range(0, len(parcel_ids), _IN_CHUNK):
+        chunk = parcel_ids[start : start + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.fetchall(f"SELECT * FROM parcels WHERE id IN ({marks})", chunk)  # noqa: S608
+        found.update((r["id"], _parcel(r)) for r in rows)
+    return found
+
+
+async def rebook(
+    tx: Tx,
+    reservations: list[tuple[str, str, str, int, int, str]],
+    states: list[tuple[str, str, int]],
+) -> None:
+    """Known parcels reserved again, in bulk: (parcel id, cabinet, compartment,
+    reservation_expires_ms, updated_ms, locker consent) each, then the new states of those
+    that change state: (parcel id, state, updated_ms)."""
+    await tx.update_many(
+        "parcels",
+        ("id",),
+        ("device", "compartment", "reservation_expires_ms", "updated_ms", "locker_consent"),
+        reservations,
+    )
+    await tx.update_many("parcels", ("id",), ("state", "updated_ms"), states)

@@ -57,11 +57,16 @@ async def test_courier_commands(hub: HubHarness, capsys: pytest.CaptureFixture[s
         )
         assert code == 0
         assert "score 85/100" in out
-        code, out, _ = await run_ops(
+        code, _, err = await run_ops(
             hub, capsys, "courier", "bar", "K1", "--reason", "\x1b[2Jrepeated complaints"
         )
+        assert code == 1  # an audit reason with terminal escapes is refused by the hub
+        assert "reason:" in err
+        assert "\x1b" not in err
+        code, out, _ = await run_ops(
+            hub, capsys, "courier", "bar", "K1", "--reason", "repeated complaints"
+        )
         assert code == 0
-        assert "\x1b" not in out  # terminal escapes shown escaped
         code, out, _ = await run_ops(hub, capsys, "--json", "courier", "show", "K1")
         assert code == 0
         record = json.loads(out)

@@ -1,7 +1,8 @@
 """Sorting-hub metrics: sort exceptions, screening, and reusable containers (docs/metrics.md).
 
-Counters are per site (bounded); container state is served from a snapshot the store refresh
-tick reads (``hub.metrics.store_collector``), never from the database at scrape time.
+Counters are per site (bounded); container state and the screening holds in force are served from
+snapshots the store refresh tick reads (``hub.metrics.store_collector``), never from the database
+at scrape time.
 """
 
 from __future__ import annotations
@@ -31,6 +32,40 @@ class ContainerSnapshot:
     lost: int = 0
     # site -> (parcels sorted for the site that travelled in a container, parcels sorted for it)
     share: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSnapshot:
+    """Screening holds in force as last read from the store, by the station's site."""
+
+    # site -> parcels held now (every known site, 0 included, so the series always exist)
+    held: Mapping[str, int] = field(default_factory=dict)
+    # site -> of those, held for longer than the overdue threshold
+    overdue: Mapping[str, int] = field(default_factory=dict)
+
+
+class HoldCollector(Collector):
+    def __init__(self) -> None:
+        self.snapshot = HoldSnapshot()
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snapshot
+        held = GaugeMetricFamily(
+            "lockerhub_screening_holds",
+            "Parcels held at screening now (not released), by site.",
+            labels=["site"],
+        )
+        for site, n in sorted(snap.held.items()):
+            held.add_metric([site], n)
+        yield held
+        overdue = GaugeMetricFamily(
+            "lockerhub_screening_holds_overdue",
+            "Parcels held at screening for longer than the overdue threshold, by site.",
+            labels=["site"],
+        )
+        for site, n in sorted(snap.overdue.items()):
+            overdue.add_metric([site], n)
+        yield overdue
 
 
 class ContainerCollector(Collector):
@@ -125,6 +160,8 @@ class SortingMetrics:
             self.container_refused.labels(reason)
         self.containers = ContainerCollector()
         registry.register(self.containers)
+        self.holds = HoldCollector()
+        registry.register(self.holds)
 
     def add_site(self, site: str) -> None:
         for reason in SORT_EXCEPTION_REASONS:

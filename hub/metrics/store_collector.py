@@ -14,17 +14,24 @@ So ``sum without (instance) (rate(...))`` over all hubs is the city's flow (docs
 from __future__ import annotations
 
 from hub.metrics.catalogue import HubMetrics, Snapshot
-from hub.metrics.sorting import ContainerSnapshot
+from hub.metrics.sorting import ContainerSnapshot, HoldSnapshot
 from hub.models import ParcelState
 from hub.store import Tx
 from hub.store.repo import containers as containers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import flow as flow_repo
 from hub.store.repo import notices as notices_repo
+from hub.store.repo import reporting as reporting_repo
 from lockerhub.clock import Clock, SystemClock
 
 # A container away from the hub and not seen for this long counts as lost (docs/hub.md).
 DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
+# A screening hold not released for this long counts as overdue: the parcel_held alarm was raised
+# when it was held, so by now nobody is working the hold chute (docs/metrics.md).
+DEFAULT_HOLD_OVERDUE_HOURS = 2.0
+# A time after any stamp: "released at or after it" matches no release, so only holds in force
+# count, whatever the skew between the hubs' clocks.
+_NEVER_MS = 2**62
 _PICKED_UP = str(ParcelState.PICKED_UP)
 FLOW_LEASE = "parcel-flow-metrics"
 
@@ -39,9 +46,11 @@ class StoreMetrics:
         batch: int = 10_000,
         clock: Clock | None = None,
         container_lost_after_days: float = DEFAULT_CONTAINER_LOST_AFTER_DAYS,
+        hold_overdue_hours: float = DEFAULT_HOLD_OVERDUE_HOURS,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
         self._lost_after_ms = int(container_lost_after_days * 86_400_000)
+        self._hold_overdue_ms = int(hold_overdue_hours * 3_600_000)
         self._metrics = metrics
         self._batch = batch
         self._parcel_cursor: int | None = None
@@ -64,6 +73,7 @@ class StoreMetrics:
             if site not in self._sites:
                 self._metrics.add_site(site, (str(s) for s in ParcelState))
                 self._sites.add(site)
+        await self._read_holds(tx)
         if not count_flow:
             # Not the counting hub: start from the newest rows if this hub takes over.
             self._parcel_cursor = self._transition_cursor = None
@@ -75,6 +85,17 @@ class StoreMetrics:
             cycles=await containers_repo.cycles(tx),
             lost=await containers_repo.lost(tx, self._clock.now_ms() - self._lost_after_ms),
             share=await containers_repo.share(tx),
+        )
+
+    async def _read_holds(self, tx: Tx) -> None:
+        # Read by every hub (the store is shared, like notices_pending): take max without instance.
+        held = await reporting_repo.held_by_site(tx, _NEVER_MS, _NEVER_MS)
+        overdue = await reporting_repo.held_by_site(
+            tx, _NEVER_MS, self._clock.now_ms() - self._hold_overdue_ms
+        )
+        zero = dict.fromkeys(self._sites, 0)
+        self._metrics.sorting.holds.snapshot = HoldSnapshot(
+            held=zero | held, overdue=zero | overdue
         )
 
     async def _count_announced(self, tx: Tx) -> None:

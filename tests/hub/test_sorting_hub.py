@@ -12,7 +12,10 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import CollectorRegistry
 
+from hub.metrics.catalogue import HubMetrics
+from hub.metrics.store_collector import StoreMetrics
 from hub.settings import SiteSettings
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, sorting_pb2, sorting_pb2_grpc
 from tests.hub.cabinet import FakeCabinet, inventory_entry
@@ -205,6 +208,22 @@ async def test_plan_reaches_the_line_versioned_and_reports_are_checked(sortinghu
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def _holds(hub: Hub) -> tuple[float | None, float | None]:
+    """The hub's holds gauges after a refresh tick (held now, overdue), checking that a zero
+    overdue threshold makes every hold in force overdue."""
+    await hub.h.app._refresh()  # the refresh tick, run now
+    site, registry = hub.h.site, hub.h.app.metrics.registry
+    held, overdue = (
+        registry.get_sample_value(name, {"site": site})
+        for name in ("lockerhub_screening_holds", "lockerhub_screening_holds_overdue")
+    )
+    at_once = HubMetrics(CollectorRegistry())
+    async with hub.h.app.store.read() as tx:
+        await StoreMetrics(at_once, hold_overdue_hours=0).refresh(tx)
+    assert at_once.sorting.holds.snapshot.overdue.get(site, 0) == held
+    return held, overdue
+
+
 async def test_a_held_parcel_is_refused_everywhere_until_released(sortinghub: Hub) -> None:
     hub, site = sortinghub, sortinghub.h.site
     sorting = hub.h.app.metrics.sorting
@@ -230,6 +249,7 @@ async def test_a_held_parcel_is_refused_everywhere_until_released(sortinghub: Hu
         assert hub.counter(sorting.screened, site, "hold") == 1
         assert hub.counter(sorting.screened, site, "clear") == 1
         assert hub.counter(sorting.held, site) == 1
+        assert await _holds(hub) == (1.0, 0.0)  # held now, not overdue (2 h)
         # The line gets the held list; the cabinet loses the held parcel's reservation.
         await eventually(
             lambda: asyncio.sleep(
@@ -299,6 +319,7 @@ async def test_a_held_parcel_is_refused_everywhere_until_released(sortinghub: Hu
     assert (released.status, released.release_reason) == ("released", "inspected: umbrella")
     assert released.released_by == "operator"
     assert hub.counter(sorting.released, site) == 1
+    assert await _holds(hub) == (0.0, 0.0)
     open_alarms = await hub.h.sql(
         "SELECT COUNT(*) FROM alarms WHERE kind = 'parcel_held' AND status = 'raised'"
     )

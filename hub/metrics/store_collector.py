@@ -21,7 +21,7 @@ from hub.store.repo import containers as containers_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import flow as flow_repo
 from hub.store.repo import notices as notices_repo
-from hub.store.repo import reporting as reporting_repo
+from hub.store.repo import sorting as sorting_repo
 from lockerhub.clock import Clock, SystemClock
 
 # A container away from the hub and not seen for this long counts as lost (docs/hub.md).
@@ -29,8 +29,7 @@ DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
 # A screening hold not released for this long counts as overdue: the parcel_held alarm was raised
 # when it was held, so by now nobody is working the hold chute (docs/metrics.md).
 DEFAULT_HOLD_OVERDUE_HOURS = 2.0
-# A time after any stamp: "released at or after it" matches no release, so only holds in force
-# count, whatever the skew between the hubs' clocks.
+# A time after any stamp: every hold in force counts, whatever the skew between the hubs' clocks.
 _NEVER_MS = 2**62
 _PICKED_UP = str(ParcelState.PICKED_UP)
 FLOW_LEASE = "parcel-flow-metrics"
@@ -89,9 +88,9 @@ class StoreMetrics:
 
     async def _read_holds(self, tx: Tx) -> None:
         # Read by every hub (the store is shared, like notices_pending): take max without instance.
-        held = await reporting_repo.held_by_site(tx, _NEVER_MS, _NEVER_MS)
-        overdue = await reporting_repo.held_by_site(
-            tx, _NEVER_MS, self._clock.now_ms() - self._hold_overdue_ms
+        held = await sorting_repo.holds_in_force(tx, held_before_ms=_NEVER_MS)
+        overdue = await sorting_repo.holds_in_force(
+            tx, held_before_ms=self._clock.now_ms() - self._hold_overdue_ms
         )
         zero = dict.fromkeys(self._sites, 0)
         self._metrics.sorting.holds.snapshot = HoldSnapshot(

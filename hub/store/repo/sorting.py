@@ -218,3 +218,14 @@ async def journal_screening(
         "VALUES (?, ?, 'screening', ?, ?, ?, ?)",
         (now_ms, site, parcel_id, status, actor, station),
     )
+
+
+async def holds_in_force(tx: Tx, *, held_before_ms: int) -> dict[str, int]:
+    """site -> parcels held at screening now, screened before ``held_before_ms`` (the metrics'
+    gauges: only rows in the 'held' state are read, through the status index)."""
+    rows = await tx.fetchall(
+        "SELECT site, COUNT(*) AS n FROM screenings WHERE status = 'held' AND screened_ms < ? "
+        "GROUP BY site",
+        (held_before_ms,),
+    )
+    return {str(r["site"]): int(r["n"]) for r in rows}

@@ -2,7 +2,7 @@
 
 Run: ``python tests/benchmarks/bench_district.py`` (defaults: districts of 200 cabinets at 20
 sites and of 2,000 at 200, a 120 s day asked for each; the 2,000 cabinets' day is lengthened to
-800 s, ``DistrictSpec.paced``, unless ``--fixed-day``; about 25 minutes). ``--fleet-sizes 200,1000``
+800 s, ``DistrictSpec.paced``, unless ``--fixed-day``; about 20 minutes). ``--fleet-sizes 200,1000``
 adds fleets against an open broker (``bench_fleet.py`` measures them against the project's broker
 and a hub). Each figure is printed next to a baseline measured in the same run:
 

@@ -47,6 +47,22 @@ HOUR_S = 3600.0
 Progress = Callable[[float, str], None]
 _CONNECTING = 16  # cabinets waiting for their first connection at a time (demo.fleet)
 PILE_ID = "pile-01"  # the district's one charging pile, at the busiest site (for a pile fault)
+# Telemetry samples the whole district sends per real second, at most. A sample per cabinet every
+# half simulated hour is 60/s for 200 cabinets on a 120 s day but 600/s for 2,000, which alone
+# kept the hub and the agents busy and, late on a crowded machine, had the hub flag thousands of
+# cabinets silent; larger districts sample less often instead.
+TELEMETRY_PER_S = 30.0
+_SILENT_AFTER_SAMPLES = 3  # the hub flags a cabinet silent after this many missed samples
+# How long after its relay pulse a door's open still counts as commanded (a cabinet's own default:
+# 5 s). A simulated door opens the instant its relay fires, so any delay is the backlog of the one
+# process all the district's agents share; on a crowded machine that reached 5 s and turned
+# deposits into "forced" opens, the parcel inside but never reported.
+_ARM_MS = 30_000
+
+
+def telemetry_s(spec: DistrictSpec) -> float:
+    """Each cabinet's telemetry interval (real seconds)."""
+    return max(1.0, spec.hour_s / 2, len(spec.cabinet_sites()) / TELEMETRY_PER_S)
 
 
 def _sites(spec: DistrictSpec) -> tuple[SiteSettings, ...]:
@@ -84,7 +100,7 @@ def _hub_settings(
         "lifecycle": {
             "sweep_interval_s": min(1.0, spec.hour_s / 8),
             "reminder_before_h": 3 * h,
-            "offline_after_s": max(5.0, spec.hour_s),
+            "offline_after_s": max(5.0, spec.hour_s, _SILENT_AFTER_SAMPLES * telemetry_s(spec)),
         },
         "allocation": {"engine": "smallest_fit"},
         "ocpp": {
@@ -129,7 +145,8 @@ def _edge_settings(
                 "protocol": "5" if isinstance(broker, Mosquitto) else "3.1.1",
             },
             "storage": {"path": str(workdir / "cabinets" / f"{cab}.sqlite3")},
-            "telemetry": {"interval_s": max(1.0, spec.hour_s / 2)},
+            "telemetry": {"interval_s": telemetry_s(spec)},
+            "door": {"arm_ms": _ARM_MS},
             "driver": {"compartments": [{"size": s, "count": n} for s, n in LAYOUT]},
         }
     )
@@ -184,7 +201,9 @@ def _use_mosquitto(choice: str) -> bool:
 
 
 async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayRecord:
-    """Run the district through one compressed day; return what the hub recorded."""
+    """Run the district through one compressed day (lengthened for a large district:
+    ``DistrictSpec.paced``); return what the hub recorded."""
+    spec = spec.paced()
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     record = DayRecord(spec=asdict(spec))
     cab_sites = spec.cabinet_sites()
@@ -257,6 +276,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             record.end_ms = _now_ms()
             measure.__exit__(None, None, None)
             record.refused = people.refused
+            record.people = dict(people.tally)
             energy1 = await readback.energy_by_site(channel, record.cabinets)
             record.energy_wh = {s: energy1.get(s, 0.0) - energy0.get(s, 0.0) for s in energy1}
             record.parcels = await readback.all_parcels(channel)

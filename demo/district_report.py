@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from demo import svg
-from demo.district_spec import DayRecord
+from demo.district_spec import MIN_DAY_S_PER_PARCEL, DayRecord
 
 STATES = ("reserved", "deposited", "picked_up", "expired", "withdrawn")
 _HELD = frozenset({"reserved", "deposited", "expired"})  # states that hold a compartment
@@ -213,10 +213,17 @@ def _section(day: Day, label: str) -> str:
         or "<li>none</li>"
     )
     spec = r.spec
+    asked = spec.get("asked_day_s")
+    longer = (
+        f" (lengthened from the {asked:.0f} s asked: at least {MIN_DAY_S_PER_PARCEL:g} s per "
+        "parcel, or the agents and the hub fall behind the clock)"
+        if asked
+        else ""
+    )
     return (
         f"<section><h2>{escape(label)}</h2><p>{len(r.cabinets)} cabinets at {len(day.sites)} "
         f"sites; {spec['first_hour']:02.0f}:00-{spec['last_hour']:02.0f}:00 in "
-        f"{spec['day_s']:.0f} s; seed {spec['seed']}.</p><table>{rows}</table>"
+        f"{spec['day_s']:.0f} s{longer}; seed {spec['seed']}.</p><table>{rows}</table>"
         f"<h3>Faults on the schedule</h3><ul>{faults}</ul>"
         + "".join(f"<figure>{c}</figure>" for c in charts)
         + "</section>"

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from demo.district import run_day
 from demo.district_report import busiest_site, render_report
-from demo.district_spec import DayRecord, DistrictSpec
+from demo.district_spec import MIN_DAY_S_PER_PARCEL, DayRecord, DistrictSpec
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +36,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--cabinets", type=int, default=200, help="cabinets in the district (200)")
     p.add_argument("--sites", type=int, default=20, help="sites they stand at (20)")
-    p.add_argument("--day-s", type=float, default=240.0, help="real seconds the day lasts (240)")
+    p.add_argument(
+        "--day-s",
+        type=float,
+        default=240.0,
+        help="real seconds the day lasts (240); a large district's day is made longer, at least "
+        f"{MIN_DAY_S_PER_PARCEL:g} s per parcel (the report says so)",
+    )
+    p.add_argument(
+        "--fixed-day",
+        action="store_true",
+        help="keep --day-s whatever the size (the people may then fall behind the clock)",
+    )
     p.add_argument(
         "--parcels-per-cabinet", type=float, default=4.0, help="parcels announced per cabinet (4)"
     )
@@ -96,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             faults=not args.no_faults,
             broker=args.broker,
+            pace=not args.fixed_day,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -149,6 +161,12 @@ async def _one(spec: DistrictSpec, workdir: Path, label: str) -> DayRecord:
     text = json.dumps(asdict(record), indent=None)
     await asyncio.to_thread((workdir / "day.json").write_text, text)
     delivered = sum(1 for p in record.parcels if p["state"] == "picked_up")
+    if asked := record.spec.get("asked_day_s"):
+        print(
+            f"{label}: the day was lengthened from {asked:.0f} s to {record.spec['day_s']:.0f} s "
+            f"({MIN_DAY_S_PER_PARCEL:g} s per parcel at least; --fixed-day keeps it)",
+            flush=True,
+        )
     print(
         f"{label}: {len(record.parcels)} parcels placed, {len(record.refused)} refused, "
         f"{delivered} picked up, {len(record.alarms)} alarm events "

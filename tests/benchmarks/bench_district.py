@@ -1,14 +1,17 @@
 """A district day at scale: wall time, the hub's CPU share; a fleet's memory and CPU per cabinet.
 
 Run: ``python tests/benchmarks/bench_district.py`` (defaults: districts of 200 cabinets at 20
-sites and of 2,000 at 200, a 120 s day each; about fifteen minutes). ``--fleet-sizes 200,1000``
+sites and of 2,000 at 200, a 120 s day asked for each; the 2,000 cabinets' day is lengthened to
+800 s, ``DistrictSpec.paced``, unless ``--fixed-day``; about 20 minutes). ``--fleet-sizes 200,1000``
 adds fleets against an open broker (``bench_fleet.py`` measures them against the project's broker
 and a hub). Each figure is printed next to a baseline measured in the same run:
 
 * the district day (``lockerhub simulate``'s run, with the hub as a process of its own so that
   its CPU is measured apart): wall time of the day and of the whole run; the hub's CPU share of
   one core during the day vs during an idle window before it (every cabinet connected, nobody
-  about); the district process (agents, simulated hardware and people) likewise;
+  about); the district process (agents, simulated hardware and people) likewise; whether the day
+  held: parcels deposited against picked up, still waiting and expired, the alarms raised by kind
+  (only the scheduled faults' should be there), and what the simulated people met;
 * ``lockerhub sim fleet`` (``demo.fleet``: one agent and one MQTT connection per cabinet, one
   shared database) against an open mosquitto: resident memory and CPU per 1,000 cabinets, from the
   difference between a fleet of N and a fleet of 1 (the baseline: the process itself).
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,13 +47,14 @@ def share(cpu_s: float, wall_s: float) -> str:
     return f"{100 * cpu_s / wall_s:5.1f} % of a core" if wall_s > 0 else "-"
 
 
-def district(cabinets: int, day_s: float, workdir: Path) -> None:
+def district(cabinets: int, day_s: float, workdir: Path, *, pace: bool) -> None:
     spec = DistrictSpec(
         cabinets=cabinets,
         sites=max(1, cabinets // 10),
         day_s=day_s,
         hub_process=True,
         idle_s=min(30.0, day_s / 4),
+        pace=pace,
     )
 
     def progress(fraction: float, text: str) -> None:
@@ -59,12 +64,20 @@ def district(cabinets: int, day_s: float, workdir: Path) -> None:
     record = asyncio.run(run_day(spec, workdir, progress))
     total = time.monotonic() - t0
     m = record.measures
-    delivered = sum(p["state"] == "picked_up" for p in record.parcels)
-    print(f"district day: {cabinets} cabinets at {spec.sites} sites, {day_s:.0f} s day")
+    states = Counter(p["state"] for p in record.parcels)
+    raised = Counter(a["kind"] for a in record.alarms if a["status"] == "raised")
+    deposited = sum(any(s == "deposited" for s, _ in p["history"]) for p in record.parcels)
+    ran = record.spec["day_s"]
+    longer = f" (lengthened from {day_s:.0f} s)" if record.spec.get("asked_day_s") else ""
+    print(f"district day: {cabinets} cabinets at {spec.sites} sites, {ran:.0f} s day{longer}")
     print(
         f"  parcels: {len(record.parcels)} placed, {len(record.refused)} refused, "
-        f"{delivered} picked up, {len(record.alarms)} alarm events"
+        f"{deposited} deposited -> {states['picked_up']} picked up, "
+        f"{states['deposited']} still waiting, {states['expired'] + states['withdrawn']} expired "
+        f"({states['withdrawn']} of them withdrawn)"
     )
+    print(f"  alarms raised: {dict(raised.most_common())}")
+    print(f"  people: {dict(sorted(record.people.items()))}")
     print(f"  wall time: day {m['day_wall_s']:.1f} s, whole run {total:.1f} s (start-up, stop)")
     for who in ("hub", "district"):
         day = share(m[f"day_{who}_cpu_s"], m["day_wall_s"])
@@ -149,6 +162,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cabinets", default="200,2000", help="comma-separated district sizes")
     ap.add_argument("--day-s", type=float, default=120.0)
+    ap.add_argument(
+        "--fixed-day", action="store_true", help="no lengthening of a large district's day"
+    )
     ap.add_argument("--fleet-sizes", default="", help="comma-separated (each > 1)")
     ap.add_argument("--fleet-window-s", type=float, default=20.0)
     ap.add_argument("--skip-district", action="store_true")
@@ -157,7 +173,7 @@ def main() -> None:
         work = Path(tmp)
         if not args.skip_district:
             for n in (int(x) for x in args.cabinets.split(",") if x.strip()):
-                district(n, args.day_s, work / f"district-{n}")
+                district(n, args.day_s, work / f"district-{n}", pace=not args.fixed_day)
         sizes = [int(x) for x in args.fleet_sizes.split(",") if x.strip()]
         if sizes:
             fleets(sizes, work, args.fleet_window_s)

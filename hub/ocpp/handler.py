@@ -86,7 +86,7 @@ class PileEvents(Protocol):
 
     async def on_boot(self, pile: PileState, *, vendor: str, model: str, firmware: str) -> bool: ...
 
-    def on_heartbeat(self, pile: PileState) -> None: ...
+    async def on_heartbeat(self, pile: PileState) -> None: ...
 
     def authorize(self, id_tag: str) -> str: ...
 
@@ -242,7 +242,7 @@ class PileHandler(ChargePoint):  # type: ignore[misc]
 
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
-        self._system.on_heartbeat(self.pile)
+        await self._system.on_heartbeat(self.pile)  # booted: dispatch refuses it before
         return call_result.Heartbeat(current_time=now_iso())
 
     @on(Action.status_notification)

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 _KIND = "charging_pile"
 _FAULT_ALARM = "charging_pile_fault"
+# What the lifecycle sweeper raises for any device silent too long (piles included).
+_SILENT_ALARM = "cabinet_offline"
 
 
 class CentralSystem:
@@ -254,8 +256,14 @@ class CentralSystem:
     def heartbeat_interval_s(self) -> int:
         return self.settings.heartbeat_interval_s
 
-    def on_heartbeat(self, pile: PileState) -> None:
+    async def on_heartbeat(self, pile: PileState) -> None:
+        """The pile is alive: its last-seen time in the store moves on (the lifecycle sweeper
+        raises cabinet_offline for a device silent past ``lifecycle.offline_after_s``, piles
+        included), and an alarm that silence raised clears."""
         pile.last_heartbeat = time.monotonic()
+        async with self._store.transaction() as tx:
+            await devices_repo.touch(tx, pile.pile_id, self._clock.now_ms())
+            await self._alarms.clear_condition(tx, device=pile.pile_id, kind=_SILENT_ALARM)
 
     async def _set_online(self, pile: PileState, online: bool) -> bool:
         """Mark a booted pile on/offline in the store; False if it never booted here."""

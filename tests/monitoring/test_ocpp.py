@@ -160,6 +160,26 @@ async def test_fault_raises_and_clears_an_alarm(central: Harness) -> None:
         assert central.metric("lockerhub_charging_faults_total", site=SITE, pile="pile-2") == 1
 
 
+async def test_a_heartbeat_keeps_a_pile_seen_and_clears_its_silence_alarm(
+    central: Harness,
+) -> None:
+    """The lifecycle sweeper raises cabinet_offline for any device silent too long: a pile's
+    heartbeats must count as heard from, or a healthy pile is reported offline for good."""
+    async with central.pile("pile-3") as cp:
+        async with central.store.transaction() as tx:  # as the sweeper does for a silent pile
+            await tx.execute("UPDATE devices SET last_seen_ms = 1 WHERE id = 'pile-3'")
+            await AlarmService(central.store, SystemClock(), central.metrics).raise_(
+                tx, site=SITE, device="pile-3", kind="cabinet_offline", detail="silent"
+            )
+        await cp.heartbeat()
+        async with central.store.read() as tx:
+            seen = await tx.fetchone("SELECT last_seen_ms FROM devices WHERE id = 'pile-3'")
+            rows = await tx.fetchall("SELECT status FROM alarms WHERE device = 'pile-3'")
+        assert seen is not None
+        assert seen["last_seen_ms"] > 1
+        assert [r["status"] for r in rows] == ["cleared"]
+
+
 async def test_rpc_errors_are_clear(central: Harness) -> None:
     async with fleet_stub(central.system) as fleet:
         with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -185,6 +185,11 @@ class _Cabinet:
     def start(self, tg: asyncio.TaskGroup) -> None:
         self._task = tg.create_task(self._serve(), name=f"edge-{self.settings.device.id}")
 
+    @property
+    def outbox_depth(self) -> int:
+        """Events and results the agent still has to send (0 while powered off)."""
+        return 0 if self._agent is None else self._agent.outbox_depth
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
@@ -277,6 +282,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             measure.__exit__(None, None, None)
             record.refused = people.refused
             record.people = dict(people.tally)
+            await readback.settle(lambda: sum(c.outbox_depth for c in cabinets.values()))
             energy1 = await readback.energy_by_site(channel, record.cabinets)
             record.energy_wh = {s: energy1.get(s, 0.0) - energy0.get(s, 0.0) for s in energy1}
             record.parcels = await readback.all_parcels(channel)

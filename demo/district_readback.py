@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -77,3 +79,19 @@ async def all_parcels(channel: grpc.aio.Channel) -> list[dict[str, Any]]:
         token = page.next_page_token
         if not token:
             return out
+
+
+# After the day, before the read-back: the agents' outboxes may drain this long, then the hub's
+# own queue gets a moment (events of the day's last minutes were still on their way).
+_SETTLE_S = 60.0
+_HUB_QUEUE_S = 2.0
+
+
+async def settle(outbox_depth: Callable[[], int]) -> None:
+    """Let the day's last events reach the hub before it is read back (``outbox_depth``: what
+    the agents still have to send)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _SETTLE_S
+    while outbox_depth() and loop.time() < deadline:  # noqa: ASYNC110 - polled, no event to wait on
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(_HUB_QUEUE_S)

@@ -1,14 +1,15 @@
 """The per-event bookkeeping of ingestion: the event ledger, a device's sequence and presence.
 
 Every applied event adds a ledger row (device, seq, event_id), reads and advances its device's
-``last_seq`` (gap detection) and clears the device's ``cabinet_offline`` alarm. Done statement by
-statement that is five round trips per event, most of them answering what the batch already
-knows. Two implementations of one interface:
+``last_seq`` (gap detection) and clears the device's ``cabinet_offline`` alarm; a door change
+also writes its sensor. Done statement by statement, that is five or six round trips per event,
+most of them answering what the batch already knows. Two implementations of one interface:
 
 * :class:`DirectLedger` does each step as a statement when asked: the path for a batch applied
   message by message in savepoints, where any message may be rolled back alone.
 * :class:`BatchLedger` reads what a batch needs about its devices in one go (:meth:`prefetch`),
-  answers from that, and writes the ledger rows and device rows once at the end (:meth:`flush`).
+  answers from that, and writes the ledger rows, device rows and door sensors once at the end
+  (:meth:`flush`).
   It is only correct when the batch commits or rolls back as a whole: the ingestor uses it for
   batches it expects to apply whole, and falls back to :class:`DirectLedger` when one message is
   refused after it wrote something.

@@ -15,6 +15,8 @@ from hub.store.repo import journal
 from lockerhub.clock import Clock
 
 MAX_LIST = 1000
+# A device offline (its will) or silent too long: raised by the hub, cleared by its next message.
+OFFLINE = "cabinet_offline"
 
 
 class AlarmService:

@@ -24,15 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from hub.devices.alarms import AlarmService
+from hub.devices.alarms import OFFLINE, AlarmService
 from hub.store import Row, Tx
 from hub.store.interface import Params
 from hub.store.repo import alarms as alarms_repo
 from hub.store.repo import devices as devices_repo
 from hub.store.repo import events as events_repo
 
-# The alarm an event or a sample from a device disproves.
-OFFLINE = "cabinet_offline"
 T = TypeVar("T")
 
 

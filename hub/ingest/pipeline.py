@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hub.devices import desired
-from hub.devices.alarms import AlarmService
+from hub.devices.alarms import OFFLINE, AlarmService
 from hub.devices.commands import CommandService
 from hub.devices.desired import DesiredStates
 from hub.devices.gaps import Gaps
@@ -373,16 +373,16 @@ class Ingestor:
         elif outcome.layout is not None:
             await self._alarms.clear_condition(tx, device=device, kind="layout_mismatch")
         if online:
-            await self._alarms.clear_condition(tx, device=topic.device, kind="cabinet_offline")
+            await self._alarms.clear_condition(tx, device=topic.device, kind=OFFLINE)
         elif await self._alarms.raise_(
             tx,
             site=site,
             device=device,
-            kind="cabinet_offline",
+            kind=OFFLINE,
             detail="offline status",
             actor=actor,
         ):
-            raised.append("cabinet_offline")
+            raised.append(OFFLINE)
         if status.outbox_full:
             if await self._alarms.raise_(
                 tx, site=site, device=device, kind="outbox_full", actor=actor

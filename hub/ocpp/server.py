@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from hub.devices.alarms import AlarmService
+from hub.devices.alarms import OFFLINE, AlarmService
 from hub.errors import ConfigError, DeviceUnavailable, InvalidArgument, NotFound
 from hub.metrics.catalogue import HubMetrics
 from hub.ocpp.credentials import PileCredentials, server_tls
@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 _KIND = "charging_pile"
 _FAULT_ALARM = "charging_pile_fault"
-# What the lifecycle sweeper raises for any device silent too long (piles included).
-_SILENT_ALARM = "cabinet_offline"
 
 
 class CentralSystem:
@@ -263,7 +261,7 @@ class CentralSystem:
         pile.last_heartbeat = time.monotonic()
         async with self._store.transaction() as tx:
             await devices_repo.touch(tx, pile.pile_id, self._clock.now_ms())
-            await self._alarms.clear_condition(tx, device=pile.pile_id, kind=_SILENT_ALARM)
+            await self._alarms.clear_condition(tx, device=pile.pile_id, kind=OFFLINE)
 
     async def _set_online(self, pile: PileState, online: bool) -> bool:
         """Mark a booted pile on/offline in the store; False if it never booted here."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from hub.couriers import records as conduct_records
 from hub.devices import desired
-from hub.devices.alarms import AlarmService
+from hub.devices.alarms import OFFLINE, AlarmService
 from hub.devices.commands import CommandService, PendingCommand
 from hub.devices.desired import DesiredStates
 from hub.devices.gaps import Gaps
@@ -184,10 +184,10 @@ class Sweeper:
                     tx,
                     site=site,
                     device=device,
-                    kind="cabinet_offline",
+                    kind=OFFLINE,
                     detail=f"silent for more than {self._settings.offline_after_s:g} s",
                 )
-        self._alarms.count("cabinet_offline", raised)
+        self._alarms.count(OFFLINE, raised)
         return raised
 
     async def _resends(self) -> int:

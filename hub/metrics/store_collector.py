@@ -29,8 +29,6 @@ DEFAULT_CONTAINER_LOST_AFTER_DAYS = 14.0
 # A screening hold not released for this long counts as overdue: the parcel_held alarm was raised
 # when it was held, so by now nobody is working the hold chute (docs/metrics.md).
 DEFAULT_HOLD_OVERDUE_HOURS = 2.0
-# A time after any stamp: every hold in force counts, whatever the skew between the hubs' clocks.
-_NEVER_MS = 2**62
 _PICKED_UP = str(ParcelState.PICKED_UP)
 FLOW_LEASE = "parcel-flow-metrics"
 
@@ -88,9 +86,8 @@ class StoreMetrics:
 
     async def _read_holds(self, tx: Tx) -> None:
         # Read by every hub (the store is shared, like notices_pending): take max without instance.
-        held = await sorting_repo.holds_in_force(tx, held_before_ms=_NEVER_MS)
-        overdue = await sorting_repo.holds_in_force(
-            tx, held_before_ms=self._clock.now_ms() - self._hold_overdue_ms
+        held, overdue = await sorting_repo.holds_in_force(
+            tx, overdue_before_ms=self._clock.now_ms() - self._hold_overdue_ms
         )
         zero = dict.fromkeys(self._sites, 0)
         self._metrics.sorting.holds.snapshot = HoldSnapshot(

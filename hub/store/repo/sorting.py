@@ -220,12 +220,17 @@ async def journal_screening(
     )
 
 
-async def holds_in_force(tx: Tx, *, held_before_ms: int) -> dict[str, int]:
-    """site -> parcels held at screening now, screened before ``held_before_ms`` (the metrics'
-    gauges: only rows in the 'held' state are read, through the status index)."""
+async def holds_in_force(
+    tx: Tx, *, overdue_before_ms: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """site -> parcels held at screening now, and site -> those of them screened before
+    ``overdue_before_ms`` (the metrics' gauges: one read of the rows in the 'held' state,
+    through the status index)."""
     rows = await tx.fetchall(
-        "SELECT site, COUNT(*) AS n FROM screenings WHERE status = 'held' AND screened_ms < ? "
-        "GROUP BY site",
-        (held_before_ms,),
+        "SELECT site, COUNT(*) AS n, "
+        "SUM(CASE WHEN screened_ms < ? THEN 1 ELSE 0 END) AS overdue "
+        "FROM screenings WHERE status = 'held' GROUP BY site",
+        (overdue_before_ms,),
     )
-    return {str(r["site"]): int(r["n"]) for r in rows}
+    held = {str(r["site"]): int(r["n"]) for r in rows}
+    return held, {str(r["site"]): int(r["overdue"] or 0) for r in rows}

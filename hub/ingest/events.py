@@ -230,8 +230,7 @@ class EventApplier:
         self, tx: Tx, topic: Topic, seq: int, ledger: EventLedger, now: int
     ) -> list[FollowUp]:
         """Ask the device to resend events between the highest seen and ``seq`` (once per gap)."""
-        last_seq, requested_to = await ledger.seq_state(tx, topic.device)
-        first = max(last_seq, requested_to) + 1
+        first = await ledger.expected(tx, topic.device)
         if seq > first + MAX_SEQ_JUMP:
             raise Dropped("invalid", f"seq {seq} of {topic.device} jumps past {first - 1}")
         if seq <= first:

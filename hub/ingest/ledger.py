@@ -55,8 +55,8 @@ class EventLedger(Protocol):
         """Add the event to the ledger; False when it was applied before."""
         ...
 
-    async def seq_state(self, tx: Tx, device: str) -> tuple[int, int]:
-        """(last_seq, resend_requested_to) of ``device``."""
+    async def expected(self, tx: Tx, device: str) -> int:
+        """The first seq of ``device`` above the highest seen or asked for in a resend."""
         ...
 
     async def touch(self, tx: Tx, device: str, now_ms: int, seq: int) -> None:
@@ -97,8 +97,8 @@ class DirectLedger:
             tx, device, seq, event_id, type_, device_ts_ms, received_ms
         )
 
-    async def seq_state(self, tx: Tx, device: str) -> tuple[int, int]:
-        return await devices_repo.device_seq(tx, device)
+    async def expected(self, tx: Tx, device: str) -> int:
+        return max(await devices_repo.device_seq(tx, device)) + 1
 
     async def touch(self, tx: Tx, device: str, now_ms: int, seq: int) -> None:
         await devices_repo.touch(tx, device, now_ms, seq)
@@ -161,8 +161,8 @@ class BatchLedger:
         self.writes += 1
         return True
 
-    async def seq_state(self, tx: Tx, device: str) -> tuple[int, int]:
-        return self._seqs.get(device, (0, 0))
+    async def expected(self, tx: Tx, device: str) -> int:
+        return max(self._seqs.get(device, (0, 0))) + 1
 
     async def touch(self, tx: Tx, device: str, now_ms: int, seq: int) -> None:
         last, requested = self._seqs.get(device, (0, 0))

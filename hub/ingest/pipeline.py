@@ -343,8 +343,7 @@ class Ingestor:
         to nobody), which the hub would otherwise learn only at the device's next event. The
         highest seen moves up to ``reported`` (the events, when they come, are then checked
         against the ledger) and the sweeper asks for what is still missing a while later."""
-        last, requested = await ledger.seq_state(tx, topic.device)
-        first = max(last, requested) + 1
+        first = await ledger.expected(tx, topic.device)
         if first <= reported <= first + MAX_SEQ_JUMP:
             await ledger.touch(tx, topic.device, now, reported)
             await self._gaps.reported(tx, topic.device, first, now)

@@ -27,6 +27,7 @@ from edge.settings import BrokerSettings
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF, DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
 from lockerhub.errors import PayloadError
 from lockerhub.mqtt import ClientOptions, make_client, properties
+from lockerhub.supervise import keep_cancel
 from lockerhub.topics import Kind, Topic, spec
 from lockerhub.v1 import device_pb2
 
@@ -115,11 +116,13 @@ class Link:
         self._client = client
         try:
             async with asyncio.timeout(b.publish_timeout_s):
-                granted = await client.subscribe(
-                    [
-                        (self._cmd_topic, spec(Kind.COMMAND).qos),
-                        (self._desired_topic, spec(Kind.DESIRED).qos),
-                    ]
+                granted = await keep_cancel(
+                    client.subscribe(
+                        [
+                            (self._cmd_topic, spec(Kind.COMMAND).qos),
+                            (self._desired_topic, spec(Kind.DESIRED).qos),
+                        ]
+                    )
                 )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             await self._close()
@@ -167,12 +170,14 @@ class Link:
         client = self.client
         try:
             async with asyncio.timeout(self._broker.publish_timeout_s):
-                await client.publish(
-                    self.topic(kind),
-                    payload,
-                    qos=rules.qos,
-                    retain=rules.retain,
-                    properties=self._publish_properties,
+                await keep_cancel(
+                    client.publish(
+                        self.topic(kind),
+                        payload,
+                        qos=rules.qos,
+                        retain=rules.retain,
+                        properties=self._publish_properties,
+                    )
                 )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             raise LinkError(f"publish on {kind.value} failed: {exc!r}") from exc

@@ -22,6 +22,7 @@ from typing import Self
 from edge.errors import DriverError
 from edge.modbus_link import ModbusLink
 from lockerhub.driver import CompartmentSpec, DoorChanged, InputEvent, ItemChanged, MeterReading
+from lockerhub.supervise import stop
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,11 @@ class ModbusDriver:
         tb: TracebackType | None,
     ) -> None:
         poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-        self._link.close()
+        try:
+            if poller is not None:
+                await stop(poller)
+        finally:
+            self._link.close()
 
     async def _read_bits(self, board: int) -> list[bool]:
         n = self._channels

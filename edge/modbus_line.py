@@ -15,7 +15,6 @@ DriverError here and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +31,7 @@ from lockerhub.driver import (
     InputEvent,
     MeterReading,
 )
+from lockerhub.supervise import stop
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,11 @@ class ModbusLineDriver:
         tb: TracebackType | None,
     ) -> None:
         poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-        self._link.close()
+        try:
+            if poller is not None:
+                await stop(poller)
+        finally:
+            self._link.close()
 
     async def _read_registers(self, address: int, count: int) -> list[int]:
         r = await self._link.call(

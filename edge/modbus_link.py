@@ -2,6 +2,10 @@
 
 It connects, serialises requests (one at a time on the line), reads the energy meter both kinds of
 controller carry, and turns pymodbus errors into DriverError: here and nowhere else.
+
+pymodbus waits for a response with ``asyncio.wait_for``, which on Python 3.11 can lose a cancel
+(``lockerhub.supervise.keep_cancel``): the cancelled poller would poll on and the agent would never
+stop on SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pymodbus.exceptions import ModbusException
 
 from edge.errors import DriverError
 from lockerhub.driver import MeterReading
+from lockerhub.supervise import keep_cancel
 
 
 class ModbusLink:
@@ -59,7 +64,7 @@ class ModbusLink:
             raise DriverError("modbus driver is not entered")
         try:
             async with self._lock:  # one request at a time on the line
-                response = await getattr(self._client, method)(*args, **kwargs)
+                response = await keep_cancel(getattr(self._client, method)(*args, **kwargs))
         except (ModbusException, OSError, TimeoutError) as exc:
             raise DriverError(f"modbus {method} failed: {exc}") from exc
         if response.isError():

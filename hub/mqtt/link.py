@@ -24,6 +24,7 @@ from hub.errors import BrokerError
 from hub.settings import BrokerSettings
 from lockerhub.codec import CONTENT_TYPE_PROTOBUF
 from lockerhub.mqtt import ClientOptions, ack, enable_manual_ack, make_client, properties
+from lockerhub.supervise import keep_cancel
 from lockerhub.topics import Kind, Topic, device_filter, shared, spec
 
 # Bound on connect, subscribe, publish (until PUBACK) and disconnect.
@@ -106,11 +107,11 @@ class MqttLink:
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
                 if self._v5:
-                    granted = await client.subscribe(
-                        [(f, SubscribeOptions(qos=q)) for f, q in subs]
+                    granted = await keep_cancel(
+                        client.subscribe([(f, SubscribeOptions(qos=q)) for f, q in subs])
                     )
                 else:
-                    granted = await client.subscribe(subs)
+                    granted = await keep_cancel(client.subscribe(subs))
         except (aiomqtt.MqttError, TimeoutError) as exc:
             raise BrokerError(f"subscribe failed: {exc}") from exc
         for (filter_, _), code in zip(subs, granted, strict=False):
@@ -170,8 +171,10 @@ class MqttLink:
         rules = topic.spec
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
-                await client.publish(
-                    str(topic), payload, qos=rules.qos, retain=rules.retain, properties=props
+                await keep_cancel(
+                    client.publish(
+                        str(topic), payload, qos=rules.qos, retain=rules.retain, properties=props
+                    )
                 )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             raise BrokerError(f"publish to {topic.kind} of {topic.device} failed: {exc}") from exc

@@ -9,8 +9,10 @@ table and what the modules register agree.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -71,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how a hung process is diagnosed.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if not hasattr(args, "func"):  # a listed-only placeholder cannot run
         build_parser().print_help(sys.stderr)
         sys.exit(2)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 async def supervise(
@@ -60,3 +63,32 @@ async def supervise(
             backoff.reset()
         on_restart(name)
         await clock.sleep(backoff.next_delay())
+
+
+async def stop(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has finished.
+
+    Unlike ``task.cancel(); await task`` under ``suppress(CancelledError)``, a cancel of the caller
+    itself while it waits still propagates. What the task raised is logged, not re-raised: the
+    caller is shutting it down.
+    """
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("task %s failed while stopping", task.get_name(), exc_info=exc)
+
+
+async def keep_cancel(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable``; if a cancel of this task arrived meanwhile and was swallowed, raise it.
+
+    On Python 3.11 ``asyncio.wait_for`` returns the result and drops a cancel that lands in the
+    same loop pass as the result (CPython gh-86296, fixed in 3.12). aiomqtt and pymodbus wait on
+    it, so a loop cancelled while it publishes or polls would carry on and its owner's shutdown
+    would hang. Wrap such library calls in this.
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
+    result = await awaitable
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
+    return result

@@ -13,12 +13,14 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.errors import DriverError
 from edge.modbus_line import ModbusLineDriver, registers_text
+from edge.modbus_link import ModbusLink
 from firmware_sim.modbus_line import ModbusLineServer, text_registers
 from firmware_sim.sorting_line import SimulatedSortingLine
 from lockerhub.driver import ChuteChanged, DropConfirmed, Inducted
 from lockerhub.v1 import device_pb2
 from tests.edge.conftest import FakeHub, edge_settings, running, until
 from tests.support.broker import BrokerHandle
+from tests.support.racy import RacyWaitFor
 
 CHUTES = ["CH01", "CH02", "CH03", "EX"]
 R = device_pb2.ParcelRejected
@@ -60,6 +62,48 @@ async def test_driver_reads_events_and_commands_the_diverters() -> None:
         with pytest.raises(DriverError, match="chutes"):
             async with ModbusLineDriver(CHUTES[:2], host=host, port=port):
                 pass
+
+
+async def test_a_cancel_pymodbus_swallows_is_raised_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymodbus.transaction.transaction as transaction
+
+    line = SimulatedSortingLine(CHUTES)
+    async with line, ModbusLineServer(line) as server:
+        host, port = server.address
+        link = ModbusLink(host, port, timeout_s=1.0)
+        await link.connect()
+        racy = RacyWaitFor()
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(transaction.asyncio, "wait_for", racy)
+                call = asyncio.create_task(
+                    link.call("read_input_registers", 42, count=1, device_id=1)
+                )
+                await racy.inside.wait()
+                call.cancel()
+                await asyncio.wait([call])
+            assert call.cancelled(), "the swallowed cancel came back as a normal response"
+        finally:
+            link.close()
+
+
+async def test_the_line_driver_stops_when_pymodbus_swallows_the_cancel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pymodbus.transaction.transaction as transaction
+
+    line = SimulatedSortingLine(CHUTES)
+    async with line, ModbusLineServer(line) as server:
+        host, port = server.address
+        driver = ModbusLineDriver(CHUTES, host=host, port=port, poll_s=0.001)
+        await driver.__aenter__()
+        racy = RacyWaitFor()
+        with monkeypatch.context() as patch:
+            patch.setattr(transaction.asyncio, "wait_for", racy)
+            await racy.inside.wait()  # the poller is mid-request
+            async with asyncio.timeout(10):
+                await driver.__aexit__(None, None, None)
+        assert driver.poll_errors == 0
 
 
 async def _request(port: int, unit: int, pdu: bytes) -> bytes:

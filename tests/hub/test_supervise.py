@@ -15,7 +15,7 @@ from hub.errors import StoreError
 from hub.parcels.sweeper import SweepCounts
 from lockerhub.backoff import Backoff
 from lockerhub.clock import ManualClock
-from lockerhub.supervise import supervise
+from lockerhub.supervise import keep_cancel, stop, supervise
 from lockerhub.v1 import fleet_pb2
 from tests.hub.conftest import running_hub, settings_for, tick
 from tests.hub.test_flow import online
@@ -145,3 +145,75 @@ async def test_the_snapshot_watcher_runs_on_the_hub_clock(
             assert registry.get_sample_value("lockerhub_cabinet_up", labels) is None
             await tick(clock, int(settings.metrics.snapshot_interval_s * 1000))
             assert registry.get_sample_value("lockerhub_cabinet_up", labels) == 1
+
+
+class _SwallowsCancel:
+    """An awaitable like Python 3.11's ``asyncio.wait_for`` when the result and a cancel land in
+    the same loop pass (CPython gh-86296): it returns the result, the cancel is gone."""
+
+    def __init__(self) -> None:
+        self.inside = asyncio.Event()
+
+    def __await__(self) -> Any:
+        return self._run().__await__()
+
+    async def _run(self) -> str:
+        self.inside.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "response"
+        raise AssertionError("unreachable")
+
+
+async def test_keep_cancel_raises_a_cancel_the_awaited_call_swallowed() -> None:
+    swallowing = _SwallowsCancel()
+    task = asyncio.create_task(keep_cancel(swallowing))
+    await swallowing.inside.wait()
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled()
+
+
+async def test_keep_cancel_returns_results_and_keeps_timeouts_timeouts() -> None:
+    async def answer() -> str:
+        await asyncio.sleep(0)
+        return "response"
+
+    assert await keep_cancel(answer()) == "response"
+    # Inside asyncio.timeout the re-raised cancel still becomes a TimeoutError, not a cancel of
+    # the whole task.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await keep_cancel(_SwallowsCancel())
+    # During a cancel already being handled (a clean-shutdown publish) an answer is an answer.
+    current = asyncio.current_task()
+    assert current is not None
+    current.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(1)
+    assert current.cancelling() == 1
+    assert await keep_cancel(answer()) == "response"
+    current.uncancel()
+
+
+async def test_stop_waits_for_the_task_and_never_eats_the_callers_cancel() -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()  # cleanup that takes a while
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(stop(task))
+    await asyncio.sleep(0.01)
+    assert not stopping.done()  # waits for the task's cleanup
+    stopping.cancel()  # the caller's own shutdown
+    await asyncio.wait([stopping])
+    assert stopping.cancelled()
+    release.set()
+    await asyncio.wait([task])
+    assert task.done()

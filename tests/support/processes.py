@@ -73,9 +73,15 @@ class Proc:
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.popen.send_signal(signal.SIGUSR1)  # its stacks, on stderr (lockerhub.cli)
+                time.sleep(1)
                 self.popen.kill()
                 self.popen.wait()
-                raise AssertionError(f"`lockerhub {self.args[0]}` ignored SIGTERM") from None
+                for t in self._threads:
+                    t.join(5)
+                raise AssertionError(
+                    f"`lockerhub {self.args[0]}` ignored SIGTERM:\n{''.join(self.stderr)[-6000:]}"
+                ) from None
         for t in self._threads:
             t.join(5)
         return self.popen.returncode

@@ -166,9 +166,10 @@ chutes = {json.dumps(CHUTES)}
                 )
                 assert await hub.sql("SELECT COUNT(*) FROM sort_exceptions") == [(0,)]
             finally:
-                if agent is not None:
-                    assert agent.terminate() == 0, agent.output()[-2000:]
-                assert sim.terminate() == 0, sim.output()[-2000:]
+                agent_rc = agent.terminate() if agent is not None else 0
+                sim_rc = sim.terminate()
+                assert agent is None or agent_rc == 0, agent.output()[-6000:]
+                assert sim_rc == 0, sim.output()[-2000:]
             landed = json.loads(landed_file.read_text())
             planned = {site_a: "CH01", site_b: "CH02"}
             for pid, site in parcels.items():

@@ -67,21 +67,22 @@ class Proc:
         )
 
     def terminate(self, timeout: float = 20.0, *, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` (SIGTERM), wait, return the exit code (SIGKILL if it hangs, then fail)."""
+        """Send ``sig`` (SIGTERM), wait, return the exit code.
+
+        A process that hangs has its stacks dumped (SIGUSR1, lockerhub.cli) into its output, is
+        killed, and returns -SIGKILL: never raises, so that a ``finally`` stops every process.
+        """
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.send_signal(signal.SIGUSR1)  # its stacks, on stderr (lockerhub.cli)
+                self.popen.send_signal(signal.SIGUSR1)
                 time.sleep(1)
                 self.popen.kill()
                 self.popen.wait()
-                for t in self._threads:
-                    t.join(5)
-                raise AssertionError(
-                    f"`lockerhub {self.args[0]}` ignored SIGTERM:\n{''.join(self.stderr)[-6000:]}"
-                ) from None
+                name = signal.Signals(sig).name
+                self.stderr.append(f"\n[test] ignored {name} for {timeout:g} s: killed\n")
         for t in self._threads:
             t.join(5)
         return self.popen.returncode

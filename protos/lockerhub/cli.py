@@ -9,8 +9,10 @@ table and what the modules register agree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import importlib
+import io
 import logging
 import signal
 import sys
@@ -74,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream=sys.stderr,
     )
     # `kill -USR1 <pid>` prints every thread's stack to stderr: how a hung process is diagnosed.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # (Not when stderr is no file, as under a test's capture: main() also runs in-process.)
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr.fileno(), all_threads=True)
     if not hasattr(args, "func"):  # a listed-only placeholder cannot run
         build_parser().print_help(sys.stderr)
         sys.exit(2)

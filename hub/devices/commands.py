@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 # Committed command batches waiting to be published in the background.
 _OUTGOING_BATCHES = 64
+# QoS 1 publishes of a batch in flight at once: their PUBACK round trips overlap instead of
+# adding up (10,000 reservations took 2.7 s one at a time on loopback, far more over a network).
+# Each worker takes the next command and hands it to the client before it waits, so they reach
+# the broker in the batch's order.
+_PUBLISH_WINDOW = 32
 
 
 class Publisher(Protocol):
@@ -198,13 +203,21 @@ class CommandService:
         return True
 
     async def publish_many(self, pendings: list[PendingCommand]) -> int:
-        """Publish committed commands in order, then mark the sent ones in ONE transaction
-        (a batch of reservations must not cost a transaction per command); return how many
-        were sent. A command that could not be sent stays queued for the sweeper."""
-        sent: list[str] = []
-        for pending in pendings:
-            if await self._publish_only(pending):
-                sent.append(pending.command_id)
+        """Publish committed commands in order, up to ``_PUBLISH_WINDOW`` awaiting their PUBACK
+        at once, then mark the sent ones in ONE transaction (a batch of reservations must not
+        cost a transaction per command); return how many were sent. A command that could not
+        be sent stays queued for the sweeper."""
+        ok = [False] * len(pendings)
+        todo = iter(enumerate(pendings))
+
+        async def worker() -> None:
+            for i, pending in todo:
+                ok[i] = await self._publish_only(pending)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(min(_PUBLISH_WINDOW, len(pendings))):
+                tg.create_task(worker())
+        sent = [p.command_id for p, done in zip(pendings, ok, strict=True) if done]
         if sent:
             now = self._clock.now_ms()
 

@@ -235,6 +235,7 @@ class HubApp:
                 holder=me,
                 lease_s=lease_s,
                 gaps=gaps,
+                pile_silent_after_s=s.ocpp.silent_after_s,
             )
             self._desired = desired
             self._outbox = outbox

@@ -37,6 +37,7 @@ from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _HOUR_MS = 3_600_000
+_PILE = "charging_pile"  # devices.kind of an OCPP charging pile
 LEASE = "lifecycle-sweeper"
 
 
@@ -67,8 +68,14 @@ class Sweeper:
         holder: str = "hub",
         lease_s: float = 15.0,
         gaps: Gaps | None = None,
+        pile_silent_after_s: float | None = None,
     ) -> None:
         self._gaps = gaps
+        # A pile is heard from only at its heartbeat (OCPP), which may be rarer than a cabinet's
+        # telemetry: judged silent by the heartbeat, never before offline_after_s.
+        self._pile_silent_after_s = max(
+            settings.offline_after_s, pile_silent_after_s or settings.offline_after_s
+        )
         self._store = store
         self._holder = holder
         self._lease_ms = int(max(lease_s, 2 * settings.sweep_interval_s) * 1000)
@@ -176,16 +183,19 @@ class Sweeper:
         """Hub-side inactivity: a device said online but silent too long raises an alarm (its
         presence stays what its last status said; the alarm clears on its next message)."""
         now = self._clock.now_ms()
-        cutoff = now - int(self._settings.offline_after_s * 1000)
+        devices_s, piles_s = self._settings.offline_after_s, self._pile_silent_after_s
         raised = 0
         async with self._store.transaction() as tx:
-            for device, site in await devices_repo.silent_devices(tx, cutoff):
+            silent = await devices_repo.silent_devices(
+                tx, now - int(devices_s * 1000), piles_before_ms=now - int(piles_s * 1000)
+            )
+            for device, site, kind in silent:
                 raised += await self._alarms.raise_(
                     tx,
                     site=site,
                     device=device,
                     kind=OFFLINE,
-                    detail=f"silent for more than {self._settings.offline_after_s:g} s",
+                    detail=f"silent for more than {piles_s if kind == _PILE else devices_s:g} s",
                 )
         self._alarms.count(OFFLINE, raised)
         return raised

@@ -9,6 +9,9 @@ from hub.settings.checks import check_id as _check_id
 from hub.settings.checks import check_port as _check_port
 from hub.settings.checks import require as _require
 
+# Network and clock slack on top of two missed heartbeats before a pile counts as silent.
+HEARTBEAT_SLACK_S = 30.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OcppSettings:
@@ -20,7 +23,8 @@ class OcppSettings:
     port: int = 9000
     # Piles connect to ws://host:port/<path_prefix>/<site>/<pile_id>.
     path_prefix: str = "ocpp"
-    # Interval the BootNotification answer tells piles to send Heartbeat at.
+    # Interval the BootNotification answer tells piles to send Heartbeat at. A pile that missed
+    # two heartbeats (plus HEARTBEAT_SLACK_S) is silent: `silent_after_s`.
     heartbeat_interval_s: int = 300
     # How long a remote start/stop waits for the pile's answer.
     response_timeout_s: float = 10.0
@@ -41,6 +45,11 @@ class OcppSettings:
     # ones answer Blocked, every other tag Invalid. Compared case-insensitively (CiString20).
     authorized_id_tags: tuple[str, ...] = ()
     blocked_id_tags: tuple[str, ...] = ()
+
+    @property
+    def silent_after_s(self) -> float:
+        """How long a pile may go unheard before it is reported silent (cabinet_offline)."""
+        return 2 * self.heartbeat_interval_s + HEARTBEAT_SLACK_S
 
     def __post_init__(self) -> None:
         _require(bool(self.host), "ocpp.host", "must not be empty")

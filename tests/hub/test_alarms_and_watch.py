@@ -14,6 +14,7 @@ from lockerhub.clock import ManualClock
 from lockerhub.codec import encode
 from lockerhub.topics import Kind
 from lockerhub.v1 import common_pb2, device_pb2, dispatch_pb2, fleet_pb2
+from tests.hub.cabinet import inventory_entry
 from tests.hub.conftest import HubHarness, eventually, running_hub, settings_for
 from tests.hub.test_flow import announcement, online
 
@@ -126,6 +127,39 @@ async def test_offline_alarm_from_will_and_from_silence(
             assert alarm.detail == "offline status"
             await cab.birth()
             await eventually(gone)
+
+
+async def test_a_pile_is_silent_after_two_missed_heartbeats_not_a_cabinets_limit(
+    tmp_path: Path, mosquitto: Any, site: str, store_target: Path | str
+) -> None:
+    """A pile is heard from at its OCPP heartbeat only (300 s by default, longer than the
+    cabinets' 180 s silence limit): judged by a cabinet's limit, every idle pile would flap
+    between silent and back at each heartbeat."""
+    clock = ManualClock()
+    settings = settings_for(
+        tmp_path,
+        mosquitto,
+        site,
+        lifecycle={"sweep_interval_s": 0.05, "offline_after_s": 60},
+        ocpp={"heartbeat_interval_s": 100},
+        storage={"url": store_target} if isinstance(store_target, str) else {},
+    )
+    assert settings.ocpp.silent_after_s == 230  # two heartbeats and the slack
+    async with running_hub(settings, tmp_path, mosquitto, clock=clock) as hub:
+        await hub.app.inventory.provision(
+            [inventory_entry("PILE-1", site, device_pb2.DEVICE_KIND_CHARGING_PILE)]
+        )
+        async with hub.app.store.transaction() as tx:  # what the pile's BootNotification records
+            await tx.execute(
+                "UPDATE devices SET online = 1, last_seen_ms = ? WHERE id = 'PILE-1'",
+                (clock.now_ms(),),
+            )
+        clock.advance(200_000)  # past the cabinets' limit, within two heartbeats
+        await asyncio.sleep(0.3)  # several sweeps
+        assert not await open_alarms(hub, common_pb2.ALARM_KIND_CABINET_OFFLINE)
+        clock.advance(31_000)
+        (alarm,) = await eventually(lambda: open_alarms(hub, common_pb2.ALARM_KIND_CABINET_OFFLINE))
+        assert (alarm.device_id, alarm.detail) == ("PILE-1", "silent for more than 230 s")
 
 
 async def test_list_sites(hub: HubHarness) -> None:

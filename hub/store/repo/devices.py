@@ -307,13 +307,18 @@ async def set_reported(tx: Tx, device_id: str, *, desired_applied: int, outbox_f
     )
 
 
-async def silent_devices(tx: Tx, before_ms: int) -> list[tuple[str, str]]:
-    """Devices said online whose last message is older than ``before_ms``: (id, site)."""
+async def silent_devices(
+    tx: Tx, before_ms: int, *, piles_before_ms: int | None = None
+) -> list[tuple[str, str, str]]:
+    """Devices said online whose last message is older than ``before_ms`` (charging piles:
+    ``piles_before_ms``, when given): (id, site, kind)."""
+    piles = before_ms if piles_before_ms is None else piles_before_ms
     rows = await tx.fetchall(
-        "SELECT id, site FROM devices WHERE online = 1 AND last_seen_ms < ? ORDER BY id",
-        (before_ms,),
+        "SELECT id, site, kind FROM devices WHERE online = 1 AND last_seen_ms < "
+        "CASE WHEN kind = 'charging_pile' THEN ? ELSE ? END ORDER BY id",
+        (piles, before_ms),
     )
-    return [(r["id"], r["site"]) for r in rows]
+    return [(r["id"], r["site"], r["kind"]) for r in rows]
 
 
 async def list_sites(tx: Tx) -> list[Row]:

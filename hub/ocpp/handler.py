@@ -88,6 +88,8 @@ class PileEvents(Protocol):
 
     async def on_heartbeat(self, pile: PileState) -> None: ...
 
+    async def on_heard(self, pile: PileState) -> None: ...
+
     def authorize(self, id_tag: str) -> str: ...
 
     def count_frame(self, outcome: str) -> None: ...
@@ -210,6 +212,8 @@ class PileHandler(ChargePoint):  # type: ignore[misc]
         invalid = schema_error(action.value, frame.payload)
         if invalid is not None:
             return await self._error(frame.unique_id, *invalid)
+        if self.booted and action not in (Action.boot_notification, Action.heartbeat):
+            await self._system.on_heard(self.pile)  # the Heartbeat handler records its own
         try:
             result = await method(**camel_to_snake_case(frame.payload))
         except OCPPError as exc:

@@ -246,7 +246,6 @@ class CentralSystem:
             firmware,
             boots,
         )
-        pile.last_heartbeat = time.monotonic()
         pile.online = True
         return True
 
@@ -254,13 +253,21 @@ class CentralSystem:
     def heartbeat_interval_s(self) -> int:
         return self.settings.heartbeat_interval_s
 
+    async def on_heard(self, pile: PileState) -> None:
+        """Any other call of a booted pile: alive too. OCPP 1.6's HeartbeatInterval is an
+        interval of inactivity, so a pile busy with MeterValues may send no Heartbeat at all.
+        Recorded as :meth:`on_heartbeat` does, at most once per half heartbeat interval (a busy
+        pile must not cost a store write per call)."""
+        if self._clock.now_ms() - pile.last_heard_ms >= self.settings.heartbeat_interval_s * 500:
+            await self.on_heartbeat(pile)
+
     async def on_heartbeat(self, pile: PileState) -> None:
         """The pile is alive: its last-seen time in the store moves on (the lifecycle sweeper
-        raises cabinet_offline for a device silent past ``lifecycle.offline_after_s``, piles
-        included), and an alarm that silence raised clears."""
-        pile.last_heartbeat = time.monotonic()
+        raises cabinet_offline for a pile unheard for two heartbeat intervals,
+        ``OcppSettings.silent_after_s``), and an alarm that silence raised clears."""
+        pile.last_heard_ms = now = self._clock.now_ms()
         async with self._store.transaction() as tx:
-            await devices_repo.touch(tx, pile.pile_id, self._clock.now_ms())
+            await devices_repo.touch(tx, pile.pile_id, now)
             await self._alarms.clear_condition(tx, device=pile.pile_id, kind=OFFLINE)
 
     async def _set_online(self, pile: PileState, online: bool) -> bool:

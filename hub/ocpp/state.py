@@ -82,7 +82,8 @@ class PileState:
     boots: int = 0
     sessions: int = 0
     faults: int = 0
-    last_heartbeat: float = 0.0
+    # When the store last recorded the pile as heard from (hub clock, ms; CentralSystem.on_heard).
+    last_heard_ms: int = 0
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
 
     def connector(self, connector_id: int) -> ConnectorState:

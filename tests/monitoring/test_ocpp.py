@@ -26,7 +26,7 @@ from hub.metrics.catalogue import HubMetrics
 from hub.ocpp import CentralSystem
 from hub.settings import HubSettings, OcppSettings
 from hub.store.repo import devices as devices_repo
-from lockerhub.clock import SystemClock
+from lockerhub.clock import ManualClock, SystemClock
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 from tests.support.ocpp import BOOT, SITE, Harness, call, central_system, eventually
 
@@ -178,6 +178,39 @@ async def test_a_heartbeat_keeps_a_pile_seen_and_clears_its_silence_alarm(
         assert seen is not None
         assert seen["last_seen_ms"] > 1
         assert [r["status"] for r in rows] == ["cleared"]
+
+
+async def test_a_busy_pile_without_heartbeats_is_still_heard_from(tmp_path: Path) -> None:
+    """OCPP 1.6's HeartbeatInterval is an interval of inactivity: a pile busy with other calls
+    may send no Heartbeat. Any call counts, written at most once per half interval."""
+    clock = ManualClock()
+    async with central_system(tmp_path, clock=clock) as central, central.pile("pile-4") as cp:
+        interval_ms = central.system.heartbeat_interval_s * 1000
+        clock.advance(interval_ms)  # the pile's calls since its boot are long ago
+        async with central.store.transaction() as tx:
+            await AlarmService(central.store, clock, central.metrics).raise_(
+                tx, site=SITE, device="pile-4", kind="cabinet_offline", detail="silent"
+            )
+        await cp.status(1, "Available")  # no Heartbeat
+        async with central.store.read() as tx:
+            seen = await tx.fetchone("SELECT last_seen_ms FROM devices WHERE id = 'pile-4'")
+            rows = await tx.fetchall("SELECT status FROM alarms WHERE device = 'pile-4'")
+        assert seen is not None
+        assert seen["last_seen_ms"] == clock.now_ms()
+        assert [r["status"] for r in rows] == ["cleared"]
+        heard = clock.now_ms()
+        clock.advance(interval_ms // 2 - 1)
+        await cp.status(1, "Preparing")  # within half an interval: no second write
+        async with central.store.read() as tx:
+            again = await tx.fetchone("SELECT last_seen_ms FROM devices WHERE id = 'pile-4'")
+        assert again is not None
+        assert again["last_seen_ms"] == heard
+        clock.advance(1)
+        await cp.status(1, "Charging")
+        async with central.store.read() as tx:
+            later = await tx.fetchone("SELECT last_seen_ms FROM devices WHERE id = 'pile-4'")
+        assert later is not None
+        assert later["last_seen_ms"] == clock.now_ms()
 
 
 async def test_rpc_errors_are_clear(central: Harness) -> None:

@@ -24,7 +24,7 @@ from hub.ocpp.credentials import PileCredential, PileCredentials, basic_header, 
 from hub.settings import OcppSettings, SiteSettings
 from hub.store import Store
 from hub.store.repo import devices as devices_repo
-from lockerhub.clock import SystemClock
+from lockerhub.clock import Clock, SystemClock
 
 SITE = "hubsite"
 # Provisioned in every harness; others are unknown to the hub.
@@ -138,7 +138,7 @@ async def eventually(check: Any, timeout: float = 10.0) -> Any:
 async def central_system(tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
     """A central system for site ``SITE`` with ``PILES`` provisioned and ``TAGS`` authorized."""
     metrics = HubMetrics(CollectorRegistry())
-    clock = SystemClock()
+    clock: Clock = overrides.pop("clock", None) or SystemClock()
     client_tls = overrides.pop("client_tls", None)
     async with Store(tmp_path / "hub.db") as store:
         async with store.transaction() as tx:

@@ -41,7 +41,10 @@ class ModbusLink:
             self._host, port=self._port, timeout=self._timeout_s, retries=1
         )
         try:
-            connected = await client.connect()
+            connected = await keep_cancel(client.connect())
+        except asyncio.CancelledError:
+            client.close()  # it may have connected before the cancel came back
+            raise
         except (ModbusException, OSError) as exc:
             raise DriverError(f"modbus {self._host}:{self._port}: {exc}") from exc
         if not connected:

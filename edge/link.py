@@ -127,6 +127,9 @@ class Link:
         except (aiomqtt.MqttError, TimeoutError) as exc:
             await self._close()
             raise LinkError(f"cannot subscribe to commands: {exc!r}") from exc
+        except asyncio.CancelledError:
+            await self._close()  # connected: say goodbye instead of leaving the socket open
+            raise
         codes = [code.value if isinstance(code, ReasonCode) else int(code) for code in granted]
         if any(code >= 0x80 for code in codes):
             # 0x87 Not authorized (MQTT 5, 3.9.3): the broker's ACL refused our own cmd topic.

@@ -12,7 +12,6 @@ for two hours. What happened is read back from the hub (its live events and its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -39,6 +38,7 @@ from hub.broker.embedded import EmbeddedBroker
 from hub.broker.mosquitto import Account, BrokerConfig, Mosquitto, new_password
 from hub.ocpp.credentials import PILES_FILE, PileCredentials
 from hub.settings import SiteSettings
+from lockerhub.supervise import stop
 from lockerhub.v1 import fleet_pb2, fleet_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -193,9 +193,7 @@ class _Cabinet:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 def _use_mosquitto(choice: str) -> bool:
@@ -275,9 +273,7 @@ async def run_day(spec: DistrictSpec, workdir: Path, progress: Progress) -> DayR
             faults = _faults(spec, plan, cabinets, tg, record, pile, channel)
             day = tg.create_task(people.live(tg, faults), name="day")
             await _clock(spec, progress, day)
-            day.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await day
+            await stop(day)
             record.end_ms = _now_ms()
             measure.__exit__(None, None, None)
             record.refused = people.refused

@@ -17,7 +17,6 @@ that pings and samples do not come in waves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -36,6 +35,7 @@ from edge.settings import EdgeSettings
 from edge.storage import SharedDatabase, StoreProvider
 from firmware_sim.cabinet import SimulatedCabinet
 from firmware_sim.errors import SimError
+from lockerhub.supervise import stop
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,5 @@ async def serve_fleet(
         finally:
             for running in (reporter, task):
                 if running is not None:
-                    running.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
+                    await stop(running)
         return fleet.stats

@@ -17,7 +17,6 @@ notice of a hub killed mid-send becomes due again for another hub once that clai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from hub.store.repo import notices as repo
 from hub.store.repo import privacy as privacy_repo
 from lockerhub.backoff import Backoff
 from lockerhub.clock import Clock
+from lockerhub.supervise import stop
 
 log = logging.getLogger(__name__)
 _BATCH = 100
@@ -201,9 +201,7 @@ class NoticeOutbox:
             timed_out = not send.done()
             for task in (timer, send):
                 if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await stop(task)
         if timed_out:
             raise TimeoutError(f"notifier took more than {self._settings.timeout_s:g} s")
         send.result()

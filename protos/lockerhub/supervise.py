@@ -66,16 +66,17 @@ async def supervise(
 
 
 async def stop(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait until it has finished.
+    """Cancel ``task`` and wait until it has finished; raise what it raised other than the
+    cancel.
 
-    Unlike ``task.cancel(); await task`` under ``suppress(CancelledError)``, a cancel of the caller
-    itself while it waits still propagates. What the task raised is logged, not re-raised: the
-    caller is shutting it down.
+    What ``task.cancel(); with suppress(CancelledError): await task`` means, without its flaw:
+    that also swallows a cancel of the caller itself arriving while it waits, and the caller
+    carries on instead of stopping.
     """
     task.cancel()
     await asyncio.wait([task])
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("task %s failed while stopping", task.get_name(), exc_info=exc)
+        raise exc
 
 
 async def keep_cancel(awaitable: Awaitable[T]) -> T:

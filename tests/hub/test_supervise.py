@@ -217,3 +217,18 @@ async def test_stop_waits_for_the_task_and_never_eats_the_callers_cancel() -> No
     release.set()
     await asyncio.wait([task])
     assert task.done()
+
+
+async def test_stop_raises_what_the_task_raised_other_than_the_cancel() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ValueError("cleanup failed") from None
+
+    task = asyncio.create_task(fails_on_cancel())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="cleanup failed"):
+        await stop(task)
+    with pytest.raises(ValueError, match="cleanup failed"):  # a finished task: its error stands
+        await stop(task)

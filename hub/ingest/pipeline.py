@@ -73,6 +73,15 @@ class _Item:
     dropped: tuple[str, str] | None = None
     counts: list[Callable[[], None]] = field(default_factory=list)
 
+    def retry(self) -> None:
+        """Forget an earlier attempt at this message (it was rolled back)."""
+        self.after, self.event, self.dropped, self.counts = [], None, None, []
+
+
+def _devices(items: list[_Item]) -> list[str]:
+    """The batch's devices in the one order every hub locks their rows in (sorted ids)."""
+    return sorted({item.topic.device for item in items})
+
 
 class Ingestor:
     """Owns the bounded queue between the MQTT receive loop and the batch apply loop."""
@@ -255,11 +264,11 @@ class Ingestor:
         after a rollback) or hitting a bug raises :class:`_Redo`.
         """
         ledger = BatchLedger()
-        await ledger.prefetch(tx, sorted({item.topic.device for item in items}))
+        await ledger.prefetch(tx, _devices(items))
         counted = WriteCounter(tx)
         applied: list[_Item] = []
         for item in items:
-            item.after, item.event, item.dropped, item.counts = [], None, None, []
+            item.retry()
             wrote = (counted.writes, ledger.writes)
             try:
                 await self._apply(counted, item, ledger)
@@ -283,10 +292,10 @@ class Ingestor:
         # Several hubs apply batches of the same devices at once: take the batch's device rows
         # in one order (sorted ids) before anything else, so that two batches wait for each other
         # instead of deadlocking (PostgreSQL row locks; under SQLite's one writer, no waiting).
-        await devices_repo.lock_in_order(tx, sorted({item.topic.device for item in items}))
+        await devices_repo.lock_in_order(tx, _devices(items))
         applied: list[_Item] = []
         for item in items:
-            item.after, item.event, item.dropped, item.counts = [], None, None, []
+            item.retry()
             await tx.execute("SAVEPOINT msg")
             try:
                 await self._apply(tx, item, DirectLedger())

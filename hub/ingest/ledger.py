@@ -229,6 +229,19 @@ class WriteCounter(Tx):
         self.writes += 1
         await self._tx.insert_many(table, columns, rows)
 
+    async def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        also: str = "",
+        where: str = "",
+    ) -> int:
+        self.writes += 1
+        return await self._tx.update_many(table, keys, columns, rows, also=also, where=where)
+
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         self._count(sql)
         return await self._tx.fetchone(sql, params)

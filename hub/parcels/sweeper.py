@@ -37,7 +37,6 @@ from lockerhub.clock import Clock
 
 log = logging.getLogger(__name__)
 _HOUR_MS = 3_600_000
-_PILE = "charging_pile"  # devices.kind of an OCPP charging pile
 LEASE = "lifecycle-sweeper"
 
 
@@ -189,13 +188,13 @@ class Sweeper:
             silent = await devices_repo.silent_devices(
                 tx, now - int(devices_s * 1000), piles_before_ms=now - int(piles_s * 1000)
             )
-            for device, site, kind in silent:
+            for device, site, pile in silent:
                 raised += await self._alarms.raise_(
                     tx,
                     site=site,
                     device=device,
                     kind=OFFLINE,
-                    detail=f"silent for more than {piles_s if kind == _PILE else devices_s:g} s",
+                    detail=f"silent for more than {piles_s if pile else devices_s:g} s",
                 )
         self._alarms.count(OFFLINE, raised)
         return raised

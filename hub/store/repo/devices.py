@@ -309,16 +309,16 @@ async def set_reported(tx: Tx, device_id: str, *, desired_applied: int, outbox_f
 
 async def silent_devices(
     tx: Tx, before_ms: int, *, piles_before_ms: int | None = None
-) -> list[tuple[str, str, str]]:
+) -> list[tuple[str, str, bool]]:
     """Devices said online whose last message is older than ``before_ms`` (charging piles:
-    ``piles_before_ms``, when given): (id, site, kind)."""
+    ``piles_before_ms``, when given): (id, site, is a charging pile)."""
     piles = before_ms if piles_before_ms is None else piles_before_ms
     rows = await tx.fetchall(
-        "SELECT id, site, kind FROM devices WHERE online = 1 AND last_seen_ms < "
-        "CASE WHEN kind = 'charging_pile' THEN ? ELSE ? END ORDER BY id",
+        "SELECT id, site, kind = 'charging_pile' AS pile FROM devices WHERE online = 1 AND "
+        "last_seen_ms < CASE WHEN kind = 'charging_pile' THEN ? ELSE ? END ORDER BY id",
         (piles, before_ms),
     )
-    return [(r["id"], r["site"], r["kind"]) for r in rows]
+    return [(r["id"], r["site"], bool(r["pile"])) for r in rows]
 
 
 async def list_sites(tx: Tx) -> list[Row]:
